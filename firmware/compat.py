@@ -1,0 +1,178 @@
+"""What CPython 3.11 and MicroPython spell differently, in one place.
+
+Device code imports `const`, the clocks' raw tick reads, the seeded random
+source and the hash constructors from here, so that nothing else needs to know
+which interpreter it runs on.  `sip/` and `hal/` do not import `firmware`
+(dependencies point one way); they take the random source and `now` as
+arguments and spell `const` with the same two-line fallback.
+"""
+import sys
+import hashlib
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+if MICROPYTHON:
+    import time as _time
+
+    _ticks_ms = _time.ticks_ms
+    _ticks_diff = _time.ticks_diff
+    _wall = _time.time
+else:
+    import time as _time
+
+    def _ticks_ms():
+        return _time.monotonic_ns() // 1000000
+
+    def _ticks_diff(a, b):
+        return a - b
+
+    _wall = _time.time
+
+
+def ticks_ms():
+    """Raw monotonic ticks in ms; may wrap on MicroPython, use ticks_diff."""
+    return _ticks_ms()
+
+
+def ticks_diff(a, b):
+    return _ticks_diff(a, b)
+
+
+class MonotonicMs:
+    """A non-wrapping monotonic millisecond counter built on ticks_ms.
+
+    MicroPython's ticks wrap after 2**29 ms or so; we fold each difference into
+    an unbounded integer, which stays exact as long as it is read at least once
+    per wrap period (the scheduler reads it every loop turn).
+    """
+
+    def __init__(self):
+        self._last = _ticks_ms()
+        self._ms = 0
+
+    def __call__(self):
+        t = _ticks_ms()
+        self._ms += _ticks_diff(t, self._last)
+        self._last = t
+        return self._ms
+
+
+def wall_time():
+    """Seconds since the epoch; for display and CDR stamps only, never timers."""
+    return int(_wall())
+
+
+def md5(data=b""):
+    return hashlib.md5(data)
+
+
+def sha256(data=b""):
+    return hashlib.sha256(data)
+
+
+_HASHES = {"md5": (md5, 64), "sha256": (sha256, 64), "sha-256": (sha256, 64)}
+
+
+def hash_new(name, data=b""):
+    """Hash constructor by (case-insensitive) name: md5, sha256 / sha-256."""
+    return _HASHES[name.lower()][0](data)
+
+
+def hmac_digest(name, key, msg):
+    """RFC 2104 HMAC on hashlib; MicroPython has no `hmac` module."""
+    ctor, block = _HASHES[name.lower()]
+    if len(key) > block:
+        key = ctor(key).digest()
+    key = key + b"\x00" * (block - len(key))
+    ipad = bytes(b ^ 0x36 for b in key)
+    opad = bytes(b ^ 0x5C for b in key)
+    return ctor(opad + ctor(ipad + msg).digest()).digest()
+
+
+def hexlify(data):
+    return "".join("%02x" % b for b in data)
+
+
+class Random:
+    """The injected random source: xorshift64*, identical on both interpreters.
+
+    Tags, branches, Call-IDs, nonces' salts and simulated packet loss all draw
+    from one instance, so a run is reproducible from its seed.  The live
+    appliance seeds it from os.urandom; tests seed it with a number.
+    """
+
+    _MASK = (1 << 64) - 1
+
+    def __init__(self, seed=None):
+        if seed is None:
+            seed = int.from_bytes(urandom(8), "big")
+        self.seed = seed
+        self._s = (seed * 0x9E3779B97F4A7C15 + 1) & self._MASK or 1
+
+    def next64(self):
+        x = self._s
+        x ^= (x >> 12)
+        x ^= (x << 25) & self._MASK
+        x ^= (x >> 27)
+        self._s = x
+        return (x * 0x2545F4914F6CDD1D) & self._MASK
+
+    def randbelow(self, n):
+        """Uniform integer in [0, n)."""
+        return self.next64() % n
+
+    def random(self):
+        """Float in [0, 1)."""
+        return (self.next64() >> 11) / 9007199254740992.0
+
+    def token(self, nbytes=8):
+        """Lower-case hex string of nbytes random bytes (tags, branches)."""
+        out = []
+        while nbytes > 0:
+            v = self.next64()
+            for _ in range(min(8, nbytes)):
+                out.append("%02x" % (v & 0xFF))
+                v >>= 8
+                nbytes -= 1
+        return "".join(out)
+
+
+def urandom(n):
+    import os
+    return os.urandom(n)
+
+
+def fsync_file(f):
+    """Flush a file to stable storage where the platform allows it."""
+    f.flush()
+    try:
+        import os
+        os.fsync(f.fileno())
+    except (AttributeError, OSError):
+        pass  # MicroPython's os has no fsync; flush reaches the VFS
+
+
+def fsync_dir(path):
+    try:
+        import os
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except (AttributeError, OSError):
+        pass
+
+
+def sleep_ms(ms):
+    """Block the whole process; only the real-clock scheduler's idle wait uses it."""
+    if MICROPYTHON:
+        _time.sleep_ms(ms)
+    else:
+        _time.sleep(ms / 1000)

@@ -1,0 +1,46 @@
+"""The system log: a bounded ring of entries that `show log` lists.
+
+MAX_LOG_ENTRIES bounds it; when full the oldest entry is dropped and counted
+in `dropped`, so a flood of errors can never exhaust memory.
+"""
+from firmware.compat import const
+
+MAX_LOG_ENTRIES = const(200)
+LEVELS = ("debug", "info", "notice", "warning", "error")
+
+
+class Log:
+    def __init__(self, clock, max_entries=MAX_LOG_ENTRIES, echo=None):
+        self.clock = clock
+        self.max_entries = max_entries
+        self.entries = []   # (ms, level, text)
+        self.dropped = 0
+        self.echo = echo    # optional callable(line) for errors, e.g. the console
+        self.min_level = "info"
+
+    def __call__(self, level, text):
+        self.write(level, text)
+
+    def write(self, level, text):
+        if LEVELS.index(level) < LEVELS.index(self.min_level):
+            return
+        if len(self.entries) >= self.max_entries:
+            self.entries.pop(0)
+            self.dropped += 1
+        self.entries.append((self.clock.now(), level, text))
+        if self.echo is not None and level == "error":
+            self.echo(self.format((self.clock.now(), level, text)))
+
+    def info(self, text):
+        self.write("info", text)
+
+    def error(self, text):
+        self.write("error", text)
+
+    @staticmethod
+    def format(entry):
+        ms, level, text = entry
+        return "%9d.%03d %-7s %s" % (ms // 1000, ms % 1000, level, text)
+
+    def lines(self):
+        return [self.format(e) for e in self.entries]
