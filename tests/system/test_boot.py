@@ -1,0 +1,70 @@
+"""The appliance boots the way users start it, and answers at its prompt."""
+import os
+import subprocess
+
+import pytest
+
+from tests.harness import Booted, ROOT, PYTHON, MICROPYTHON
+
+
+def test_show_version_over_a_pty_console_with_pyserial(tmp_path):
+    with Booted(tmp_path / "state", console="pty") as app:
+        assert app.board == "sim"
+        assert app.console_path.startswith("/dev/pts/")
+        app.serial()
+        out = app.command("show version")
+        assert "Firmware: branch-voice" in out
+        assert "board sim" in out
+        assert app.command("sh ver") == out  # unambiguous abbreviations
+        assert os.path.isdir(tmp_path / "state")
+
+
+def test_flash_sh_sim_help_documents_every_flag():
+    r = subprocess.run([os.path.join(ROOT, "flash.sh"), "sim", "--help"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    for flag in ("--board", "--state", "--config", "--sip-port", "--console"):
+        assert flag in r.stdout
+    assert "stdio|pty|none|DEVICE" in r.stdout
+
+
+@pytest.mark.parametrize("interpreter", [PYTHON, MICROPYTHON], ids=["cpython", "micropython"])
+def test_piped_console_runs_commands_and_end_of_input_shuts_down(tmp_path, interpreter):
+    r = subprocess.run([interpreter, "-m", "firmware", "--board", "sim", "--state", str(tmp_path),
+                        "--console", "stdio", "--sip-host", "127.0.0.1",
+                        "--sip-port", "0" if interpreter == PYTHON else str(_free_port())],
+                       cwd=ROOT, input="show version\nshow system uptime\n",
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "booted on board sim" in r.stdout
+    assert "Firmware: branch-voice" in r.stdout
+    assert "System booted:" in r.stdout
+    assert r.stdout.rstrip().endswith("shut down: end of console input")
+
+
+def test_bad_flags_and_boards_get_clear_errors(tmp_path):
+    r = subprocess.run([PYTHON, "-m", "firmware", "--sip-port", "seventy"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--sip-port takes a number, not 'seventy'" in r.stdout
+    r = subprocess.run([PYTHON, "-m", "firmware", "--board", "nosuch", "--state", str(tmp_path),
+                        "--console", "none", "--sip-port", "0"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "unknown board 'nosuch'" in r.stdout and "sim" in r.stdout
+
+
+def test_a_config_file_that_cannot_be_applied_stops_boot_with_its_line(tmp_path):
+    cfg = tmp_path / "boot.conf"
+    cfg.write_text("# comment\nset no-such-statement 1\n")
+    r = subprocess.run([PYTHON, "-m", "firmware", "--state", str(tmp_path / "s"), "--console", "none",
+                        "--sip-port", "0", "--config", str(cfg)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "boot.conf line 2" in r.stdout
+
+
+def _free_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
