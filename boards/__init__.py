@@ -1,0 +1,32 @@
+"""Board descriptions as data (Zephyr devicetree style).  load(name) -> dict.
+
+Keys of a board dict:
+  name, description, country, law ('ulaw'|'alaw')
+  spi:  {bus_id: {"bus": n, "mode": 3, "speed_hz": hz, "cs_pins": (gpio, ...)}}
+  i2c:  {bus_id: {"bus": n, "freq": hz}}
+  pcm:  {"kind": "sim"|"file"|"bcm2835"|"tdm", "channels": n, ...}
+  fxs:  ({"port": n, "chip": "si3215"|"si3210", "spi": bus_id, "cs": n,
+          "pcm_chan": n, "timeslot": n}, ...)
+  fxo:  ({"port": n, "chip": "si3050", "spi": bus_id, "cs": n, "cid": n,
+          "pcm_chan": n, "supervision": (...), "answer_polarity": bool}, ...)
+  poe:  ({"chip": "tps23861", "i2c": bus_id, "addr": 0x30, "ports": (1, 2, 3, 4),
+          "budget_w": w, "priorities": (p0, p1, p2, p3), "mode": "semi-auto"}, ...)
+  leds: {"power": gpio, "status": gpio, "survivability": gpio, "fxs1": gpio, ...}
+"""
+
+BOARDS = ("sim", "srx210", "srx240", "rpi_oak8x", "rpi_poe")
+
+
+class UnknownBoard(ValueError):
+    pass
+
+
+def load(name):
+    if name not in BOARDS:
+        raise UnknownBoard("unknown board %r; available boards: %s" % (name, ", ".join(BOARDS)))
+    mod = __import__("boards." + name, None, None, ["BOARD"])
+    return mod.BOARD
+
+
+def available():
+    return BOARDS

@@ -1,0 +1,253 @@
+# portable: micropython
+"""Si3210/Si3215 driver against the simulated ProSLIC and a virtual phone."""
+from tests.portable import raises
+from hal.sim.bus import SimClock, SimSPI, SimPCM
+from hal.sim.si3210 import Si3210Model
+from hal.drivers import si3210
+from hal.drivers.si3210 import Si3210
+from hal import tones
+
+
+def make(clock=None, pcm=True, country="US", **model_kw):
+    clock = clock or SimClock()
+    p = SimPCM(8) if pcm else None
+    m = Si3210Model(clock, pcm=p, pcm_chan=0, **model_kw)
+    spi = SimSPI(m, clock, cs_per_byte=True)
+    d = Si3210(spi, p, 0, country=country, name="fxs 1", chip="Si3215")
+    return clock, m, d
+
+
+def up(**kw):
+    clock, m, d = make(**kw)
+    d.init(clock, clock.sleep)
+    return clock, m, d
+
+
+def run(clock, d, ms, step=10):
+    out = []
+    end = clock.t + ms
+    while clock.t < end:
+        clock.t += step
+        out.extend(d.poll(clock.t))
+    return out
+
+
+def kinds(evs):
+    return [e[0] for e in evs]
+
+
+def test_bringup_sequence_on_history():
+    clock, m, d = up()
+    h = m.history
+    assert d.ready and d.product == "Si3215"
+    assert h.index(("r", 0, 0x15)) >= 0
+    i8 = h.index(("r", 8, 0x02))
+    i11 = h.index(("r", 11, 0x33))
+    i14 = h.index(("w", 14, 0x00))
+    i97 = h.index(("w", 97, 0x1F))
+    i96 = h.index(("w", 96, 0x5F))
+    assert 0 <= i8 < i11 < i14 < i97 < i96
+    # indirect registers loaded before power-up
+    assert 0 <= h.index(("iw", 0, 0x7B30)) < i14
+    # VBAT polled after power-up, DC-DC calibration before calibration
+    assert i14 < h.index(("r", 82, 0xC8)) < h.index(("w", 93, 0x99)) < i97
+    # reg 96 polled until it reads 0, then PCM mode, timeslots, interrupts, linefeed
+    polls = [e for e in h.items[i96:] if e[0] == "r" and e[1] == 96]
+    assert len(polls) >= 2 and polls[-1] == ("r", 96, 0)
+    ipcm = h.index(("w", 1, 0x28), i96)
+    assert ipcm > i96
+    assert h.index(("w", 18, 0xFF), ipcm) > ipcm
+    assert h.index(("w", 64, 1), ipcm) > ipcm
+    assert m.regs[64] == 1 and m.ind[0] == 0x7B30
+
+
+def test_indirect_write_read_roundtrip():
+    clock, m, d = up()
+    d.write_indirect(40, 0x1234)
+    assert m.ind[40] == 0x1234
+    assert d.read_indirect(40) == 0x1234
+
+
+def test_no_chip():
+    for missing in (0x00, 0xFF):
+        clock, m, d = make(present=False, missing_value=missing)
+        e = raises(si3210.NotDetected, d.init, clock, clock.sleep)
+        assert "Si3215 not detected" in str(e) and ("0x%02x" % missing) in str(e)
+
+
+def test_calibration_timeout_typed_error():
+    clock, m, d = make(never_calibrates=True)
+    e = raises(si3210.CalibrationError, d.init, clock, clock.sleep)
+    assert "reg 96" in str(e)
+    assert 2000 <= clock.t < 3000
+
+
+def test_vbat_never_ramps():
+    clock, m, d = make(vbat_fails=True)
+    raises(si3210.PowerUpError, d.init, clock, clock.sleep)
+
+
+def test_indirect_stuck():
+    clock, m, d = make(indirect_stuck=True)
+    raises(si3210.IndirectTimeout, d.init, clock, clock.sleep)
+
+
+def test_spi_error_raises_oserror():
+    clock, m, d = up()
+    d.spi.fail_next(1)
+    raises(OSError, d.poll, clock.t + 10)
+    assert d.poll(clock.t + 20) == ()
+
+
+def test_hook_off_on_with_debounce():
+    clock, m, d = up()
+    m.phone.off_hook()
+    evs = run(clock, d, 10)
+    assert evs == []          # still debouncing
+    evs = run(clock, d, 30)
+    assert kinds(evs) == ["hook_off"]
+    m.phone.on_hook()
+    evs = run(clock, d, 500)
+    assert evs == []          # could still be a flash
+    evs = run(clock, d, 400)
+    assert kinds(evs) == ["hook_on"]
+
+
+def test_short_glitch_is_debounced():
+    clock, m, d = up()
+    m.phone.off_hook()
+    clock.t += 5
+    d.poll(clock.t)
+    m.phone.on_hook()
+    assert run(clock, d, 100) == []
+
+
+def test_flash_vs_hangup():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 100)
+    m.phone.flash(300)
+    assert kinds(run(clock, d, 600)) == ["flash"]
+    m.phone.flash(1200)        # too long: hang up then off-hook again
+    assert kinds(run(clock, d, 1500)) == ["hook_on", "hook_off"]
+
+
+def test_pulse_dialing():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 100)
+    m.phone.pulse_dial("305")
+    evs = run(clock, d, 4000, step=5)
+    assert [e for e in evs if e[0] == "pulse_digit"] == [
+        ("pulse_digit", "3"), ("pulse_digit", "0"), ("pulse_digit", "5")]
+    assert "flash" not in kinds(evs) and "hook_on" not in kinds(evs)
+
+
+def test_dtmf_digits_one_per_key_down():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 100)
+    m.phone.dial_dtmf("12*#0D", on_ms=120, off_ms=80)
+    evs = run(clock, d, 2000)
+    assert "".join(e[1] for e in evs if e[0] == "digit") == "12*#0D"
+
+
+def test_tones_program_oscillators():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 50)
+    d.play_tone("dial", clock.t)
+    assert m.phone.tone() == (350, 440)
+    c, x, y = tones.osc_coefficients(350, -13)
+    assert m.ind[0] == c and m.ind[1] == x and m.ind[2] == 0
+    assert abs(c - 0x7B30) <= 2       # the DAHDI/proslic default for 350 Hz
+    d.play_tone("busy", clock.t)
+    assert m.phone.tone() == (480, 620)
+    run(clock, d, 500)
+    assert m.phone.tone() == ()       # cadence off half
+    run(clock, d, 500)
+    assert m.phone.tone() == (480, 620)
+    d.stop_tone()
+    assert m.phone.tone() == ()
+
+
+def test_country_tones():
+    clock, m, d = up(country="DE")
+    d.play_tone("dial", clock.t)
+    assert m.phone.tone() == (425,)
+    clock, m, d = up(country="UK")
+    d.play_tone("busy", clock.t)
+    assert m.phone.tone() == (400,)
+
+
+def test_ring_cadence_and_caller_id():
+    clock, m, d = up()
+    d.ring(clock.t, caller_id={"datetime": "03151405", "number": "6175551212",
+                               "name": "JOHN DOE"})
+    evs = run(clock, d, 12500, step=20)
+    log = m.phone.ring_log
+    assert len(log) == 3
+    assert log[0][1] - log[0][0] == 2000
+    assert log[1][0] - log[0][1] == 4000
+    assert m.phone.caller_ids == [{"type": 0x80, "datetime": "03151405",
+                                   "number": "6175551212", "name": "JOHN DOE"}]
+    assert m.phone.fsk_outside_oht == 0
+    assert ("cid_sent", "cid") in evs
+    # answer: ring trip stops ringing and reports off-hook
+    m.phone.off_hook()
+    evs = run(clock, d, 100)
+    assert kinds(evs) == ["hook_off"] and not d.ringing and m.regs[64] == 1
+
+
+def test_private_caller_id_and_ring_count():
+    clock, m, d = up()
+    d.ring(clock.t, caller_id={"datetime": "01010000", "number_absent": "P",
+                               "name_absent": "P"}, count=2)
+    evs = run(clock, d, 14000, step=20)
+    assert ("ring_done", None) in evs
+    assert len(m.phone.ring_log) == 2
+    cid = m.phone.caller_ids[0]
+    assert cid["number_absent"] == "P" and "number" not in cid
+
+
+def test_vmwi_on_hook_no_ring():
+    clock, m, d = up()
+    d.send_vmwi(True, clock.t)
+    evs = run(clock, d, 1500, step=20)
+    assert ("cid_sent", "vmwi") in evs
+    assert m.phone.caller_ids[-1]["vmwi"] is True
+    assert m.phone.ring_log == []
+    assert m.regs[64] == 1
+
+
+def test_polarity_reversal():
+    clock, m, d = up()
+    d.set_reversal(True)
+    assert m.regs[64] == 5 and m.phone.reversed
+    d.set_reversal(False)
+    assert m.regs[64] == 1
+
+
+def test_cannot_ring_off_hook_phone():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 50)
+    raises(si3210.StateError, d.ring, clock.t)
+
+
+def test_pcm_frames_to_and_from_phone():
+    clock, m, d = up()
+    m.phone.off_hook()
+    run(clock, d, 50)
+    d.write_frame(b"\x55" * 160)
+    assert m.phone.audio.pop() == b"\x55" * 160
+    m.phone.speak(b"\x11" * 160)
+    assert d.read_frame() == b"\x11" * 160
+    assert d.read_frame() is None
+
+
+def test_multi_byte_cs_frame_is_protocol_error():
+    clock, m, d = up()
+    d.spi.cs_per_byte = False
+    d.read(8)
+    assert m.protocol_errors == 1
