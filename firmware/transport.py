@@ -1,0 +1,677 @@
+"""SIP transports: UDP and TCP over IPv4 and IPv6 (RFC 3261 §18, RFC 3581).
+
+The only SIP code that touches sockets.  It turns datagrams and TCP byte
+streams into parsed messages for the SIP core, and sends what the core hands
+back.  Everything is non-blocking; every wait goes through the scheduler.
+
+    tp = Transports(sched, log, rng, host="0.0.0.0", port=5060)
+    tp.on_message = fn(msg, src)     # msg: sip.message Request/Response, with
+                                     # the top Via of a request already stamped
+    tp.open()                        # binds; raises OSError; tp.port is the port
+    tp.start()                       # spawns the reader/accept tasks
+    tp.send(data, src_or_dest)       # bytes to a Source (see below)
+    tp.set_dscp(46)                  # IP_TOS / IPV6_TCLASS = dscp << 2, live
+    tp.close()
+    tp.counters                      # dict for `show sip statistics`
+
+Source / destination: `Source(transport, addr, conn=None)`; transport is
+"UDP" or "TCP", addr a (host, port) tuple with a numeric host, conn the
+TcpConnection a request came on.  A response to a TCP request goes back over
+that connection (§18.2.2); when it has gone, the response is dropped and
+counted ("tcp_no_connection": opening a new connection towards the Via is not
+implemented yet).
+
+Receive policy
+  * RFC 3581 and symmetric responses: the top Via of every incoming request
+    gets `received=<source ip>` when the sent-by host differs, and
+    `rport=<source port>` plus received when the request asked for it, or
+    always over UDP when FORCE_RPORT is true (the default: phones behind NAT and test peers
+    listen on the port they sent from, so replies go back to that port).
+  * Datagrams larger than MAX_MESSAGE_SIZE, and unparsable requests from
+    which a response can still be formed (Via, From, To, Call-ID and CSeq
+    lines present), are answered statelessly with the parse error's status
+    and reason (400, 505, 513); the rest, and every malformed response, are
+    dropped and counted.
+  * Nothing is ever sent to a broadcast or multicast address (dropped,
+    "dropped_broadcast").
+
+TCP: at most MAX_TCP_CONNECTIONS connections (beyond: the new connection is
+closed and "tcp_refused" counted), one scheduler task each; framing by
+sip.message.StreamFramer with a per-connection bound of MAX_MESSAGE_SIZE
+(oversize or unframable stream: 513/400 when a response can be formed, then
+close); a connection idle for TCP_IDLE_MS on the scheduler clock is closed;
+unsent output is bounded by MAX_TCP_OUTBUF (overflow closes the connection).
+
+IPv6: with a wildcard host (0.0.0.0) a second socket pair binds "::"
+(IPV6_V6ONLY), with 127.0.0.1 it binds "::1"; when the host has no IPv6 the
+failure is logged and the appliance runs on IPv4 only.
+
+Port 0: UDP picks a free port and TCP binds the same number (CPython reads it
+back with getsockname; MicroPython has none, so a random port from the
+injected random source is tried, up to PORT_TRIES times).
+"""
+import socket
+
+from firmware.compat import const, MICROPYTHON
+from firmware.sched import TimeoutError, TaskTableFull, RESTART
+from sip.message import parse, StreamFramer, frame
+from sip.errors import SipParseError, reason_phrase
+
+MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
+MAX_TCP_CONNECTIONS = const(16)      # each is one scheduler task (MAX_TASKS 64)
+MAX_TCP_OUTBUF = const(65536)        # unsent bytes per connection
+TCP_IDLE_MS = const(120000)          # idle connection lifetime
+TCP_READ = const(4096)
+PORT_TRIES = const(16)
+FORCE_RPORT = True
+
+_IPPROTO_IP = const(0)
+_IP_TOS = const(1)
+_IPPROTO_IPV6 = const(41)
+_IPV6_TCLASS = const(67)
+_IPV6_V6ONLY = const(26)
+_EAGAIN = (11, 35, 115)              # EAGAIN/EWOULDBLOCK, EINPROGRESS
+
+COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
+            "requests_received", "responses_received", "parse_errors",
+            "parse_errors_answered", "dropped_malformed_responses",
+            "dropped_unanswerable", "dropped_oversize", "dropped_broadcast",
+            "send_errors", "recv_errors", "tcp_accepted", "tcp_refused", "tcp_closed",
+            "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
+            "tcp_no_connection", "handler_errors", "dscp_errors")
+
+
+class Source:
+    """Where a message came from, or where to send one."""
+    __slots__ = ("transport", "addr", "conn")
+
+    def __init__(self, transport, addr, conn=None):
+        self.transport = transport
+        self.addr = addr
+        self.conn = conn
+
+    def __repr__(self):
+        return "%s:%s:%d" % (self.transport, self.addr[0], self.addr[1])
+
+
+def is_broadcast(host):
+    """True for IPv4 broadcast/multicast and IPv6 multicast addresses."""
+    if ":" in host:
+        return host.lower().startswith("ff")
+    p = host.split(".")
+    if len(p) != 4:
+        return False
+    try:
+        a = int(p[0])
+        d = int(p[3])
+    except ValueError:
+        return False
+    return host == "255.255.255.255" or 224 <= a <= 239 or (a < 224 and d == 255 and
+                                                              _is_directed_bcast(p))
+
+
+def _is_directed_bcast(p):
+    # x.x.x.255 is a broadcast on /24 and shorter prefixes; never a host we answer
+    return p[3] == "255"
+
+
+def is_ip(host):
+    if ":" in host:
+        return True
+    p = host.split(".")
+    if len(p) != 4:
+        return False
+    for x in p:
+        if not x or x.strip("0123456789") or int(x) > 255:
+            return False
+    return True
+
+
+def sockaddr(host, port):
+    """Socket address for a numeric host on either interpreter."""
+    if host.startswith("["):
+        host = host[1:-1]
+    if MICROPYTHON:
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for ai in socket.getaddrinfo(host, port):
+            if ai[0] == fam:
+                return ai[-1]
+        return socket.getaddrinfo(host, port)[0][-1]
+    return (host, port)
+
+
+def peer(raw):
+    """(host, port) from what recvfrom/accept return on either interpreter."""
+    if isinstance(raw, tuple):
+        return (raw[0], raw[1])
+    raw = bytes(raw)
+    if hasattr(socket, "sockaddr"):
+        t = socket.sockaddr(raw)
+        return (socket.inet_ntop(t[0], t[1]), t[2])
+    fam = raw[0] | (raw[1] << 8)
+    port = (raw[2] << 8) | raw[3]
+    if fam == socket.AF_INET:
+        return ("%d.%d.%d.%d" % (raw[4], raw[5], raw[6], raw[7]), port)
+    return (socket.inet_ntop(socket.AF_INET6, raw[8:24]), port)
+
+
+def _errno(e):
+    return e.args[0] if e.args else None
+
+
+def stamp_via(msg, src):
+    """RFC 3261 §18.2.1 received and RFC 3581 rport on the top Via."""
+    v = msg.top_via
+    if v is None:
+        return
+    host, port = src.addr
+    changed = False
+    sb = v.host
+    if sb.startswith("["):
+        sb = sb[1:-1]
+    if v.has_rport or (FORCE_RPORT and src.transport == "UDP"):
+        v.params.set("rport", str(port))
+        v.params.set("received", host)
+        changed = True
+    elif sb.lower() != host.lower():
+        v.params.set("received", host)
+        changed = True
+    if changed:
+        msg.set_first("Via", str(v))
+
+
+# --- stateless answers for what does not parse ------------------------------
+
+_SALVAGE = {"via": "via", "v": "via", "from": "from", "f": "from", "to": "to",
+            "t": "to", "call-id": "call-id", "i": "call-id", "cseq": "cseq"}
+
+
+def salvage_response(data, status, reason, tag):
+    """Bytes of a stateless response to an unparsable request, built from its
+    raw header lines, or None when it is not a request or lacks a header a
+    response needs (Via, From, To, Call-ID, CSeq)."""
+    k = 0
+    while k < len(data) and data[k] in (13, 10):
+        k += 1
+    end = data.find(b"\r\n\r\n", k)
+    head = data[k:end if end >= 0 else len(data)]
+    try:
+        text = head.decode()
+    except UnicodeError:
+        text = head.decode("latin-1") if not MICROPYTHON else None
+        if text is None:
+            return None
+    lines = text.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0][:4].upper() == "SIP/" or " " not in lines[0]:
+        return None
+    out = []
+    found = {}
+    prev = None
+    for line in lines[1:]:
+        if line and line[0] in " \t" and prev is not None:
+            out[-1] = out[-1] + " " + line.strip()
+            continue
+        prev = None
+        i = line.find(":")
+        if i <= 0:
+            continue
+        key = _SALVAGE.get(line[:i].strip().lower())
+        if key is None:
+            continue
+        if key != "via" and key in found:
+            continue
+        found[key] = True
+        prev = key
+        out.append("%s: %s" % (line[:i].strip(), line[i + 1:].strip()))
+    for key in ("via", "from", "to", "call-id", "cseq"):
+        if key not in found:
+            return None
+    for i in range(len(out)):
+        name = out[i].split(":", 1)[0].lower()
+        if name in ("to", "t") and ";tag=" not in out[i].replace(" ", "").lower():
+            out[i] = out[i] + ";tag=" + tag
+    if status == 100:
+        status = 400
+    lines = ["SIP/2.0 %d %s" % (status, reason or reason_phrase(status))]
+    lines.extend(out)
+    lines.append("Content-Length: 0")
+    lines.append("")
+    lines.append("")
+    return "\r\n".join(lines).encode()
+
+
+# --- TCP ----------------------------------------------------------------------
+
+class TcpConnection:
+    __slots__ = ("sock", "addr", "framer", "outbuf", "last", "task", "open", "family",
+                 "flushing")
+
+    def __init__(self, sock, addr, family, now):
+        self.sock = sock
+        self.addr = addr
+        self.family = family
+        self.framer = StreamFramer()
+        self.outbuf = b""
+        self.last = now
+        self.task = None
+        self.open = True
+        self.flushing = False
+
+    def __repr__(self):
+        return "<TcpConnection %s:%d>" % self.addr
+
+
+class Transports:
+    def __init__(self, sched, log, rng, host="0.0.0.0", port=5060, ipv6=True,
+                 max_connections=MAX_TCP_CONNECTIONS, idle_ms=TCP_IDLE_MS,
+                 max_message=MAX_MESSAGE_SIZE):
+        self.sched = sched
+        self.log = log                 # log(level, text)
+        self.rng = rng
+        self.host = host
+        self.port = port
+        self.want_ipv6 = ipv6
+        self.max_connections = max_connections
+        self.idle_ms = idle_ms
+        self.max_message = max_message
+        self.on_message = None
+        self.udp = []                  # [(sock, family)]
+        self.listeners = []            # [(sock, family)]
+        self.conns = []                # open TcpConnections
+        self.dscp = None
+        self.ipv6 = False
+        self.tasks = []
+        self.counters = {}
+        for c in COUNTERS:
+            self.counters[c] = 0
+
+    def count(self, name, n=1):
+        self.counters[name] = self.counters.get(name, 0) + n
+
+    # -- binding
+    def open(self):
+        host = self.host
+        v6host = None
+        if ":" in host:
+            v6host, host = host, None
+        elif self.want_ipv6:
+            if host == "0.0.0.0":
+                v6host = "::"
+            elif host.startswith("127."):
+                v6host = "::1"
+        if host is not None:
+            self.port = self._bind_pair(socket.AF_INET, host, self.port)
+        if v6host is not None:
+            try:
+                self.port = self._bind_pair(socket.AF_INET6, v6host, self.port)
+                self.ipv6 = True
+            except OSError as e:
+                if host is None:
+                    raise
+                self.log("info", "SIP: no IPv6 on %s (%s); IPv4 only" % (v6host, e))
+        if self.dscp is not None:
+            self.set_dscp(self.dscp)
+        return self.port
+
+    def _bind_pair(self, family, host, port):
+        """Bind a UDP and a TCP socket on one port number; returns it."""
+        tries = PORT_TRIES if port == 0 else 1
+        err = None
+        for _ in range(tries):
+            p = port
+            if p == 0 and MICROPYTHON:
+                p = 20000 + self.rng.randbelow(40000)
+            u = t = None
+            try:
+                u = self._sock(family, socket.SOCK_DGRAM)
+                u.bind(sockaddr(host, p))
+                if p == 0:
+                    p = u.getsockname()[1]
+                t = self._sock(family, socket.SOCK_STREAM)
+                t.bind(sockaddr(host, p))
+                t.listen(8)
+            except OSError as e:
+                err = e
+                for s in (u, t):
+                    if s is not None:
+                        s.close()
+                continue
+            u.setblocking(False)
+            t.setblocking(False)
+            self.udp.append((u, family))
+            self.listeners.append((t, family))
+            return p
+        raise err
+
+    def _sock(self, family, kind):
+        s = socket.socket(family, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            try:
+                s.setsockopt(_IPPROTO_IPV6, _IPV6_V6ONLY, 1)
+            except OSError:
+                pass
+        return s
+
+    def sockets(self):
+        out = [s for s, _ in self.udp] + [s for s, _ in self.listeners]
+        out.extend(c.sock for c in self.conns)
+        return out
+
+    # -- DSCP
+    def set_dscp(self, dscp):
+        """Mark every SIP socket (and later connections) with DSCP `dscp`."""
+        dscp = int(dscp)
+        if not 0 <= dscp <= 63:
+            raise ValueError("DSCP must be 0..63, not %d" % dscp)
+        self.dscp = dscp
+        for s, fam in self.udp + self.listeners:
+            self._mark(s, fam)
+        for c in self.conns:
+            self._mark(c.sock, c.family)
+
+    def _mark(self, s, family):
+        if self.dscp is None:
+            return
+        try:
+            if family == socket.AF_INET6:
+                s.setsockopt(_IPPROTO_IPV6, _IPV6_TCLASS, self.dscp << 2)
+            else:
+                s.setsockopt(_IPPROTO_IP, _IP_TOS, self.dscp << 2)
+        except OSError:
+            self.count("dscp_errors")
+
+    # -- tasks
+    def start(self):
+        for s, fam in self.udp:
+            self.tasks.append(self.sched.spawn(self._udp_factory(s), "sip-udp%s" % (
+                "6" if fam == socket.AF_INET6 else ""), RESTART))
+        for s, fam in self.listeners:
+            self.tasks.append(self.sched.spawn(self._accept_factory(s, fam), "sip-tcp%s" % (
+                "6" if fam == socket.AF_INET6 else ""), RESTART))
+
+    def _udp_factory(self, s):
+        return lambda: self._udp_task(s)
+
+    def _accept_factory(self, s, fam):
+        return lambda: self._accept_task(s, fam)
+
+    async def _udp_task(self, s):
+        limit = self.max_message
+        while True:
+            await self.sched.readable(s)
+            while True:
+                try:
+                    data, raw = s.recvfrom(limit + 1)
+                except OSError as e:
+                    if _errno(e) in _EAGAIN:
+                        break
+                    self.count("recv_errors")
+                    break  # ICMP errors (ECONNREFUSED ...) surface here; keep serving
+                self.count("udp_received")
+                self.datagram(data, Source("UDP", peer(raw)))
+
+    def datagram(self, data, src):
+        """Handle one datagram's bytes (also the entry point for tests)."""
+        if len(data) > self.max_message:
+            self.count("dropped_oversize")
+            self._answer_error(data, src, 513, "Message Too Large")
+            return
+        if not data.strip(b"\r\n"):
+            return  # keep-alive
+        try:
+            msg = parse(data)
+        except SipParseError as e:
+            self.count("parse_errors")
+            self._answer_error(data, src, e.status, e.reason_phrase)
+            return
+        self._deliver(msg, src, data)
+
+    def _answer_error(self, data, src, status, reason):
+        if data[:4].upper() == b"SIP/":
+            self.count("dropped_malformed_responses")
+            return
+        out = salvage_response(data, status, reason, self.rng.token(6))
+        if out is None:
+            self.count("dropped_unanswerable")
+            return
+        self.count("parse_errors_answered")
+        self.send(out, src)
+
+    def _deliver(self, msg, src, data=None):
+        if msg.is_request:
+            self.count("requests_received")
+            try:
+                stamp_via(msg, src)
+            except SipParseError:
+                self.count("parse_errors")
+                return
+        else:
+            self.count("responses_received")
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(msg, src)
+        except SipParseError as e:
+            # a lazily parsed header failed inside the core: answer as for parse errors
+            self.count("parse_errors")
+            if msg.is_request and msg.method != "ACK" and data is not None:
+                self._answer_error(data, src, e.status, e.reason_phrase)
+        except Exception as e:  # never let one message end the reader task
+            self.count("handler_errors")
+            self.log("error", "SIP: handling %r from %r failed: %s: %s" % (
+                msg, src, type(e).__name__, e))
+
+    # -- TCP
+    async def _accept_task(self, ls, fam):
+        while True:
+            await self.sched.readable(ls)
+            while True:
+                try:
+                    s, raw = ls.accept()
+                except OSError as e:
+                    if _errno(e) in _EAGAIN:
+                        break
+                    self.count("tcp_refused")
+                    break
+                addr = peer(raw)
+                if len(self.conns) >= self.max_connections:
+                    self.count("tcp_refused")
+                    s.close()
+                    continue
+                s.setblocking(False)
+                c = TcpConnection(s, addr, fam, self.sched.clock.now())
+                self._mark(s, fam)
+                try:
+                    c.task = self.sched.spawn(self._conn_task(c), "sip-tcp-%s:%d" % addr)
+                except TaskTableFull:
+                    self.count("tcp_refused")
+                    s.close()
+                    continue
+                self.conns.append(c)
+                self.count("tcp_accepted")
+
+    async def _conn_task(self, c):
+        try:
+            while c.open:
+                left = c.last + self.idle_ms - self.sched.clock.now()
+                if left <= 0:
+                    self.count("tcp_idle_closed")
+                    break
+                try:
+                    await self.sched.readable(c.sock, left)
+                except TimeoutError:
+                    continue  # re-check: output may have refreshed c.last
+                try:
+                    data = c.sock.recv(TCP_READ)
+                except OSError as e:
+                    if _errno(e) in _EAGAIN:
+                        continue
+                    break
+                if not data:
+                    break
+                c.last = self.sched.clock.now()
+                self.count("tcp_received")
+                if not self._stream(c, data):
+                    break
+        finally:
+            self.close_connection(c)
+
+    def _stream(self, c, data):
+        """Feed stream bytes; False when the connection must close."""
+        src = Source("TCP", c.addr, c)
+        buf = c.framer.buf + bytes(data) if c.framer.buf else bytes(data)
+        while buf:
+            try:
+                m, used = frame(buf)
+                if m is None and len(buf) - used > self.max_message:
+                    raise SipParseError("message too large", "stream", 513)
+                if m is not None and len(m) > self.max_message:
+                    raise SipParseError("message too large", "stream", 513)
+            except SipParseError as e:
+                self.count("tcp_framing_errors")
+                self._answer_error(buf[_skip(buf):], src, e.status, e.reason_phrase)
+                c.framer.buf = b""
+                return False
+            if used:
+                buf = buf[used:]
+            if m is None:
+                break
+            try:
+                msg = parse(m, True)
+            except SipParseError as e:
+                self.count("parse_errors")
+                self._answer_error(m, src, e.status, e.reason_phrase)
+                continue
+            self._deliver(msg, src, m)
+            if not c.open:
+                return False
+        c.framer.buf = buf
+        return True
+
+    def close_connection(self, c):
+        if not c.open:
+            return
+        c.open = False
+        try:
+            c.sock.close()
+        except OSError:
+            pass
+        if c in self.conns:
+            self.conns.remove(c)
+        self.count("tcp_closed")
+        t = c.task
+        if t is not None and t is not self.sched.current and not t.done():
+            t.cancel()
+
+    def _tcp_send(self, c, data):
+        if not c.open:
+            self.count("tcp_no_connection")
+            return False
+        if c.outbuf:
+            if len(c.outbuf) + len(data) > MAX_TCP_OUTBUF:
+                self.count("tcp_outbuf_overflow")
+                self.close_connection(c)
+                return False
+            c.outbuf += data
+            return True
+        try:
+            n = c.sock.send(data)
+        except OSError as e:
+            if _errno(e) not in _EAGAIN:
+                self.count("send_errors")
+                self.close_connection(c)
+                return False
+            n = 0
+        if n is None:
+            n = 0
+        c.last = self.sched.clock.now()
+        if n < len(data):
+            if len(data) - n > MAX_TCP_OUTBUF:
+                self.count("tcp_outbuf_overflow")
+                self.close_connection(c)
+                return False
+            c.outbuf = data[n:]
+            if not c.flushing:
+                c.flushing = True
+                try:
+                    self.sched.spawn(self._flush_task(c), "sip-tcp-flush")
+                except TaskTableFull:
+                    self.count("tcp_outbuf_overflow")
+                    self.close_connection(c)
+                    return False
+        self.count("tcp_sent")
+        return True
+
+    async def _flush_task(self, c):
+        try:
+            while c.open and c.outbuf:
+                await self.sched.writable(c.sock, self.idle_ms)
+                try:
+                    n = c.sock.send(c.outbuf)
+                except OSError as e:
+                    if _errno(e) in _EAGAIN:
+                        continue
+                    self.close_connection(c)
+                    return
+                c.outbuf = c.outbuf[n or 0:]
+        except TimeoutError:
+            self.close_connection(c)
+        finally:
+            c.flushing = False
+
+    # -- sending
+    def send(self, data, dest):
+        """Send bytes to a Source; False when dropped (counted)."""
+        host, port = dest.addr
+        if is_broadcast(host):
+            self.count("dropped_broadcast")
+            return False
+        if dest.transport == "TCP":
+            c = dest.conn
+            if c is None or not c.open:
+                c = self.find_connection(dest.addr)
+            if c is None:
+                self.count("tcp_no_connection")
+                return False
+            return self._tcp_send(c, data)
+        fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for s, f in self.udp:
+            if f == fam:
+                try:
+                    s.sendto(data, sockaddr(host, port))
+                except OSError:
+                    self.count("send_errors")
+                    return False
+                self.count("udp_sent")
+                return True
+        self.count("send_errors")
+        return False
+
+    def find_connection(self, addr):
+        for c in self.conns:
+            if c.addr == addr and c.open:
+                return c
+        return None
+
+    def close(self):
+        for c in list(self.conns):
+            self.close_connection(c)
+        for t in self.tasks:
+            if not t.done():
+                t.cancel()
+        self.tasks = []
+        for s, _ in self.udp + self.listeners:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.udp = []
+        self.listeners = []
+
+
+def _skip(buf):
+    k = 0
+    while k < len(buf) and buf[k] in (13, 10):
+        k += 1
+    return k

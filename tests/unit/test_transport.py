@@ -1,0 +1,357 @@
+"""firmware.transport on loopback: UDP and TCP over IPv4 (IPv6 when the host
+has it), RFC 3581 stamping, stateless answers to unparsable requests, TCP
+framing limits, the connection bound, the idle timeout on the virtual clock,
+broadcast refusal and DSCP marking read back with getsockopt.
+
+The scheduler runs on a VirtualClock; a 1 ms ticker task keeps it polling the
+sockets, so `pump(ms)` advances virtual time by ms and handles whatever the
+test's client sockets already wrote (loopback delivers synchronously).  The
+test's own socket reads use receive deadlines, never sleeps.
+"""
+import socket
+
+import pytest
+
+from firmware import sched as S
+from firmware import transport as T
+from firmware.compat import Random
+from sip.message import parse, Response
+
+RECV_S = 2.0
+
+
+class Rig:
+    def __init__(self, host="127.0.0.1", **kw):
+        self.logs = []
+        self.sched = S.Scheduler(S.VirtualClock(), log=lambda lvl, m: self.logs.append((lvl, m)))
+        self.tp = T.Transports(self.sched, lambda lvl, m: self.logs.append((lvl, m)),
+                               Random(7), host=host, port=0, **kw)
+        self.got = []
+        self.tp.on_message = lambda msg, src: self.got.append((msg, src))
+        self.port = self.tp.open()
+        self.tp.start()
+
+        async def ticker():
+            while True:
+                await self.sched.sleep(1)
+
+        self.sched.spawn(ticker(), "ticker")
+
+    def pump(self, ms=20):
+        self.sched.run(until=self.sched.clock.now() + ms)
+
+    def close(self):
+        self.tp.close()
+        for t in list(self.sched.tasks):
+            t.cancel()
+        self.sched.run()      # lets every task see its CancelledError and end
+
+
+@pytest.fixture
+def rig():
+    r = Rig()
+    yield r
+    r.close()
+
+
+def _have_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def options(port, via_host="127.0.0.1", via_port=5060, cid="c1", transport="UDP",
+            rport=False, body=b""):
+    return ("OPTIONS sip:example.com SIP/2.0\r\n"
+            "Via: SIP/2.0/%s %s:%d;branch=z9hG4bK%s%s\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:a@example.com>;tag=1\r\n"
+            "To: <sip:example.com>\r\nCall-ID: %s\r\nCSeq: 1 OPTIONS\r\n"
+            "Content-Length: %d\r\n\r\n" % (transport, via_host, via_port, cid,
+                                            ";rport" if rport else "", cid, len(body))
+            ).encode() + body
+
+
+def udp_client(family=socket.AF_INET, host="127.0.0.1"):
+    c = socket.socket(family, socket.SOCK_DGRAM)
+    c.bind((host, 0))
+    c.settimeout(RECV_S)
+    return c
+
+
+def tcp_client(port, host="127.0.0.1"):
+    c = socket.create_connection((host, port), timeout=RECV_S)
+    return c
+
+
+# --- pure helpers ---------------------------------------------------------------
+
+def test_stamp_via_received_and_forced_rport_over_udp():
+    m = parse(options(0, via_host="192.0.2.1"))
+    T.stamp_via(m, T.Source("UDP", ("127.0.0.1", 40000)))
+    v = m.top_via
+    assert v.received == "127.0.0.1" and v.rport == 40000
+    assert m.serialize().count(b"Via:") == 1
+
+
+def test_stamp_via_tcp_adds_rport_only_when_asked():
+    m = parse(options(0, via_host="192.0.2.1", transport="TCP"))
+    T.stamp_via(m, T.Source("TCP", ("127.0.0.1", 40000)))
+    assert m.top_via.received == "127.0.0.1" and not m.top_via.has_rport
+    m = parse(options(0, via_host="127.0.0.1", transport="TCP"))
+    T.stamp_via(m, T.Source("TCP", ("127.0.0.1", 40000)))
+    assert m.top_via.received is None
+    m = parse(options(0, via_host="127.0.0.1", transport="TCP", rport=True))
+    T.stamp_via(m, T.Source("TCP", ("127.0.0.1", 40001)))
+    assert m.top_via.rport == 40001 and m.top_via.received == "127.0.0.1"
+
+
+def test_salvage_response_copies_the_headers_and_tags_to():
+    raw = (b"INVITE sip:a@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;;,;\r\n"
+           b"From: <sip:b@example.com>;tag=9\r\nTo: <sip:a@example.com>\r\n"
+           b"Call-ID: x1\r\nCSeq: 1 INVITE\r\nContent-Length: 99\r\n\r\n")
+    out = T.salvage_response(raw, 400, "Bad Request", "t0")
+    r = out.decode()
+    assert r.startswith("SIP/2.0 400 Bad Request\r\n")
+    assert "To: <sip:a@example.com>;tag=t0" in r and "Call-ID: x1" in r
+    assert T.salvage_response(raw.replace(b"Call-ID: x1\r\n", b""), 400, None, "t") is None
+    assert T.salvage_response(b"SIP/2.0 200 OK\r\n\r\n", 400, None, "t") is None
+
+
+def test_broadcast_and_multicast_destinations():
+    for h in ("255.255.255.255", "224.0.0.1", "192.0.2.255", "ff02::1"):
+        assert T.is_broadcast(h), h
+    for h in ("192.0.2.1", "127.0.0.1", "::1", "example.com"):
+        assert not T.is_broadcast(h), h
+
+
+# --- UDP -------------------------------------------------------------------------
+
+def test_udp_port_zero_binds_udp_and_tcp_on_the_same_port(rig):
+    assert rig.port > 0
+    assert rig.tp.udp[0][0].getsockname()[1] == rig.port
+    assert rig.tp.listeners[0][0].getsockname()[1] == rig.port
+
+
+def test_udp_request_is_delivered_stamped_and_answered(rig):
+    c = udp_client()
+    c.sendto(options(rig.port, via_host="192.0.2.9"), ("127.0.0.1", rig.port))
+    rig.pump()
+    assert len(rig.got) == 1
+    msg, src = rig.got[0]
+    cport = c.getsockname()[1]
+    assert src.transport == "UDP" and src.addr == ("127.0.0.1", cport)
+    assert msg.top_via.received == "127.0.0.1" and msg.top_via.rport == cport
+    r = Response.for_request(msg, 200)
+    assert rig.tp.send(r.serialize(), src)
+    data, _ = c.recvfrom(65536)
+    assert data.startswith(b"SIP/2.0 200 OK") and b"rport=%d" % cport in data
+    assert rig.tp.counters["udp_received"] == 1 and rig.tp.counters["udp_sent"] == 1
+    c.close()
+
+
+def test_udp_unparsable_request_gets_stateless_400_and_responses_are_dropped(rig):
+    c = udp_client()
+    bad = options(rig.port).replace(b"Content-Length: 0", b"Content-Length: 50")
+    c.sendto(bad, ("127.0.0.1", rig.port))
+    c.sendto(b"SIP/2.0 999999 broken\r\nVia: SIP/2.0/UDP h\r\n\r\n", ("127.0.0.1", rig.port))
+    c.sendto(b"\x00\xff garbage", ("127.0.0.1", rig.port))
+    rig.pump()
+    data, _ = c.recvfrom(65536)
+    assert data.startswith(b"SIP/2.0 400 ")
+    assert rig.got == []
+    cn = rig.tp.counters
+    assert cn["parse_errors"] == 3 and cn["parse_errors_answered"] == 1
+    assert cn["dropped_malformed_responses"] == 1 and cn["dropped_unanswerable"] == 1
+    c.close()
+
+
+def test_udp_oversize_datagram_gets_513():
+    r = Rig(max_message=1024)
+    try:
+        c = udp_client()
+        c.sendto(options(r.port, body=b"x" * 2000), ("127.0.0.1", r.port))
+        r.pump()
+        data, _ = c.recvfrom(65536)
+        assert data.startswith(b"SIP/2.0 513 ")
+        assert r.tp.counters["dropped_oversize"] == 1 and r.got == []
+        c.close()
+    finally:
+        r.close()
+
+
+def test_nothing_is_sent_to_broadcast_addresses(rig):
+    assert not rig.tp.send(b"x", T.Source("UDP", ("255.255.255.255", 5060)))
+    assert rig.tp.counters["dropped_broadcast"] == 1
+
+
+def test_handler_exception_is_counted_and_the_reader_keeps_serving(rig):
+    def boom(msg, src):
+        raise RuntimeError("bug")
+    rig.tp.on_message = boom
+    c = udp_client()
+    c.sendto(options(rig.port, cid="a"), ("127.0.0.1", rig.port))
+    rig.pump()
+    assert rig.tp.counters["handler_errors"] == 1
+    rig.tp.on_message = lambda m, s: rig.got.append((m, s))
+    c.sendto(options(rig.port, cid="b"), ("127.0.0.1", rig.port))
+    rig.pump()
+    assert [m.call_id for m, _ in rig.got] == ["b"]
+    c.close()
+
+
+# --- TCP -------------------------------------------------------------------------
+
+def test_tcp_framing_across_segments_and_response_on_the_same_connection(rig):
+    c = tcp_client(rig.port)
+    a = options(rig.port, cid="t1", transport="TCP")
+    b = options(rig.port, cid="t2", transport="TCP", body=b"hello")
+    stream = b"\r\n\r\n" + a + b     # leading CRLF keep-alives are skipped
+    c.sendall(stream[:37])
+    rig.pump()
+    assert rig.got == []
+    c.sendall(stream[37:])
+    rig.pump()
+    assert [m.call_id for m, _ in rig.got] == ["t1", "t2"]
+    assert rig.got[1][0].body == b"hello"
+    msg, src = rig.got[0]
+    assert src.transport == "TCP" and src.conn is not None
+    r = Response.for_request(msg, 200)
+    # §18.2.2: over the connection the request came on, whatever the Via says
+    assert rig.tp.send(r.serialize(stream=True), src)
+    data = c.recv(65536)
+    assert data.startswith(b"SIP/2.0 200 OK")
+    assert rig.tp.counters["tcp_accepted"] == 1
+    c.close()
+
+
+def test_tcp_oversize_message_gets_513_and_close():
+    r = Rig(max_message=1024)
+    try:
+        c = tcp_client(r.port)
+        c.sendall(options(r.port, transport="TCP", body=b"x" * 1500))
+        r.pump()
+        data = c.recv(65536)
+        assert data.startswith(b"SIP/2.0 513 ")
+        r.pump()
+        assert c.recv(65536) == b""           # closed
+        assert r.tp.counters["tcp_framing_errors"] == 1 and r.tp.conns == []
+        c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_unframable_stream_negative_content_length_is_answered_and_closed(rig):
+    c = tcp_client(rig.port)
+    c.sendall(options(rig.port, transport="TCP").replace(b"Content-Length: 0",
+                                                         b"Content-Length: -999"))
+    rig.pump()
+    data = c.recv(65536)
+    assert data.startswith(b"SIP/2.0 400 ")
+    rig.pump()
+    assert c.recv(65536) == b""
+    c.close()
+
+
+def test_tcp_connection_bound_refuses_and_counts():
+    r = Rig(max_connections=2)
+    try:
+        cs = [tcp_client(r.port) for _ in range(3)]
+        r.pump()
+        assert len(r.tp.conns) == 2 and r.tp.counters["tcp_refused"] == 1
+        assert cs[2].recv(100) == b""          # the third was closed at once
+        cs[0].sendall(options(r.port, transport="TCP"))
+        r.pump()
+        assert len(r.got) == 1
+        for c in cs:
+            c.close()
+        r.pump()
+        assert r.tp.conns == []
+    finally:
+        r.close()
+
+
+def test_tcp_idle_connection_is_closed_on_the_virtual_clock():
+    r = Rig(idle_ms=5000)
+    try:
+        c = tcp_client(r.port)
+        r.pump(10)
+        assert len(r.tp.conns) == 1
+        r.pump(3000)
+        c.sendall(b"\r\n\r\n")                 # keep-alive refreshes the timer
+        r.pump(3000)
+        assert len(r.tp.conns) == 1
+        r.pump(5100)
+        assert r.tp.conns == [] and r.tp.counters["tcp_idle_closed"] == 1
+        assert c.recv(100) == b""
+        c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_send_without_connection_is_counted(rig):
+    assert not rig.tp.send(b"x", T.Source("TCP", ("127.0.0.1", 1)))
+    assert rig.tp.counters["tcp_no_connection"] == 1
+
+
+# --- DSCP ------------------------------------------------------------------------
+
+def test_dscp_is_applied_live_to_every_socket_and_new_connections(rig):
+    rig.tp.set_dscp(46)
+    for s, fam in rig.tp.udp + rig.tp.listeners:
+        if fam == socket.AF_INET:
+            assert s.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 46 << 2
+        else:
+            assert s.getsockopt(socket.IPPROTO_IPV6, 67) == 46 << 2
+    c = tcp_client(rig.port)
+    rig.pump()
+    conn = rig.tp.conns[0]
+    assert conn.sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 46 << 2
+    rig.tp.set_dscp(24)
+    assert conn.sock.getsockopt(socket.IPPROTO_IP, socket.IP_TOS) == 24 << 2
+    with pytest.raises(ValueError):
+        rig.tp.set_dscp(64)
+    c.close()
+
+
+# --- IPv6 ------------------------------------------------------------------------
+
+@pytest.mark.skipif(not _have_ipv6(), reason="host has no IPv6 loopback")
+def test_ipv6_udp_and_tcp_on_loopback(rig):
+    assert rig.tp.ipv6
+    c = udp_client(socket.AF_INET6, "::1")
+    c.sendto(options(rig.port, via_host="[::1]", cid="v6"), ("::1", rig.port))
+    rig.pump()
+    msg, src = rig.got[0]
+    assert src.addr[0] == "::1" and msg.top_via.rport == c.getsockname()[1]
+    assert rig.tp.send(Response.for_request(msg, 200).serialize(), src)
+    assert c.recvfrom(65536)[0].startswith(b"SIP/2.0 200")
+    t = tcp_client(rig.port, "::1")
+    t.sendall(options(rig.port, via_host="[::1]", cid="v6t", transport="TCP"))
+    rig.pump()
+    assert rig.got[1][0].call_id == "v6t" and rig.got[1][1].transport == "TCP"
+    rig.tp.set_dscp(46)
+    v6 = [s for s, f in rig.tp.udp if f == socket.AF_INET6][0]
+    assert v6.getsockopt(socket.IPPROTO_IPV6, 67) == 46 << 2
+    c.close()
+    t.close()
+
+
+def test_ipv6_is_optional_when_the_host_cannot_bind_it(monkeypatch):
+    real = T.Transports._bind_pair
+
+    def no_v6(self, family, host, port):
+        if family == socket.AF_INET6:
+            raise OSError(97, "Address family not supported")
+        return real(self, family, host, port)
+
+    monkeypatch.setattr(T.Transports, "_bind_pair", no_v6)
+    r = Rig()
+    try:
+        assert not r.tp.ipv6 and r.port > 0
+        assert any("IPv4 only" in m for _, m in r.logs)
+    finally:
+        r.close()
