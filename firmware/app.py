@@ -6,16 +6,17 @@ builds it with the real clock.
 """
 import gc
 
-from firmware import version
-from firmware.compat import Random, wall_time
+from firmware import version, textfmt
+from firmware.compat import Random, wall_time, MICROPYTHON
 from firmware.commands import Registry
 from firmware.log import Log
 from firmware.sched import Scheduler, RealClock, RESTART
 
 
 class Appliance:
-    def __init__(self, opts, clock=None, rng=None, out=None):
+    def __init__(self, opts, clock=None, rng=None, out=None, sim_options=None):
         self.opts = opts
+        self.sim_options = sim_options  # fault injection for the simulated board (tests)
         self.clock = clock or RealClock()
         self.log = Log(self.clock)
         self.sched = Scheduler(self.clock, log=self.log.write)
@@ -36,6 +37,10 @@ class Appliance:
         self.hardware = None
         self.state_dir = opts.state
         _register_core_commands(self.commands)
+        from firmware.config.engine import ConfigEngine
+        self.config = ConfigEngine(self)
+        from firmware import hardware
+        hardware.register_commands(self.commands)
 
     def _hog(self, name, ms):
         self.log.write("warning", "watchdog: task %s held the loop for %d ms" % (name, ms))
@@ -49,8 +54,13 @@ class Appliance:
             self.board = boards.load(self.opts.board)
         except ValueError as e:
             raise BootError(str(e))
+        try:
+            self.config.boot()   # the committed configuration from flash, applied
+        except OSError as e:
+            raise BootError("cannot read the configuration in %s/config: %s" % (self.state_dir, e))
         self.booted_at = self.clock.now()
         self.boot_wall = wall_time()
+        self._start_hardware()
         self._bind_sip()
         if self.opts.config:
             self.load_config_file(self.opts.config)
@@ -69,32 +79,69 @@ class Appliance:
         self.log.info(line)
         return line
 
-    def _bind_sip(self):
-        import socket
+    def _start_hardware(self):
+        from firmware.hardware import HardwareService
+        backend = self.opts.hal or ("sim" if self.opts.board == "sim" else
+                                    "mpy" if MICROPYTHON else "linux")
         try:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(socket.getaddrinfo(self.opts.sip_host, self.opts.sip_port)[0][-1])
+            self.hardware = HardwareService(self, backend, self.sim_options)
+        except (ImportError, OSError, ValueError) as e:
+            raise BootError("cannot build the %s hardware for board %s: %s" % (backend, self.opts.board, e))
+
+    def _bind_sip(self):
+        """Bind the SIP transports (UDP+TCP, IPv4 and optional IPv6) and build
+        the SIP core; its tasks start in start()."""
+        from firmware.transport import Transports
+        from firmware.sipcore import SipCore
+        if getattr(self, "sip_domain", None) is None:
+            self.sip_domain = getattr(self.opts, "domain", None) or _default_domain()
+        tp = Transports(self.sched, self.log.write, self.rng, self.opts.sip_host,
+                        self.opts.sip_port)
+        if getattr(self, "sip_dscp", None) is not None:
+            tp.dscp = self.sip_dscp
+        try:
+            self.sip_port = tp.open()
         except OSError as e:
+            tp.close()
             raise BootError("cannot bind SIP port %s:%d: %s" % (
                 self.opts.sip_host, self.opts.sip_port, e))
-        self.sip_socket = s
-        self.sip_port = _bound_port(s, self.opts.sip_port)
+        self.sip_transports = tp
+        self.sip = SipCore(self, tp)
+        self.commands.register("show sip statistics", lambda app, args: app.sip.statistics(),
+                               "Show SIP transport and transaction counters")
+
+    def set_domain(self, name):
+        """The SIP domain the appliance serves (config: sip domain)."""
+        self.sip_domain = name
+        if getattr(self, "sip", None) is not None:
+            self.sip.set_domain(name)
+
+    def set_dscp(self, value):
+        """DSCP for SIP signalling (config: service class); applied live."""
+        self.sip_dscp = value
+        if getattr(self, "sip_transports", None) is not None:
+            self.sip_transports.set_dscp(value)
 
     def load_config_file(self, path):
+        """--config FILE: every line a configuration-mode statement (set, delete,
+        # comments), then one commit; a bad line stops boot and applies nothing."""
+        from firmware.config.schema import ConfigError
         try:
             with open(path) as f:
-                lines = f.read().split("\n")
+                text = f.read()
         except OSError as e:
             raise BootError("cannot read config file %s: %s" % (path, e))
-        for n, line in enumerate(lines, 1):
-            text = line.strip()
-            if text and not text.startswith("#"):
-                raise BootError("config file %s line %d: cannot apply %r: "
-                                "the configuration engine is not part of this build" % (path, n, text))
+        try:
+            self.config.load_file(path, text)
+        except ConfigError as e:
+            raise BootError(str(e))
 
     def start(self):
         """Start the long-running tasks; call after boot()."""
+        if self.hardware is not None:
+            self.hardware.start()
+        if getattr(self, "sip", None) is not None:
+            self.sip.start()
         if self.console is not None:
             self.sched.spawn(self.console.run, "console", RESTART)
 
@@ -112,9 +159,9 @@ class Appliance:
     def close(self):
         if self.console_stream is not None:
             self.console_stream.close()
-        if getattr(self, "sip_socket", None) is not None:
-            self.sip_socket.close()
-            self.sip_socket = None
+        if getattr(self, "sip_transports", None) is not None:
+            self.sip_transports.close()
+            self.sip_transports = None
 
     def uptime_ms(self):
         return self.clock.now() - (self.booted_at or 0)
@@ -139,6 +186,17 @@ def _ensure_dir(path):
                     pass
 
 
+def _default_domain():
+    try:
+        import socket
+        name = socket.gethostname()
+        if name:
+            return name.lower()
+    except (AttributeError, OSError):
+        pass
+    return "localdomain"
+
+
 def _bound_port(sock, requested):
     if requested:
         return requested
@@ -146,15 +204,6 @@ def _bound_port(sock, requested):
         return sock.getsockname()[1]
     except AttributeError:  # MicroPython has no getsockname
         raise BootError("--sip-port 0 needs getsockname; give a port number")
-
-
-def _fmt_duration(ms):
-    s = ms // 1000
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    out = "%d:%02d:%02d" % (h, m, s)
-    return ("%d day%s, " % (d, "" if d == 1 else "s") + out) if d else out
 
 
 def _show_version(app, args):
@@ -170,7 +219,7 @@ def _show_version(app, args):
 
 def _show_uptime(app, args):
     return "System booted: %s ago\nCurrent time: %d ms on the system clock" % (
-        _fmt_duration(app.uptime_ms()), app.clock.now())
+        textfmt.duration(app.uptime_ms()), app.clock.now())
 
 
 def _show_memory(app, args):

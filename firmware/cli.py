@@ -19,9 +19,14 @@ FLAGS = (
      "UDP/TCP port for SIP; 0 picks a free port, which the boot line names"),
     ("--sip-host", "sip_host", "0.0.0.0", "ADDR",
      "address the SIP sockets bind to"),
+    ("--domain", "domain", None, "NAME",
+     "SIP domain the appliance serves until the configuration sets one "
+     "(default: the host name)"),
     ("--console", "console", "stdio", "stdio|pty|none|DEVICE",
      "where the console runs: the terminal, a new pseudo-terminal (its path is printed), "
      "no console, or a serial device path"),
+    ("--hal", "hal", None, "sim|linux|mpy",
+     "hardware backend; default: sim for board sim, else linux (CPython) or mpy (MicroPython)"),
     ("--seed", "seed", None, "N",
      "seed for the random source (tags, branches, nonces); default: from os.urandom"),
     ("--exit-after-boot", "exit_after_boot", False, None,

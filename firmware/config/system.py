@@ -1,0 +1,51 @@
+"""`system` statements: host name, domain, root login, console, syslog.
+
+The apply hook makes them take effect at once: the prompt follows host-name,
+the log ring follows syslog, the console follows console settings.
+"""
+from firmware.config import schema as S
+from firmware.log import LEVELS, MAX_LOG_ENTRIES
+
+S.register("", S.Container("system", "System parameters"))
+
+S.register("system", S.Leaf(
+    "host-name", S.Hostname(), default="branch",
+    help="Host name shown in the prompt and in show version"))
+S.register("system", S.Leaf(
+    "domain-name", S.Hostname(253), help="Domain name of this appliance"))
+S.register("system", S.Container(
+    "root-authentication", "Authentication of the root user on the console", children=(
+        S.Leaf("encrypted-password", S.PasswordHash(),
+               help="Root password as a salted hash ($pbkdf2-sha256$ROUNDS$SALT$HASH)"),
+        S.Leaf("plain-text-password", S.PlainPassword("encrypted-password"),
+               help="Root password typed in clear; stored only as encrypted-password"),
+    ), validate=lambda sub, view, path: (
+        None if "encrypted-password" in sub else "needs encrypted-password or plain-text-password")))
+S.register("system", S.Container("console", "Serial console settings", children=(
+    S.Leaf("baud-rate", S.Enum(("9600", "19200", "38400", "57600", "115200")), default="115200",
+           help="Console UART speed; recorded for the UART console driver (not applied by the pty/stdio consoles)"),
+    S.Leaf("idle-timeout", S.Integer(0, 1440, "minutes"), default=0,
+           help="Log out an idle console session after this many minutes (0: never)"),
+    S.Leaf("screen-length", S.Integer(0, 512, "lines"), default=0,
+           help="Page output longer than this many lines with ---(more)--- (0: no paging)"),
+)))
+S.register("system", S.Container("syslog", "System log settings", children=(
+    S.Leaf("level", S.Enum(LEVELS), default="info",
+           help="Lowest severity kept in the system log"),
+    S.Leaf("size", S.Integer(10, 1000, "entries"), default=MAX_LOG_ENTRIES,
+           help="Entries kept in the system log ring; the oldest is dropped when full"),
+)))
+
+
+def apply(app, old, new):
+    app.hostname = new.get("system host-name")
+    app.log.min_level = new.get("system syslog level")
+    size = new.get("system syslog size")
+    log = app.log
+    log.max_entries = size
+    while len(log.entries) > size:
+        log.entries.pop(0)
+        log.dropped += 1
+
+
+S.on_commit("system", apply)
