@@ -95,20 +95,50 @@ class Appliance:
         from firmware.sipcore import SipCore
         if getattr(self, "sip_domain", None) is None:
             self.sip_domain = getattr(self.opts, "domain", None) or _default_domain()
-        tp = Transports(self.sched, self.log.write, self.rng, self.opts.sip_host,
-                        self.opts.sip_port)
+        port = self.opts.sip_port  # the flag wins over `sip port` in the configuration
+        if port is None:
+            port = self.voice.sip_port if getattr(self, "voice", None) else 5060
+        tp = Transports(self.sched, self.log.write, self.rng, self.opts.sip_host, port)
         if getattr(self, "sip_dscp", None) is not None:
             tp.dscp = self.sip_dscp
         try:
             self.sip_port = tp.open()
         except OSError as e:
             tp.close()
-            raise BootError("cannot bind SIP port %s:%d: %s" % (
-                self.opts.sip_host, self.opts.sip_port, e))
+            raise BootError("cannot bind SIP port %s:%d: %s" % (self.opts.sip_host, port, e))
         self.sip_transports = tp
         self.sip = SipCore(self, tp)
         self.commands.register("show sip statistics", lambda app, args: app.sip.statistics(),
                                "Show SIP transport and transaction counters")
+
+    def rebind_sip(self, port):
+        """Move the SIP service to another port live (config: sip port).  On
+        failure the old port stays bound and ConfigError fails the commit."""
+        tp = getattr(self, "sip_transports", None)
+        if tp is None or port == self.sip_port:
+            return
+        from firmware.config.schema import ConfigError
+        old = self.sip_port
+        tp.close()
+        for candidate in (port, old):
+            tp.port = candidate
+            try:
+                tp.open()
+            except OSError as e:
+                tp.close()
+                if candidate == port:
+                    err = e
+                    continue
+                raise ConfigError("services convergence-services sip port", port,
+                                  "cannot bind (%s), and the old port %d is lost: %s" % (err, old, e))
+            tp.start()
+            self.sip_port = tp.port
+            self.sip.layer.via_port = tp.port
+            if candidate == port:
+                self.log.info("SIP service moved from port %d to %d" % (old, port))
+                return
+            raise ConfigError("services convergence-services sip port", port,
+                              "cannot bind: %s; still on port %d" % (err, old))
 
     def set_domain(self, name):
         """The SIP domain the appliance serves (config: sip domain)."""

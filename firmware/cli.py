@@ -15,8 +15,9 @@ FLAGS = (
      "directory holding the flash image: configuration, rollbacks, CDRs (created if missing)"),
     ("--config", "config", None, "FILE",
      "file of configuration statements (as typed in configuration mode) committed at boot"),
-    ("--sip-port", "sip_port", 5060, "N",
-     "UDP/TCP port for SIP; 0 picks a free port, which the boot line names"),
+    ("--sip-port", "sip_port", None, "N",
+     "UDP/TCP port for SIP, overriding `sip port` in the configuration (default 5060); "
+     "0 picks a free port, which the boot line names"),
     ("--sip-host", "sip_host", "0.0.0.0", "ADDR",
      "address the SIP sockets bind to"),
     ("--domain", "domain", None, "NAME",

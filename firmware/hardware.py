@@ -105,15 +105,13 @@ class HardwareService:
         while True:
             await sched.sleep(POLL_MS)
             now = clock.now()
-            for kind, port, ev in self._poll_ready(now):
+            for kind, port, ev in hw.poll(now, self._is_ready):  # also ticks the LEDs
                 event, value = ev
                 if kind == "poe":
                     self._poe_event(port, event, value)
                 self.last_event[(kind, port)] = (event, value, now)
                 for fn in self.listeners.get((kind, port), ()):
                     fn(event, value, now)
-            if hw.leds is not None:
-                hw.leds.tick(now)
 
     def _poe_event(self, port, event, value):
         value = value[1]

@@ -55,7 +55,8 @@ import socket
 from firmware.compat import const, MICROPYTHON
 from firmware.sched import TimeoutError, TaskTableFull, RESTART
 from sip.message import parse, StreamFramer, frame
-from sip.errors import SipParseError, reason_phrase
+from sip.errors import SipParseError
+from sip.transaction import salvage_response, stamp_via as _stamp_via
 
 MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
 MAX_TCP_CONNECTIONS = const(16)      # each is one scheduler task (MAX_TASKS 64)
@@ -160,84 +161,9 @@ def _errno(e):
 
 
 def stamp_via(msg, src):
-    """RFC 3261 §18.2.1 received and RFC 3581 rport on the top Via."""
-    v = msg.top_via
-    if v is None:
-        return
-    host, port = src.addr
-    changed = False
-    sb = v.host
-    if sb.startswith("["):
-        sb = sb[1:-1]
-    if v.has_rport or (FORCE_RPORT and src.transport == "UDP"):
-        v.params.set("rport", str(port))
-        v.params.set("received", host)
-        changed = True
-    elif sb.lower() != host.lower():
-        v.params.set("received", host)
-        changed = True
-    if changed:
-        msg.set_first("Via", str(v))
-
-
-# --- stateless answers for what does not parse ------------------------------
-
-_SALVAGE = {"via": "via", "v": "via", "from": "from", "f": "from", "to": "to",
-            "t": "to", "call-id": "call-id", "i": "call-id", "cseq": "cseq"}
-
-
-def salvage_response(data, status, reason, tag):
-    """Bytes of a stateless response to an unparsable request, built from its
-    raw header lines, or None when it is not a request or lacks a header a
-    response needs (Via, From, To, Call-ID, CSeq)."""
-    k = 0
-    while k < len(data) and data[k] in (13, 10):
-        k += 1
-    end = data.find(b"\r\n\r\n", k)
-    head = data[k:end if end >= 0 else len(data)]
-    try:
-        text = head.decode()
-    except UnicodeError:
-        text = head.decode("latin-1") if not MICROPYTHON else None
-        if text is None:
-            return None
-    lines = text.replace("\r\n", "\n").split("\n")
-    if not lines or lines[0][:4].upper() == "SIP/" or " " not in lines[0]:
-        return None
-    out = []
-    found = {}
-    prev = None
-    for line in lines[1:]:
-        if line and line[0] in " \t" and prev is not None:
-            out[-1] = out[-1] + " " + line.strip()
-            continue
-        prev = None
-        i = line.find(":")
-        if i <= 0:
-            continue
-        key = _SALVAGE.get(line[:i].strip().lower())
-        if key is None:
-            continue
-        if key != "via" and key in found:
-            continue
-        found[key] = True
-        prev = key
-        out.append("%s: %s" % (line[:i].strip(), line[i + 1:].strip()))
-    for key in ("via", "from", "to", "call-id", "cseq"):
-        if key not in found:
-            return None
-    for i in range(len(out)):
-        name = out[i].split(":", 1)[0].lower()
-        if name in ("to", "t") and ";tag=" not in out[i].replace(" ", "").lower():
-            out[i] = out[i] + ";tag=" + tag
-    if status == 100:
-        status = 400
-    lines = ["SIP/2.0 %d %s" % (status, reason or reason_phrase(status))]
-    lines.extend(out)
-    lines.append("Content-Length: 0")
-    lines.append("")
-    lines.append("")
-    return "\r\n".join(lines).encode()
+    """RFC 3261 §18.2.1 received and RFC 3581 rport on the top Via; over UDP
+    rport is forced (FORCE_RPORT), so answers reach phones behind NAT."""
+    _stamp_via(msg, src.addr, force_rport=FORCE_RPORT and src.transport == "UDP")
 
 
 # --- TCP ----------------------------------------------------------------------
@@ -431,12 +357,12 @@ class Transports:
         if data[:4].upper() == b"SIP/":
             self.count("dropped_malformed_responses")
             return
-        out = salvage_response(data, status, reason, self.rng.token(6))
-        if out is None:
+        resp = salvage_response(data, 400 if status == 100 else status, reason)
+        if resp is None:
             self.count("dropped_unanswerable")
             return
         self.count("parse_errors_answered")
-        self.send(out, src)
+        self.send(resp.serialize(), src)
 
     def _deliver(self, msg, src, data=None):
         if msg.is_request:

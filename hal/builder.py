@@ -55,12 +55,15 @@ class Hardware:
                 return drv, drv.port_numbers.index(port)
         raise KeyError("no PoE port %r" % (port,))
 
-    def poll(self, now):
+    def poll(self, now, ready=None):
         """Poll every port; returns a list of (kind, port, event).  Bus errors are
-        counted in bus_errors and never raised."""
+        counted in bus_errors and never raised.  ready(kind, port), when given,
+        selects the FXS/FXO ports to poll (e.g. those whose bring-up finished)."""
         out = []
         for kind, ports in (("fxs", self.fxs), ("fxo", self.fxo)):
             for port, drv in ports.items():
+                if ready is not None and not ready(kind, port):
+                    continue
                 try:
                     for ev in drv.poll(now):
                         out.append((kind, port, ev))

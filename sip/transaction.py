@@ -201,16 +201,17 @@ def _bare(host):
     return (host or "").lower()
 
 
-def stamp_via(msg, source_addr):
+def stamp_via(msg, source_addr, force_rport=False):
     """Add received= when the source IP differs from sent-by (or rport is
-    asked for) and fill rport=port (RFC 3581).  Modifies msg in place."""
+    asked for, or force_rport) and fill rport=port (RFC 3581).  Modifies msg
+    in place."""
     via = msg.top_via
     if via is None:
         return
     ip = source_addr[0]
     v = via.copy()
     changed = False
-    if via.has_rport:
+    if via.has_rport or force_rport:
         v.params.set("rport", str(source_addr[1]))
         v.params.set("received", ip)
         changed = True
@@ -218,7 +219,7 @@ def stamp_via(msg, source_addr):
         v.params.set("received", ip)
         changed = True
     if changed:
-        msg.set_first("via", str(v))
+        msg.set_first("Via", str(v))
 
 
 def _stable_tag(*parts):
@@ -538,7 +539,7 @@ class TransactionLayer:
         elif not tv.branch:
             v = tv.copy()
             v.params.set("branch", self.new_branch())
-            req.set_first("via", str(v))
+            req.set_first("Via", str(v))
 
     # ---- transitions ----
     def _go(self, txn, event, network=False):

@@ -7,9 +7,9 @@
 
 A service class is a named pair of DSCP markings; `sip service-class` picks
 the one used for the appliance's own SIP and RTP (later: per station/trunk).
-The apply hook keeps the committed values on app.voice (read by the SIP
-transport and media); a change of port rebinds through app.rebind_sip(port)
-when the transport offers it.
+The apply hook keeps the committed values on app.voice (read by the media),
+applies the domain and the SIP DSCP to the running SIP service, and moves the
+SIP service to a new port live through app.rebind_sip(port).
 """
 from firmware.config import schema as S
 
@@ -59,6 +59,10 @@ def apply(app, old, new):
     if rebind is not None and prev is not None and prev.sip_port != settings.sip_port:
         rebind(settings.sip_port)   # may raise ConfigError: the commit fails
     app.voice = settings
+    if settings.domain and hasattr(app, "set_domain"):
+        app.set_domain(settings.domain)
+    if hasattr(app, "set_dscp"):
+        app.set_dscp(settings.dscp_sip)
 
 
 S.on_commit("voice", apply)
