@@ -125,26 +125,8 @@ class HardwareService:
         elif self.hw.leds is not None and event == "power_off":
             _try_led(self.hw.leds, "poe%d" % port, "off")
 
-    def _poll_ready(self, now):
-        """Poll the ports whose bring-up finished, and the PoE controllers."""
-        out = []
-        hw = self.hw
-        for kind, ports in (("fxs", hw.fxs), ("fxo", hw.fxo)):
-            for port, drv in ports.items():
-                if self.port_state.get((kind, port)) != STATE_READY:
-                    continue
-                try:
-                    for ev in drv.poll(now):
-                        out.append((kind, port, ev))
-                except OSError:
-                    hw.bus_errors += 1
-        for drv in hw.poe:
-            try:
-                for ev in drv.poll(now):
-                    out.append(("poe", ev[1][0], ev))
-            except OSError:
-                hw.bus_errors += 1
-        return out
+    def _is_ready(self, kind, port):
+        return self.port_state.get((kind, port)) == STATE_READY
 
     # -- views for show commands
     def ports_table(self):
