@@ -68,7 +68,8 @@ class Appliance:
         if console != "none":
             from firmware.term import open_console
             try:
-                self.console_stream = open_console(console)
+                self.console_stream = open_console(
+                    console, int(self.config.get("system console baud-rate")))
             except OSError as e:
                 raise BootError("cannot open console %s: %s" % (console, e))
             from firmware.console import Console

@@ -69,10 +69,27 @@ class FdStream:
                 continue
             view = view[n:]
 
+    device = False  # a serial device, whose speed `system console baud-rate` sets
+
+    def set_baud(self, baud):
+        """Set the line speed of a serial-device console; False for stdio/pty."""
+        if not (self.device and self.is_tty):
+            return False
+        import termios
+        attrs = termios.tcgetattr(self.rfd)
+        speed = getattr(termios, "B%d" % baud)
+        attrs[4] = attrs[5] = speed
+        termios.tcsetattr(self.rfd, termios.TCSANOW, attrs)
+        return True
+
     def close(self):
         if self._saved is not None:
             _restore(self.rfd, self._saved)
             self._saved = None
+        if self.device and not MICROPYTHON and self.rfd is not None:
+            import os
+            os.close(self.rfd)
+            self.rfd = self.wfd = None
 
 
 def _make_raw(fd):
@@ -94,7 +111,7 @@ def _restore(fd, saved):
         pass
 
 
-def open_console(spec):
+def open_console(spec, baud=115200):
     """spec: 'stdio' | 'pty' | 'none' | a device path.  Returns a stream or None."""
     if spec == "none":
         return None
@@ -108,21 +125,19 @@ def open_console(spec):
         master, slave = os.openpty()
         tty.setraw(slave)  # our line editor echoes; the line discipline must not
         return FdStream(master, master, os.ttyname(slave), keep=(slave,))
-    return open_device(spec)
+    return open_device(spec, baud)
 
 
 def open_device(path, baud=115200):
     if MICROPYTHON:
         f = open(path, "r+b")
         s = FdStream(f.fileno(), f.fileno(), path, raw=True)
+        s.device = True
+        s.set_baud(baud)
         return s
     import os
-    import termios
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
     s = FdStream(fd, fd, path, raw=True)
-    if s.is_tty:
-        attrs = termios.tcgetattr(fd)
-        speed = getattr(termios, "B%d" % baud)
-        attrs[4] = attrs[5] = speed
-        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    s.device = True
+    s.set_baud(baud)
     return s

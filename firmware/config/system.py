@@ -23,7 +23,7 @@ S.register("system", S.Container(
         None if "encrypted-password" in sub else "needs encrypted-password or plain-text-password")))
 S.register("system", S.Container("console", "Serial console settings", children=(
     S.Leaf("baud-rate", S.Enum(("9600", "19200", "38400", "57600", "115200")), default="115200",
-           help="Console UART speed; recorded for the UART console driver (not applied by the pty/stdio consoles)"),
+           help="Console UART speed, applied at once to a serial-device console (stdio and pty have none)"),
     S.Leaf("idle-timeout", S.Integer(0, 1440, "minutes"), default=0,
            help="Log out an idle console session after this many minutes (0: never)"),
     S.Leaf("screen-length", S.Integer(0, 512, "lines"), default=0,
@@ -40,6 +40,9 @@ S.register("system", S.Container("syslog", "System log settings", children=(
 def apply(app, old, new):
     app.hostname = new.get("system host-name")
     app.log.min_level = new.get("system syslog level")
+    stream = getattr(app, "console_stream", None)
+    if stream is not None and hasattr(stream, "set_baud"):
+        stream.set_baud(int(new.get("system console baud-rate")))
     size = new.get("system syslog size")
     log = app.log
     log.max_entries = size
