@@ -35,36 +35,72 @@ class SimClock:
 
 
 class History:
-    """Bounded register-access history: entries like ('w', reg, val), ('r', reg, val)."""
+    """Bounded register-access history: entries like ('w', reg, val), ('r', reg, val),
+    ('iw', addr, val), ('ir', addr, val), or ('r', reg, b'..') for I2C block reads.
+
+    Stored as a preallocated ring of 4-byte records (op, reg, value16) in one
+    bytearray, so a long simulation keeps a fixed, small footprint on MicroPython
+    (tuples per access fragmented its heap).  When full the oldest record is
+    overwritten and counted in `dropped`; `items` rebuilds the tuples on demand.
+    """
+
+    _OPS = ("r", "w", "ir", "iw")
 
     def __init__(self, size=MAX_HISTORY):
         self.size = size
-        self.items = []
+        self._buf = bytearray(4 * size)
+        self._start = 0
+        self._n = 0
         self.dropped = 0
 
     def add(self, entry):
-        if len(self.items) >= self.size:
-            self.items.pop(0)
+        op, reg, val = entry
+        code = self._OPS.index(op)
+        if not isinstance(val, int):        # I2C block read: keep up to 2 bytes
+            code = 4 + len(val)             # 5: 1 byte, 6: 2 bytes
+            val = int.from_bytes(bytes(val[:2]) + b"\x00", "little") & 0xFFFF
+        if self._n == self.size:
+            self._start = (self._start + 1) % self.size
+            self._n -= 1
             self.dropped += 1
-        self.items.append(entry)
+        i = 4 * ((self._start + self._n) % self.size)
+        b = self._buf
+        b[i] = code
+        b[i + 1] = reg & 0xFF
+        b[i + 2] = val & 0xFF
+        b[i + 3] = (val >> 8) & 0xFF
+        self._n += 1
+
+    def _get(self, k):
+        i = 4 * ((self._start + k) % self.size)
+        b = self._buf
+        code, reg, val = b[i], b[i + 1], b[i + 2] | (b[i + 3] << 8)
+        if code >= 5:
+            return ("r", reg, bytes((val & 0xFF, val >> 8))[:code - 4])
+        return (self._OPS[code], reg, val)
+
+    @property
+    def items(self):
+        return [self._get(k) for k in range(self._n)]
 
     def clear(self):
-        self.items = []
+        self._start = self._n = 0
 
     def writes(self):
-        return [(e[1], e[2]) for e in self.items if e[0] == "w"]
+        return [(e[1], e[2]) for e in self if e[0] == "w"]
 
     def index(self, entry, start=0):
-        for i in range(start, len(self.items)):
-            if self.items[i] == entry:
-                return i
+        for k in range(start, self._n):
+            if self._get(k) == entry:
+                return k
         return -1
 
     def __len__(self):
-        return len(self.items)
+        return self._n
 
     def __iter__(self):
-        return iter(self.items)
+        for k in range(self._n):
+            yield self._get(k)
 
 
 class _Faulty:
