@@ -62,6 +62,7 @@ class Appliance:
         self.boot_wall = wall_time()
         self._start_hardware()
         self._bind_sip()
+        self._start_gateway()
         if self.opts.config:
             self.load_config_file(self.opts.config)
         console = self.opts.console
@@ -141,6 +142,18 @@ class Appliance:
             raise ConfigError("services convergence-services sip port", port,
                               "cannot bind: %s; still on port %d" % (err, old))
 
+    def _start_gateway(self):
+        """The analog line agents (firmware/gateway): FXS stations, FXO trunks;
+        built after hardware and SIP, configured by app.gateway_settings."""
+        self.gateway = None
+        if getattr(self, "sip", None) is None:
+            return
+        s = getattr(self, "gateway_settings", None)
+        if s is None or not s.wanted():
+            return      # built by the config apply hook once stations/trunks/peer exist
+        from firmware.gateway.service import GatewayService
+        self.gateway = GatewayService(self)
+
     def set_domain(self, name):
         """The SIP domain the appliance serves (config: sip domain)."""
         self.sip_domain = name
@@ -173,6 +186,9 @@ class Appliance:
             self.hardware.start()
         if getattr(self, "sip", None) is not None:
             self.sip.start()
+        if getattr(self, "gateway", None) is not None:
+            self.gateway.start()
+        self.gateway_started = True
         if self.console is not None:
             self.sched.spawn(self.console.run, "console", RESTART)
 

@@ -130,7 +130,8 @@ class HardwareService:
 
     # -- views for show commands
     def ports_table(self):
-        rows = [("Port", "Type", "Chip", "State", "Hook", "Line", "Last event")]
+        rows = [("Port", "Type", "Chip", "State", "Hook", "Line", "Call", "Caller ID", "Last event")]
+        gw = getattr(self.app, "gateway", None)
         hw = self.hw
         for kind, ports in (("fxs", hw.fxs), ("fxo", hw.fxo)):
             for port in sorted(ports):
@@ -146,12 +147,13 @@ class HardwareService:
                         hook = "seized" if drv.off_hook else "idle"
                         line = "-"
                 last = self.last_event.get(key)
+                call, cid = gw.port_status(kind, port) if gw is not None else ("-", "-")
                 rows.append(("%s %d" % (kind, port), kind.upper(), getattr(drv, "product", None) or drv.chip
-                             if kind == "fxs" else "Si3050", state, hook, line,
+                             if kind == "fxs" else "Si3050", state, hook, line, call, _short(cid),
                              "%s %s" % (last[0], _short(last[1])) if last else "-"))
         for key, msg in sorted(self.port_fault.items()):
             if key[1] not in (hw.fxs if key[0] == "fxs" else hw.fxo):
-                rows.append(("%s %d" % key, key[0].upper(), "-", STATE_FAULT, "-", "-", "-"))
+                rows.append(("%s %d" % key, key[0].upper(), "-", STATE_FAULT, "-", "-", "-", "-", "-"))
         text = _table(rows)
         faults = [m for m in hw.faults]
         if faults:

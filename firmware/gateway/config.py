@@ -1,0 +1,311 @@
+"""Configuration of the analog line agents (SRX ICS-style naming):
+
+    services convergence-services {
+        peer-call-server hq {                 # the central call server (first entry used)
+            address 192.0.2.10; port 5060; transport udp;
+            registrar-address 192.0.2.11;     # optional, default: address
+            registration enable;              # REGISTER the FXS stations (disable: don't)
+            register-expires 3600;
+        }
+        station alice {                       # a telephone; later issues add SIP stations
+            extension 1001; fxs-port 1; display-name "Alice";
+            user-id 1001; password "...";     # digest credentials for the peer
+            call-waiting enable;              # second call: CW tone, else 486
+        }
+        trunk pstn1 {
+            fxo-port 1; did-target 1001;      # extension, or auto-attendant
+            prefix 9; replace-prefix "";      # outbound: 9NNN -> replace-prefix + NNN
+            answer-supervision polarity-reversal;   # or dial-complete (default)
+            disconnect-supervision [ battery loop busy ];   # + polarity
+            user-id ...; password ...;        # credentials if the peer challenges INVITEs
+        }
+        dial-plan {
+            inter-digit-timeout 4; first-digit-timeout 15;   # seconds
+            pattern [ 1XXX 9. ];              # default: station extension lengths + trunk prefixes
+            emergency-number [ 911 ];
+        }
+        analog { country US; hook-flash-min 100; hook-flash-max 800; }   # ms
+        media { rtp-port-min 16384; rtp-port-max 16483; }
+    }
+
+Validation at commit (precise errors): a port that this board lacks, two
+stations on one FXS port, two trunks on one FXO port, duplicate extensions,
+a trunk prefix that collides with an extension, a DID target that is no
+station's extension, a bad dial pattern, flash window min >= max, an odd
+or inverted RTP port range, transport tcp (outgoing TCP is not available
+yet in the SIP transport).
+
+The apply hook keeps a GatewaySettings on app.gateway_settings and hands it
+to app.gateway (GatewayService) when it runs.  The service (and the code of
+firmware/gateway) is only loaded once a peer call server, a station or a
+trunk is configured, to keep it out of the MicroPython heap otherwise.
+"""
+from firmware.config import schema as S
+from firmware.config.schema import ConfigError
+from firmware.gateway.dialplan import check_pattern
+
+BASE = "services convergence-services"
+_ENA = ("enable", "disable")
+
+
+def _pattern_ok(value, view, path):
+    for p in value:
+        err = check_pattern(p)
+        if err:
+            return "pattern %s: %s" % (p, err)
+    return None
+
+
+def _did_ok(value, view, path):
+    if value == "auto-attendant":
+        return None
+    if not value.isdigit():
+        return "must be an extension number or auto-attendant"
+    return None
+
+
+S.register(BASE, S.List(
+    "peer-call-server", "The central call server the analog ports register and send calls to",
+    key=S.Name(), max_entries=2, key_help="Peer call server name", children=(
+        S.Leaf("address", S.IPv4Address(), mandatory=True, help="Address of the peer call server"),
+        S.Leaf("port", S.Port(), default=5060, help="SIP port of the peer call server"),
+        S.Leaf("transport", S.Enum(("udp", "tcp")), default="udp", help="SIP transport toward the peer"),
+        S.Leaf("registrar-address", S.IPv4Address(), help="Registrar address (default: address)"),
+        S.Leaf("registration", S.Enum(_ENA), default="enable",
+               help="Register the FXS stations with the peer call server"),
+        S.Leaf("register-expires", S.Integer(60, 86400, "seconds"), default=3600,
+               help="Registration lifetime asked for; refreshed at 80 %"),
+    )))
+
+S.register(BASE, S.List(
+    "station", "A telephone served by this appliance (an FXS port)",
+    key=S.Name(), max_entries=256, key_help="Station name", children=(
+        S.Leaf("extension", S.String(2, 8, digits=True), mandatory=True, help="Extension number"),
+        S.Leaf("fxs-port", S.Integer(1, 64), help="FXS port of the analog phone"),
+        S.Leaf("display-name", S.String(1, 32), help="Name sent as caller ID"),
+        S.Leaf("user-id", S.String(1, 64), help="Digest user name at the peer (default: extension)"),
+        S.Leaf("password", S.Secret(), help="Digest password at the peer call server"),
+        S.Leaf("call-waiting", S.Enum(_ENA), default="enable",
+               help="Call waiting tone for a second call (disable: 486 Busy Here)"),
+    )))
+
+S.register(BASE, S.List(
+    "trunk", "An outside line (an FXO port)",
+    key=S.Name(), max_entries=32, key_help="Trunk name", children=(
+        S.Leaf("fxo-port", S.Integer(1, 64), mandatory=True, help="FXO port of the PSTN line"),
+        S.Leaf("did-target", S.String(1, 16), validate=_did_ok,
+               help="Extension (or auto-attendant) that inbound calls ring"),
+        S.Leaf("prefix", S.String(1, 8, charset="0123456789*#"),
+               help="Outbound: dialled numbers starting with this go out on the trunk"),
+        S.Leaf("replace-prefix", S.String(1, 8, charset="0123456789*#,"),
+               help="Outbound: digits dialled on the line in place of the prefix"),
+        S.Leaf("answer-supervision", S.Enum(("dial-complete", "polarity-reversal")),
+               default="dial-complete",
+               help="When an outbound call counts as answered"),
+        S.LeafList("disconnect-supervision", S.Enum(("battery", "loop", "polarity", "busy")),
+                   help="Far-end disconnect detection (default: battery loop busy)", max_items=4),
+        S.Leaf("dial-delay", S.Integer(0, 10000, "ms"), default=1000,
+               help="Wait after seizing the line before dialling"),
+        S.Leaf("user-id", S.String(1, 64), help="Digest user name for INVITEs to the peer"),
+        S.Leaf("password", S.Secret(), help="Digest password for INVITEs to the peer"),
+    )))
+
+S.register(BASE, S.Container("dial-plan", "How digits dialled on the analog phones are collected", children=(
+    S.Leaf("inter-digit-timeout", S.Integer(1, 30, "seconds"), default=4,
+           help="Dial the digits collected after this pause"),
+    S.Leaf("first-digit-timeout", S.Integer(1, 60, "seconds"), default=15,
+           help="Reorder tone when nothing is dialled within this time"),
+    S.LeafList("pattern", S.String(1, 32), validate=_pattern_ok, max_items=64,
+               help="Number patterns: digits, X N Z [1-5], trailing . (default: extensions and trunk prefixes)"),
+    S.LeafList("emergency-number", S.String(1, 8, digits=True), max_items=8,
+               help="Numbers dialled at once, whatever the patterns (default: 911)"),
+)))
+
+S.register(BASE, S.Container("analog", "Analog port settings", children=(
+    S.Leaf("country", S.Enum(("US", "GB", "DE")), default="US",
+           help="Tones, ring cadence and caller ID conventions"),
+    S.Leaf("hook-flash-min", S.Integer(50, 1000, "ms"), default=100,
+           help="Shortest on-hook that counts as a hook flash"),
+    S.Leaf("hook-flash-max", S.Integer(100, 2000, "ms"), default=800,
+           help="Longest on-hook that counts as a hook flash (longer: hang-up)"),
+)))
+
+S.register(BASE, S.Container("media", "RTP media of the analog ports", children=(
+    S.Leaf("rtp-port-min", S.Port(), default=16384, help="Lowest RTP port (even)"),
+    S.Leaf("rtp-port-max", S.Port(), default=16483, help="Highest RTP port"),
+)))
+
+
+class Station:
+    def __init__(self, name, cfg):
+        p = "%s station %s " % (BASE, name)
+        self.name = name
+        self.extension = cfg.get(p + "extension")
+        self.fxs_port = cfg.get(p + "fxs-port")
+        self.display_name = cfg.get(p + "display-name")
+        self.user_id = cfg.get(p + "user-id") or self.extension
+        self.password = cfg.get(p + "password")
+        self.call_waiting = cfg.get(p + "call-waiting") != "disable"
+
+
+class Trunk:
+    def __init__(self, name, cfg):
+        p = "%s trunk %s " % (BASE, name)
+        self.name = name
+        self.fxo_port = cfg.get(p + "fxo-port")
+        self.did_target = cfg.get(p + "did-target")
+        self.prefix = cfg.get(p + "prefix")
+        self.replace_prefix = cfg.get(p + "replace-prefix") or ""
+        self.answer_polarity = cfg.get(p + "answer-supervision") == "polarity-reversal"
+        sup = cfg.get(p + "disconnect-supervision")
+        self.supervision = tuple(sup) if sup else ("battery", "loop", "busy")
+        self.dial_delay_ms = cfg.get(p + "dial-delay")
+        self.user_id = cfg.get(p + "user-id")
+        self.password = cfg.get(p + "password")
+
+
+class GatewaySettings:
+    def __init__(self, cfg):
+        peers = cfg.entries(BASE + " peer-call-server")
+        self.peer = None
+        if peers:
+            p = "%s peer-call-server %s " % (BASE, peers[0])
+            self.peer = {
+                "name": peers[0],
+                "address": cfg.get(p + "address"),
+                "port": cfg.get(p + "port"),
+                "transport": cfg.get(p + "transport"),
+                "registrar": cfg.get(p + "registrar-address") or cfg.get(p + "address"),
+                "register": cfg.get(p + "registration") != "disable",
+                "expires": cfg.get(p + "register-expires"),
+            }
+        self.stations = [Station(n, cfg) for n in cfg.entries(BASE + " station")]
+        self.trunks = [Trunk(n, cfg) for n in cfg.entries(BASE + " trunk")]
+        d = BASE + " dial-plan "
+        self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
+        self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
+        pats = cfg.get(d + "pattern")
+        self.patterns = tuple(pats) if pats else None
+        em = cfg.get(d + "emergency-number")
+        self.emergency = tuple(em) if em else ("911",)
+        a = BASE + " analog "
+        self.country = cfg.get(a + "country")
+        self.flash_min = cfg.get(a + "hook-flash-min")
+        self.flash_max = cfg.get(a + "hook-flash-max")
+        m = BASE + " media "
+        self.rtp_min = cfg.get(m + "rtp-port-min")
+        self.rtp_max = cfg.get(m + "rtp-port-max")
+
+    def wanted(self):
+        """Is there anything for the gateway to do?"""
+        return bool(self.peer is not None or self.stations or self.trunks)
+
+    def station_on(self, port):
+        for s in self.stations:
+            if s.fxs_port == port:
+                return s
+        return None
+
+    def station_by_ext(self, ext):
+        for s in self.stations:
+            if s.extension == ext:
+                return s
+        return None
+
+    def trunk_on(self, port):
+        for t in self.trunks:
+            if t.fxo_port == port:
+                return t
+        return None
+
+    def dial_patterns(self):
+        if self.patterns is not None:
+            return self.patterns
+        out = []
+        for s in self.stations:
+            p = "X" * len(s.extension)
+            if p not in out:
+                out.append(p)
+        for t in self.trunks:
+            if t.prefix:
+                p = t.prefix + "."
+                if p not in out:
+                    out.append(p)
+        return tuple(out)
+
+
+def _board_ports(app, kind):
+    board = getattr(app, "board", None)
+    if not board:
+        return None
+    return [spec["port"] for spec in board.get(kind, ())]
+
+
+def check(app, old, new):
+    s = GatewaySettings(new)
+    fxs = _board_ports(app, "fxs")
+    fxo = _board_ports(app, "fxo")
+    seen = {}
+    exts = {}
+    for st in s.stations:
+        path = "%s station %s" % (BASE, st.name)
+        if st.fxs_port is not None:
+            if fxs is not None and st.fxs_port not in fxs:
+                raise ConfigError(path + " fxs-port", st.fxs_port,
+                                  "this board has no FXS port %d (ports: %s)" % (
+                                      st.fxs_port, " ".join(str(p) for p in fxs) or "none"))
+            if st.fxs_port in seen:
+                raise ConfigError(path + " fxs-port", st.fxs_port,
+                                  "FXS port %d is already used by station %s" % (
+                                      st.fxs_port, seen[st.fxs_port]))
+            seen[st.fxs_port] = st.name
+        if st.extension in exts:
+            raise ConfigError(path + " extension", st.extension,
+                              "extension already used by station %s" % exts[st.extension])
+        exts[st.extension] = st.name
+    seen = {}
+    for t in s.trunks:
+        path = "%s trunk %s" % (BASE, t.name)
+        if fxo is not None and t.fxo_port not in fxo:
+            raise ConfigError(path + " fxo-port", t.fxo_port,
+                              "this board has no FXO port %d (ports: %s)" % (
+                                  t.fxo_port, " ".join(str(p) for p in fxo) or "none"))
+        if t.fxo_port in seen:
+            raise ConfigError(path + " fxo-port", t.fxo_port,
+                              "FXO port %d is already used by trunk %s" % (t.fxo_port, seen[t.fxo_port]))
+        seen[t.fxo_port] = t.name
+        if t.did_target and t.did_target != "auto-attendant" and t.did_target not in exts:
+            raise ConfigError(path + " did-target", t.did_target, "no station has this extension")
+        if t.prefix:
+            for e in exts:
+                if e.startswith(t.prefix):
+                    raise ConfigError(path + " prefix", t.prefix,
+                                      "extension %s of station %s starts with the trunk prefix" % (
+                                          e, exts[e]))
+    if s.flash_min >= s.flash_max:
+        raise ConfigError(BASE + " analog hook-flash-min", s.flash_min,
+                          "must be less than hook-flash-max (%d)" % s.flash_max)
+    if s.rtp_min % 2 or s.rtp_max <= s.rtp_min:
+        raise ConfigError(BASE + " media rtp-port-min", s.rtp_min,
+                          "must be even and below rtp-port-max (%d)" % s.rtp_max)
+    if s.peer is not None and s.peer["transport"] == "tcp":
+        raise ConfigError("%s peer-call-server %s transport" % (BASE, s.peer["name"]), "tcp",
+                          "outgoing SIP over TCP is not available yet; use udp")
+
+
+def apply(app, old, new):
+    settings = GatewaySettings(new)
+    app.gateway_settings = settings
+    gw = getattr(app, "gateway", None)
+    if gw is not None:
+        gw.configure(settings)
+    elif settings.wanted() and getattr(app, "sip", None) is not None:
+        # first stations/trunks/peer on a running appliance: build the gateway now
+        # (it is not built while unconfigured, to keep its code out of the heap)
+        from firmware.gateway.service import GatewayService
+        app.gateway = GatewayService(app)
+        if getattr(app, "gateway_started", False):
+            app.gateway.start()
+
+
+S.on_commit("gateway", apply, check=check)

@@ -1,0 +1,296 @@
+"""The media gateway: FXS ports as SIP stations, FXO ports as trunks.
+
+    gw = GatewayService(app)      # after hardware and SIP (app.boot); reads
+                                  # app.gateway_settings (firmware/gateway/config.py)
+    gw.start()                    # listeners, registrations, the 20 ms media task
+    gw.configure(settings)        # a commit changed the configuration
+    gw.call_server                # CallServerRef: the call server in control
+    gw.set_call_server(host, port, name="local")   # survivability switches it
+    gw.port_status(kind, port) -> (call state, last caller ID text)  for show ports
+
+Routing of an INVITE addressed to the appliance (gw.incoming, the UA's
+on_invite): Request-URI user = a station's extension on an FXS port -> that
+port (ring / call waiting / 486); starting with a trunk's prefix -> that FXO
+trunk (prefix stripped, replace-prefix prepended; the first idle trunk with
+that prefix); else 404.  Outbound PSTN calls therefore reach the FXO port
+through the call server in control, which routes the prefix back to the
+appliance (documented choice: no local shortcut, so the call server sees
+and accounts every call).
+
+Modules: ua.py (SIP UA layer, reusable), leg.py (call leg = session + RTP),
+media.py (RTP, mixer), dialplan.py, fxs.py, fxo.py, config.py.
+One task: "gateway-media" wakes every 20 ms while a call has media and
+moves one frame per direction per leg; it sleeps on an Event otherwise.
+"""
+from firmware.compat import const
+from firmware.sched import RESTART, Event, TimeoutError
+from firmware.gateway.dialplan import DialPlan
+from firmware.gateway.media import MediaManager, Mixer
+from firmware.gateway.ua import UserAgent, Registration
+from firmware.gateway.fxs import FxsAgent
+from firmware.gateway.fxo import FxoAgent
+
+FRAME_MS = const(20)
+
+
+class CallServerRef:
+    """The call server in control: one replaceable reference."""
+
+    def __init__(self, name, host, port, transport="UDP", registrar=None):
+        self.name = name
+        self.host = host
+        self.port = port
+        self.transport = transport
+        self.registrar = registrar or host
+
+    def dest(self):
+        return (self.host, self.port)
+
+    def registrar_dest(self):
+        return (self.registrar, self.port)
+
+    def hostport(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def domain(self):
+        return self.hostport()
+
+    def __repr__(self):
+        return "<CallServer %s %s>" % (self.name, self.hostport())
+
+
+class GatewayService:
+    def __init__(self, app):
+        self.app = app
+        self.ua = UserAgent(app)
+        self.ua.on_invite = self.incoming
+        hw = app.hardware
+        law = "ulaw"
+        if getattr(app, "board", None):
+            law = app.board.get("law", "ulaw")
+        self.law = law
+        from hal import g711
+        self.silence = g711.silence(law)
+        self.media = MediaManager(app, self.ua.host, law=law)
+        self.mixer = Mixer(law)
+        self.fxs = {}
+        self.fxo = {}
+        if hw is not None:
+            for port, drv in hw.hw.fxs.items():
+                self.fxs[port] = FxsAgent(self, port, drv)
+            for port, drv in hw.hw.fxo.items():
+                self.fxo[port] = FxoAgent(self, port, drv)
+        self.settings = None
+        self.call_server = None
+        self.plan = DialPlan()
+        self.registrations = {}
+        self.started = False
+        self.task = None
+        self._wake = Event(app.sched)
+        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0}
+        s = getattr(app, "gateway_settings", None)
+        if s is not None:
+            self.configure(s)
+        app.commands.register("show gateway", _show_gateway,
+                              "Show the analog line agents: registrations, calls, media")
+
+    # -- configuration
+    def configure(self, s):
+        self.settings = s
+        p = s.peer
+        if p is not None:
+            self.call_server = CallServerRef(p["name"], p["address"], p["port"],
+                                             p["transport"].upper(), p["registrar"])
+        else:
+            self.call_server = None
+        self.plan = DialPlan(s.dial_patterns(), s.emergency, s.inter_digit_ms, s.first_digit_ms)
+        self.media.set_range(s.rtp_min, s.rtp_max)
+        from hal import tones
+        country = tones.country_code(s.country)
+        for port, a in self.fxs.items():
+            a.set_station(s.station_on(port))
+            drv = a.drv
+            drv.flash_min_ms = s.flash_min
+            drv.flash_max_ms = s.flash_max
+            drv.country = country
+        for port, a in self.fxo.items():
+            a.set_trunk(s.trunk_on(port))
+        if self.started:
+            self._sync_registrations()
+
+    def set_call_server(self, host, port, name="local", transport="UDP"):
+        """Switch the call server in control (survivability); re-registers."""
+        self.call_server = CallServerRef(name, host, port, transport)
+        if self.started:
+            for r in self.registrations.values():
+                r.stop()
+            self.registrations = {}
+            self._sync_registrations()
+
+    def _sync_registrations(self):
+        s = self.settings
+        srv = self.call_server
+        want = {}
+        if s is not None and srv is not None and (s.peer is None or s.peer["register"]):
+            for st in s.stations:
+                if st.fxs_port is not None and st.fxs_port in self.fxs:
+                    want[st.extension] = st
+        for ext in list(self.registrations):
+            r = self.registrations[ext]
+            st = want.get(ext)
+            if st is None or r.password != st.password or r.username != st.user_id \
+                    or r.dest != srv.registrar_dest():
+                r.stop()
+                del self.registrations[ext]
+        expires = s.peer["expires"] if s is not None and s.peer else 3600
+        for ext, st in want.items():
+            if ext in self.registrations:
+                continue
+            r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
+                             st.password, expires, self._reg_state)
+            self.registrations[ext] = r
+            r.start()
+
+    def _reg_state(self, reg):
+        if reg.state in ("registered", "failed"):
+            self.app.log.write("info" if reg.state == "registered" else "warning",
+                               "gateway: station %s %s (%s)" % (reg.user, reg.state, reg.status))
+
+    # -- running
+    def start(self):
+        hw = self.app.hardware
+        if hw is not None:
+            for port, a in self.fxs.items():
+                hw.listen("fxs", port, self._listener(a))
+            for port, a in self.fxo.items():
+                hw.listen("fxo", port, self._listener(a))
+        self.task = self.app.sched.spawn(self._media_task, "gateway-media", RESTART)
+        self.started = True
+        self._sync_registrations()
+
+    def _listener(self, agent):
+        def fn(event, value, now, agent=agent, self=self):
+            try:
+                agent.on_event(event, value, now)
+            except Exception as e:
+                self.app.log.write("error", "gateway %s %d: %s on %s: %s" % (
+                    "fxs" if isinstance(agent, FxsAgent) else "fxo", agent.port,
+                    type(e).__name__, event, e))
+            self._wake.set()
+        return fn
+
+    def _busy(self):
+        for a in self.fxs.values():
+            if a.legs:
+                return True
+        for a in self.fxo.values():
+            if a.leg is not None:
+                return True
+        return False
+
+    async def _media_task(self):
+        sched = self.app.sched
+        clock = self.app.clock
+        nxt = clock.now()
+        while True:
+            if not self._busy():
+                self._wake.clear()
+                await self._wake.wait()
+                nxt = clock.now()
+                continue
+            nxt += FRAME_MS
+            now = clock.now()
+            if nxt < now - 5 * FRAME_MS:
+                nxt = now        # fell behind: resynchronise, no catch-up burst
+            await sched.sleep_until(nxt)
+            self.tick()
+
+    def tick(self):
+        for a in self.fxs.values():
+            try:
+                a.media_tick()
+            except Exception as e:
+                self.app.log.write("error", "gateway fxs %d media: %s: %s" % (a.port, type(e).__name__, e))
+        for a in self.fxo.values():
+            try:
+                a.media_tick()
+            except Exception as e:
+                self.app.log.write("error", "gateway fxo %d media: %s: %s" % (a.port, type(e).__name__, e))
+
+    def kick(self):
+        """A leg was created: make sure the media task runs."""
+        self._wake.set()
+
+    def port_ready(self, kind, port):
+        hw = self.app.hardware
+        if hw is None:
+            return False
+        return hw.port_state.get((kind, port)) == "ready"
+
+    # -- routing
+    def incoming(self, sreq):
+        self._wake.set()
+        user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
+            sreq.request.uri.user
+        s = self.settings
+        if s is None or not user:
+            self.counters["not_found"] += 1
+            self.ua.pass_on(sreq)
+            return
+        st = s.station_by_ext(user)
+        if st is not None and st.fxs_port in self.fxs:
+            self.counters["routed_fxs"] += 1
+            self.fxs[st.fxs_port].incoming(sreq)
+            return
+        busy = None
+        for t in s.trunks:
+            if t.prefix and user.startswith(t.prefix) and t.fxo_port in self.fxo:
+                a = self.fxo[t.fxo_port]
+                if a.state != "idle":
+                    busy = a
+                    continue
+                self.counters["routed_fxo"] += 1
+                a.incoming(sreq, t.replace_prefix + user[len(t.prefix):])
+                return
+        if busy is not None:
+            sreq.respond(486)
+            return
+        self.counters["not_found"] += 1
+        self.ua.pass_on(sreq)
+
+    # -- views
+    def port_status(self, kind, port):
+        a = (self.fxs if kind == "fxs" else self.fxo).get(port)
+        if a is None:
+            return ("-", "-")
+        cid = a.last_cid
+        text = "-"
+        if cid is not None:
+            num, name = cid
+            text = "%s%s" % (num or "anonymous", (" " + name) if name else "")
+        return (a.status_text(), text)
+
+    def leaks(self):
+        """What is still allocated (for tests and `show gateway`)."""
+        return {"dialogs": len(self.ua.dialogs), "sessions": len(self.ua.sessions),
+                "rtp": len(self.media), "transactions": len(self.ua.layer)}
+
+
+def _show_gateway(app, args):
+    gw = getattr(app, "gateway", None)
+    if gw is None:
+        return "gateway not running"
+    from firmware.textfmt import table
+    lines = ["Call server in control: %s" % (gw.call_server or "none")]
+    rows = [("Extension", "Registration", "Status", "Refreshes")]
+    for ext in sorted(gw.registrations):
+        r = gw.registrations[ext]
+        rows.append((ext, r.state, str(r.status or "-"), str(r.count)))
+    if len(rows) > 1:
+        lines.append(table(rows))
+    lk = gw.leaks()
+    lines.append("Dialogs %d, sessions %d, RTP sessions %d, transactions %d" % (
+        lk["dialogs"], lk["sessions"], lk["rtp"], lk["transactions"]))
+    for name in sorted(gw.ua.counters):
+        lines.append("  %-24s %d" % (name.replace("_", " "), gw.ua.counters[name]))
+    return "\n".join(lines)

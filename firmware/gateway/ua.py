@@ -1,0 +1,822 @@
+"""A reusable SIP user-agent layer on top of the SIP core (firmware/sipcore.py):
+registration client with digest, INVITE sessions (UAC and UAS) with dialogs,
+re-INVITE (hold/resume), BYE and CANCEL.  The gateway's FXS/FXO agents use
+it; the B2BUA call server can reuse it for both of its legs.
+
+    ua = UserAgent(app)                  # hooks app.sip: on_response, on_timeout,
+                                         # INVITE/BYE/ACK/INFO/NOTIFY handlers
+    ua.on_invite = fn(sreq)              # a new out-of-dialog INVITE (the TU
+                                         # answers it, typically InviteSession.uas,
+                                         # or ua.pass_on(sreq) when it is not its own:
+                                         # the handler registered before the UA gets it)
+    ua.host, ua.port                     # our address for Via and Contact
+    ua.contact(user) -> "<sip:user@host:port>"
+
+    reg = Registration(ua, user, domain, dest, username=None, password=None,
+                       expires=3600, on_state=fn(reg))
+    reg.start() / reg.stop()             # REGISTER, digest on 401/407, refresh at
+                                         # REFRESH_PCT of the granted expiry, retry
+                                         # after RETRY_MS on failure
+    reg.state in ("idle", "registering", "registered", "failed"), reg.status
+
+    s = ua.invite(ruri, from_uri, to_uri, dest, sdp_body, owner, display=None,
+                  auth=(username, password) or None, headers=())  -> InviteSession
+    s = InviteSession.uas(ua, sreq, owner)   # for an INVITE from ua.on_invite
+    s.ring(sdp=None)       UAS: 180 (or 183 with sdp: early media)
+    s.answer(sdp)          UAS: 200 with SDP
+    s.reject(status)       UAS: a final error
+    s.cancel()             UAC: CANCEL (deferred until a provisional arrived)
+    s.bye()                either side, confirmed: BYE
+    s.hangup()             whichever of cancel / reject(480) / bye fits the state
+    s.reinvite(sdp)        confirmed: re-INVITE with a new offer (hold: sendonly)
+    s.state in ("calling", "early", "confirmed", "terminated")
+    s.remote_sdp (sip.sdp.Session or None)  s.remote_identity -> (number, name)
+
+Owner callbacks (each optional; all get the session first):
+    on_progress(s, status)           UAC: a 1xx other than 100
+    on_answer(s)                     UAC: 2xx (ACK already sent); s.remote_sdp set
+    on_failed(s, status)             UAC: a final >= 300 (after auth retries), 408
+    on_confirmed(s)                  UAS: the ACK for our 2xx arrived
+    on_offer(s, sdp) -> answer body  an in-dialog re-INVITE (None -> 488)
+    on_ended(s, reason)              the far end ended it: "bye", "cancel", "timeout"
+
+Bounds: MAX_DIALOGS dialogs (a new INVITE beyond it: 503 with Retry-After),
+MAX_SESSIONS live sessions, MAX_AUTH_TRIES digest retries per request.
+Every refusal is counted in ua.counters (`show gateway` lists them).
+"""
+from firmware.compat import const
+from sip.dialog import DialogTable, Dialog, DialogError, create_cancel, uas_response_headers
+from sip.digest import DigestClient
+from sip.message import Request, Response, parse
+from sip.errors import SipError, SipParseError
+from sip.transaction import TransactionError
+from sip.sdp import parse_sdp
+from firmware.transport import Source
+
+MAX_DIALOGS = const(64)
+MAX_SESSIONS = const(64)
+MAX_AUTH_TRIES = const(2)
+RETRY_MS = const(30000)
+REFRESH_PCT = const(80)
+MIN_REFRESH_MS = const(5000)
+
+CALLING = "calling"
+EARLY = "early"
+CONFIRMED = "confirmed"
+TERMINATED = "terminated"
+
+_SDP = "application/sdp"
+
+
+def _cb(owner, name, *args):
+    fn = getattr(owner, name, None) if owner is not None else None
+    if fn is not None:
+        return fn(*args)
+    return None
+
+
+def _dest_of(uri):
+    return (uri.host.strip("[]"), uri.port or 5060)
+
+
+def _clone(req):
+    return parse(req.serialize())
+
+
+class UserAgent:
+    def __init__(self, app, core=None):
+        self.app = app
+        self.core = core or app.sip
+        self.layer = self.core.layer
+        self.rng = app.rng
+        self.dialogs = DialogTable(MAX_DIALOGS)
+        self.sessions = []
+        self.on_invite = None
+        tp = self.core.transports
+        host = tp.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"     # no interface address lookup yet (documented)
+        self.host = host
+        self.port = app.sip_port
+        self.user_agent = self.core.server_header
+        self.counters = {"invites_in": 0, "invites_out": 0, "byes_in": 0, "byes_out": 0,
+                         "cancels_out": 0, "reinvites_in": 0, "reinvites_out": 0,
+                         "auth_retries": 0, "dialog_overflow": 0, "session_overflow": 0,
+                         "no_dialog": 0, "stray_responses": 0, "errors": 0}
+        self._prev_response = self.core.on_response
+        self._prev_timeout = self.core.on_timeout
+        self.core.on_response = self._on_response
+        self.core.on_timeout = self._on_timeout
+        self.previous = {}       # method -> handler we replaced (see pass_on)
+        for m in ("INVITE", "BYE", "ACK", "INFO", "NOTIFY", "UPDATE"):
+            h = self.core.handlers.get(m)
+            if h is not None:
+                self.previous[m] = h
+        for m, h in (("INVITE", self._invite), ("BYE", self._bye), ("ACK", self._ack),
+                     ("INFO", self._in_dialog_ok), ("NOTIFY", self._in_dialog_ok),
+                     ("UPDATE", self._update)):
+            self.core.register_method_handler(m, h)
+
+    # -- helpers
+    def count(self, name):
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def now(self):
+        return self.app.clock.now()
+
+    def hostport(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def contact(self, user):
+        return "<sip:%s@%s>" % (user, self.hostport())
+
+    def via(self):
+        return "SIP/2.0/UDP %s;branch=%s;rport" % (self.hostport(), self.layer.new_branch())
+
+    def new_request(self, method, ruri, from_uri, to_uri, display=None, call_id=None,
+                    cseq=1, contact_user=None, headers=(), body=b"", content_type=None):
+        req = Request(method, ruri)
+        req.add("Via", self.via())
+        req.add("Max-Forwards", "70")
+        frm = "<%s>;tag=%s" % (from_uri, self.rng.token(6))
+        if display:
+            frm = '"%s" %s' % (display.replace('"', "").replace("\\", ""), frm)
+        req.add("From", frm)
+        req.add("To", "<%s>" % to_uri)
+        req.add("Call-ID", call_id or "%s@%s" % (self.rng.token(10), self.host))
+        req.add("CSeq", "%d %s" % (cseq, method))
+        if contact_user is not None:
+            req.add("Contact", self.contact(contact_user))
+        req.add("User-Agent", self.user_agent)
+        for name, value in headers:
+            req.add(name, value)
+        if body:
+            req.body = body if isinstance(body, bytes) else body.encode()
+            if content_type:
+                req.add("Content-Type", content_type)
+        return req
+
+    def send(self, req, dest, handler, transport="UDP"):
+        """Send req in a new client transaction; handler(resp) gets every
+        response (a 408 is synthesised on Timer B/F).  None when the
+        transaction table is full (counted; handler gets a 503)."""
+        if req.top_via is None:
+            req.add("Via", self.via(), True)
+        try:
+            txn = self.layer.send_request(req, dest, transport, self.now())
+        except TransactionError:
+            self.count("errors")
+            handler(Response.for_request(req, 503, "Transaction Table Full"))
+            return None
+        txn.user = handler
+        self.core._flush()
+        return txn
+
+    def send_ack(self, txn, ack, dest):
+        self.layer.send_ack(txn, ack, dest, "UDP", self.now())
+        self.core._flush()
+
+    def in_dialog(self, dialog, method, handler, body=b"", content_type=None, headers=()):
+        req = dialog.create_request(method, self.rng, body, content_type, headers,
+                                    via=("UDP", self.hostport()))
+        req.add("User-Agent", self.user_agent)
+        return self.send(req, _dest_of(dialog.next_hop()), handler)
+
+    # -- client side events from the core
+    def _on_response(self, resp, src, txn):
+        h = txn.user if txn is not None else None
+        if h is not None and callable(h):
+            try:
+                h(resp)
+            except Exception as e:
+                self.count("errors")
+                self.app.log.write("error", "UA response handler: %s: %s" % (type(e).__name__, e))
+            return
+        if txn is None and resp.status // 100 == 2 and resp.cseq is not None and \
+                resp.cseq.method == "INVITE":
+            # a 2xx retransmission after the INVITE transaction ended: ACK again
+            d = self.dialogs.match_response(resp)
+            if d is not None:
+                try:
+                    ack = d.create_ack(resp.cseq.num, self.rng, via=("UDP", self.hostport()))
+                    self.layer.send_stateless(ack, _dest_of(d.next_hop()), "UDP")
+                    self.core._flush()
+                except SipError:
+                    pass
+                return
+        if self._prev_response is not None:
+            self._prev_response(resp, src, txn)
+        else:
+            self.count("stray_responses")
+
+    def _on_timeout(self, txn):
+        h = txn.user
+        if h is not None and callable(h) and txn.kind in ("ict", "nict"):
+            if txn.request is not None:
+                try:
+                    h(Response.for_request(txn.request, 408))
+                except Exception as e:
+                    self.count("errors")
+                    self.app.log.write("error", "UA timeout handler: %s" % e)
+            return
+        sess = getattr(h, "session", None)
+        if sess is not None and txn.kind == "ist" and sess.state == CONFIRMED and not sess.acked:
+            sess._no_ack()
+            return
+        if self._prev_timeout is not None:
+            self._prev_timeout(txn)
+
+    def pass_on(self, sreq, status=404):
+        """Hand a request that is not ours to the handler registered before
+        the UA (the SIP core's built-in one, later the call server); answer
+        `status` when there was none."""
+        h = self.previous.get(sreq.method)
+        if h is None:
+            sreq.respond(status)
+            return
+        h(sreq)
+
+    # -- server side
+    def _session_for(self, req):
+        d = self.dialogs.match_request(req)
+        return d.user if d is not None else None
+
+    def _invite(self, sreq):
+        req = sreq.request
+        if req.to is not None and req.to.tag:
+            sess = self._session_for(req)
+            if sess is None:
+                self.count("no_dialog")
+                sreq.respond(481)
+                return
+            sess._reinvite_in(sreq)
+            return
+        self.count("invites_in")
+        if len(self.sessions) >= MAX_SESSIONS or len(self.dialogs) >= MAX_DIALOGS:
+            self.count("session_overflow")
+            sreq.respond(503, None, (("Retry-After", "5"),))
+            return
+        if self.on_invite is None:
+            self.pass_on(sreq, 480)
+            return
+        self.on_invite(sreq)
+
+    def _bye(self, sreq):
+        sess = self._session_for(sreq.request)
+        if sess is None:
+            self.count("no_dialog")
+            sreq.respond(481)
+            return
+        bad = sess.dialog.receive_request(sreq.request)
+        if bad is not None:
+            sreq.respond(bad[0], bad[1])
+            return
+        self.count("byes_in")
+        sreq.respond(200)
+        sess._ended("bye")
+
+    def _ack(self, sreq):
+        sess = self._session_for(sreq.request)
+        if sess is not None:
+            sess._acked()
+
+    def _in_dialog_ok(self, sreq):
+        if self._session_for(sreq.request) is None:
+            sreq.respond(481)
+        else:
+            sreq.respond(200)
+
+    def _update(self, sreq):
+        if self._session_for(sreq.request) is None:
+            sreq.respond(481)
+        else:
+            sreq.respond(501)
+
+    # -- sessions
+    def invite(self, ruri, from_uri, to_uri, dest, sdp_body, owner, display=None,
+               auth=None, headers=(), contact_user=None):
+        """Start a UAC INVITE session; None when the session table is full."""
+        if len(self.sessions) >= MAX_SESSIONS:
+            self.count("session_overflow")
+            return None
+        s = InviteSession(self, owner, True)
+        user = contact_user
+        if user is None:
+            try:
+                from sip.uri import parse_uri
+                user = parse_uri(from_uri).user or "gw"
+            except SipParseError:
+                user = "gw"
+        req = self.new_request("INVITE", ruri, from_uri, to_uri, display,
+                               contact_user=user, headers=headers, body=sdp_body,
+                               content_type=_SDP)
+        req.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY")
+        s.invite = req
+        s.dest = dest
+        s.auth = auth
+        s.call_id = req.call_id
+        s.local_tag = req.from_.tag
+        self.sessions.append(s)
+        self.count("invites_out")
+        s.txn = self.send(req, dest, s._uac_response)
+        return s
+
+    def remove(self, sess):
+        if sess in self.sessions:
+            self.sessions.remove(sess)
+        for d in sess.dialogs:
+            self.dialogs.remove(d)
+        sess.dialogs = []
+
+
+class InviteSession:
+    def __init__(self, ua, owner, is_uac):
+        self.ua = ua
+        self.owner = owner
+        self.is_uac = is_uac
+        self.state = CALLING
+        self.dialog = None
+        self.dialogs = []         # every dialog of this session (forked early ones too)
+        self.invite = None        # UAC: the INVITE as last sent
+        self.txn = None
+        self.dest = None
+        self.auth = None
+        self.auth_tries = 0
+        self.sreq = None          # UAS: the pending INVITE
+        self.request = None       # UAS: the INVITE received
+        self.remote_sdp = None
+        self.local_sdp = None
+        self.call_id = None
+        self.local_tag = None
+        self.provisional = False
+        self.cancel_pending = False
+        self.acked = False
+        self.end_reason = None
+        self.final_status = None
+        self._reinvite = None     # our pending re-INVITE transaction
+        self.user = None          # free slot for the owner
+
+    def __repr__(self):
+        return "<InviteSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
+
+    # ---- UAC ----
+    def _uac_response(self, resp):
+        st = resp.status
+        ua = self.ua
+        if self.cancel_pending and 100 < st < 200:
+            self.provisional = True
+            self._send_cancel()
+            return
+        if self.state == TERMINATED and st < 200:
+            return
+        if st < 200:
+            if st == 100:
+                return
+            self.provisional = True
+            try:
+                d, new = ua.dialogs.on_uac_response(self.invite, resp)
+            except DialogError:
+                d, new = None, False
+            if d is not None:
+                d.user = self
+                if new:
+                    self.dialogs.append(d)
+                if self.dialog is None:
+                    self.dialog = d
+                if self.state == CALLING:
+                    self.state = EARLY
+            self._take_sdp(resp)
+            if self.cancel_pending:
+                self._send_cancel()
+                return
+            _cb(self.owner, "on_progress", self, st)
+            return
+        if st < 300:
+            try:
+                d, new = ua.dialogs.on_uac_response(self.invite, resp)
+            except SipError:
+                d = None
+            if d is None:
+                ua.count("errors")
+                return
+            d.user = self
+            if d not in self.dialogs:
+                self.dialogs.append(d)
+            ack = d.create_ack(self.invite.cseq.num, ua.rng, via=("UDP", ua.hostport()))
+            ua.send_ack(self.txn, ack, _dest_of(d.next_hop()))
+            if self.state == TERMINATED or self.cancel_pending or (
+                    self.dialog is not None and d is not self.dialog and self.state == CONFIRMED):
+                # cancelled meanwhile, or a second fork answered: end that dialog
+                ua.in_dialog(d, "BYE", _ignore)
+                ua.dialogs.remove(d)
+                if self.cancel_pending and self.state != TERMINATED:
+                    self._terminate("cancelled")
+                return
+            self.dialog = d
+            for other in list(self.dialogs):
+                if other is not d:
+                    ua.dialogs.remove(other)
+                    self.dialogs.remove(other)
+            self.state = CONFIRMED
+            self.acked = True
+            self._take_sdp(resp)
+            _cb(self.owner, "on_answer", self)
+            return
+        if st in (401, 407) and self.auth is not None and self.auth_tries < MAX_AUTH_TRIES \
+                and self.state != TERMINATED and not self.cancel_pending:
+            hdr = "www-authenticate" if st == 401 else "proxy-authenticate"
+            ch = resp.get_all(hdr)
+            if ch:
+                self.auth_tries += 1
+                ua.count("auth_retries")
+                req = _clone(self.invite)
+                req.remove("via")
+                req.remove("authorization")
+                req.remove("proxy-authorization")
+                req.add("Via", ua.via(), True)
+                req.set("CSeq", "%d INVITE" % (self.invite.cseq.num + 1))
+                try:
+                    val = DigestClient().authorize("INVITE", str(req.uri), ch, self.auth[0],
+                                                   self.auth[1], ua.rng)
+                except SipError:
+                    val = None
+                if val is not None:
+                    req.add("Authorization" if st == 401 else "Proxy-Authorization", val)
+                    self.invite = req
+                    self.provisional = False
+                    self.txn = ua.send(req, self.dest, self._uac_response)
+                    return
+        self.final_status = st
+        was = self.state
+        self._terminate("failed")
+        if was != TERMINATED and not self.cancel_pending:
+            _cb(self.owner, "on_failed", self, st)
+
+    def _send_cancel(self):
+        ua = self.ua
+        self.cancel_pending = False
+        self.state = TERMINATED
+        self.end_reason = "cancelled"
+        c = create_cancel(self.invite)
+        ua.count("cancels_out")
+        ua.send(c, self.dest, _ignore)
+        try:
+            if self.txn is not None:
+                ua.layer.cancel_sent(self.txn, ua.now())
+        except TransactionError:
+            pass
+        # the 487 (or a racing 2xx) still arrives; dialogs go once it does or now
+        ua.remove(self)
+
+    def cancel(self):
+        if not self.is_uac or self.state not in (CALLING, EARLY):
+            return False
+        if self.provisional:
+            self._send_cancel()
+        else:
+            self.cancel_pending = True     # CANCEL once a provisional arrives (§9.1)
+            self.state = TERMINATED
+            self.end_reason = "cancelled"
+            self.ua.sessions.remove(self) if self in self.ua.sessions else None
+            self._pending_guard()
+        return True
+
+    def _pending_guard(self):
+        # no provisional ever: the INVITE transaction times out (Timer B) and
+        # delivers a 408 that ends the session; keep the dialogs table clean
+        for d in self.dialogs:
+            self.ua.dialogs.remove(d)
+        self.dialogs = []
+
+    # ---- UAS ----
+    @staticmethod
+    def uas(ua, sreq, owner):
+        s = InviteSession(ua, owner, False)
+        s.sreq = sreq
+        s.request = req = sreq.request
+        s.call_id = req.call_id
+        s.local_tag = sreq.to_tag
+        sreq.session = s
+        sreq.on_cancel = s._cancelled
+        if req.body:
+            try:
+                s.remote_sdp = parse_sdp(req.body)
+            except SipError:
+                s.remote_sdp = None
+        ua.sessions.append(s)
+        return s
+
+    def _uas_headers(self, extra=()):
+        ua = self.ua
+        hs = [("Contact", ua.contact(self.request.uri.user or "gw"))]
+        for v in self.request.get_all("record-route"):
+            hs.append(("Record-Route", v))
+        hs.append(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"))
+        for h in extra:
+            hs.append(h)
+        return hs
+
+    def _uas_dialog(self, resp):
+        if self.dialog is not None:
+            return
+        try:
+            d = Dialog.uas(self.request, resp)
+            self.ua.dialogs.add(d)
+        except DialogError:
+            self.ua.count("dialog_overflow")
+            return
+        d.user = self
+        self.dialog = d
+        self.dialogs.append(d)
+
+    def ring(self, sdp=None):
+        if self.is_uac or self.sreq is None or self.state not in (CALLING, EARLY):
+            return None
+        if sdp is not None:
+            self.local_sdp = sdp
+            r = self.sreq.respond(183, None, self._uas_headers(), sdp, _SDP)
+        else:
+            r = self.sreq.respond(180, None, self._uas_headers())
+        if r is not None:
+            self._uas_dialog(r)
+            self.state = EARLY
+        return r
+
+    def answer(self, sdp):
+        if self.is_uac or self.sreq is None or self.state not in (CALLING, EARLY):
+            return None
+        self.local_sdp = sdp
+        r = self.sreq.respond(200, None, self._uas_headers(), sdp, _SDP)
+        if r is None:
+            return None
+        self._uas_dialog(r)
+        if self.dialog is not None:
+            self.dialog.state = "confirmed"
+        self.state = CONFIRMED
+        self.acked = False
+        return r
+
+    def reject(self, status, reason=None, headers=None):
+        if self.is_uac or self.sreq is None or self.state not in (CALLING, EARLY):
+            return None
+        r = self.sreq.respond(status, reason, headers)
+        self.final_status = status
+        self._terminate("rejected")
+        return r
+
+    def _cancelled(self, sreq):
+        sreq.respond(487)
+        if self.state != TERMINATED:
+            self._terminate("cancel")
+            _cb(self.owner, "on_ended", self, "cancel")
+
+    def _acked(self):
+        self.acked = True
+        _cb(self.owner, "on_confirmed", self)
+
+    def _no_ack(self):
+        self.ua.count("errors")
+        self.bye()
+        _cb(self.owner, "on_ended", self, "timeout")
+
+    # ---- both ----
+    def _take_sdp(self, msg):
+        if msg.body and msg.content_type == _SDP:
+            try:
+                self.remote_sdp = parse_sdp(msg.body)
+            except SipError:
+                pass
+
+    @property
+    def remote_identity(self):
+        """(number, display name) of the far end: P-Asserted-Identity, else
+        From (UAS) / To (UAC)."""
+        msg = self.request if not self.is_uac else None
+        na = None
+        if msg is not None:
+            pai = msg.get("p-asserted-identity")
+            if pai:
+                try:
+                    from sip.headers import parse_name_addr
+                    na = parse_name_addr(pai.split(",")[0].strip(), "P-Asserted-Identity")
+                except SipError:
+                    na = None
+            if na is None:
+                na = msg.from_
+        elif self.invite is not None:
+            na = self.invite.to
+        if na is None:
+            return (None, None)
+        u = na.uri
+        num = u.user_plain if u.scheme != "tel" else u.user
+        return (num, na.display)
+
+    def bye(self):
+        if self.state != CONFIRMED or self.dialog is None:
+            return False
+        ua = self.ua
+        ua.count("byes_out")
+        try:
+            ua.in_dialog(self.dialog, "BYE", _ignore)
+        except SipError:
+            ua.count("errors")
+        self._terminate("bye")
+        return True
+
+    def hangup(self):
+        """End the session whatever its state."""
+        if self.state == TERMINATED:
+            return
+        if self.state == CONFIRMED:
+            self.bye()
+        elif self.is_uac:
+            self.cancel()
+        else:
+            self.reject(480)
+
+    def reinvite(self, sdp, on_done=None):
+        """Send a re-INVITE with a new offer; on_done(status) when answered."""
+        if self.state != CONFIRMED or self.dialog is None:
+            return False
+        ua = self.ua
+        ua.count("reinvites_out")
+        self.local_sdp = sdp
+        d = self.dialog
+
+        def handler(resp, self=self, d=d, on_done=on_done):
+            if resp.status < 200:
+                return
+            if resp.status < 300 and d.state != "terminated":
+                d.on_response(self._last_reinvite, resp)
+                ack = d.create_ack(resp.cseq.num, ua.rng, via=("UDP", ua.hostport()))
+                ua.send_ack(self._reinvite, ack, _dest_of(d.next_hop()))
+                self._take_sdp(resp)
+            if on_done is not None:
+                on_done(resp.status)
+
+        req = d.create_request("INVITE", ua.rng, sdp, _SDP,
+                               (("Contact", ua.contact(d.local_uri.uri.user or "gw")),),
+                               via=("UDP", ua.hostport()))
+        self._last_reinvite = req
+        self._reinvite = ua.send(req, _dest_of(d.next_hop()), handler)
+        return True
+
+    def _reinvite_in(self, sreq):
+        ua = self.ua
+        req = sreq.request
+        bad = self.dialog.receive_request(req)
+        if bad is not None:
+            sreq.respond(bad[0], bad[1])
+            return
+        if self.state != CONFIRMED:
+            sreq.respond(491)
+            return
+        ua.count("reinvites_in")
+        sdp = None
+        if req.body:
+            try:
+                sdp = parse_sdp(req.body)
+            except SipError as e:
+                sreq.respond(getattr(e, "status", 400) or 400, "Bad SDP")
+                return
+        self.remote_sdp = sdp or self.remote_sdp
+        body = _cb(self.owner, "on_offer", self, sdp)
+        if body is None:
+            sreq.respond(488)
+            return
+        sreq.session = self
+        r = sreq.respond(200, None, (("Contact", ua.contact(self.dialog.local_uri.uri.user or "gw")),),
+                         body, _SDP)
+        if r is not None:
+            self.dialog.refresh_target(req)
+
+    def _ended(self, reason):
+        if self.state == TERMINATED:
+            return
+        self._terminate(reason)
+        _cb(self.owner, "on_ended", self, reason)
+
+    def _terminate(self, reason):
+        self.state = TERMINATED
+        if self.end_reason is None:
+            self.end_reason = reason
+        self.ua.remove(self)
+
+
+def _ignore(resp):
+    pass
+
+
+class Registration:
+    """One AoR's registration with a registrar (RFC 3261 §10.2)."""
+
+    def __init__(self, ua, user, domain, dest, username=None, password=None,
+                 expires=3600, on_state=None, contact_user=None):
+        self.ua = ua
+        self.user = user
+        self.domain = domain
+        self.dest = dest
+        self.username = username or user
+        self.password = password
+        self.expires = expires
+        self.on_state = on_state
+        self.contact_user = contact_user or user
+        self.state = "idle"
+        self.status = None
+        self.granted = None
+        self.call_id = "%s@%s" % (ua.rng.token(10), ua.host)
+        self.cseq = 0
+        self.tries = 0
+        self.timer = None
+        self.registered_at = None
+        self.count = 0
+        self.failures = 0
+
+    def __repr__(self):
+        return "<Registration %s %s>" % (self.user, self.state)
+
+    def _set(self, state, status=None):
+        self.state = state
+        self.status = status
+        if self.on_state is not None:
+            self.on_state(self)
+
+    def start(self):
+        self.tries = 0
+        self._send(None, self.expires)
+
+    def stop(self):
+        self._cancel_timer()
+        if self.state == "registered":
+            self._send(None, 0)
+        self.state = "idle"
+
+    def _cancel_timer(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _later(self, ms, fn):
+        self._cancel_timer()
+        try:
+            self.timer = self.ua.core.call_later(ms, fn)
+        except Exception:
+            self.timer = None
+
+    def _send(self, challenge, expires, is_proxy=False):
+        ua = self.ua
+        self.cseq += 1
+        ruri = "sip:%s" % self.domain
+        aor = "sip:%s@%s" % (self.user, self.domain)
+        req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq)
+        req.add("Contact", "%s;expires=%d" % (ua.contact(self.contact_user), expires))
+        req.add("Expires", str(expires))
+        if challenge is not None and self.password:
+            val = DigestClient().authorize("REGISTER", ruri, challenge, self.username,
+                                           self.password, ua.rng)
+            req.add("Proxy-Authorization" if is_proxy else "Authorization", val)
+        if expires:
+            self._set("registering")
+        ua.send(req, self.dest, lambda r, e=expires: self._response(r, e))
+
+    def _response(self, resp, expires):
+        st = resp.status
+        if st < 200:
+            return
+        if expires == 0:
+            return
+        if st in (401, 407) and self.password and self.tries < MAX_AUTH_TRIES:
+            ch = resp.get_all("www-authenticate" if st == 401 else "proxy-authenticate")
+            if ch:
+                self.tries += 1
+                self.ua.count("auth_retries")
+                try:
+                    self._send(ch, expires, st == 407)
+                    return
+                except SipError:
+                    pass
+        self.tries = 0
+        if 200 <= st < 300:
+            granted = expires
+            for c in resp.contact:
+                if c != "*" and c.uri.user == self.contact_user:
+                    e = c.params.get("expires")
+                    if e and e.isdigit():
+                        granted = int(e)
+            if resp.expires is not None and granted == expires and resp.expires < granted:
+                granted = resp.expires
+            self.granted = granted
+            self.count += 1
+            self.registered_at = self.ua.now()
+            self._set("registered", st)
+            self._later(max(MIN_REFRESH_MS, granted * 10 * REFRESH_PCT), self.start)
+            return
+        if st == 423:
+            m = resp.min_expires
+            if m and m > self.expires:
+                self.expires = m
+                self._send(None, m)
+                return
+        self.failures += 1
+        self._set("failed", st)
+        self._later(RETRY_MS, self.start)

@@ -1,0 +1,147 @@
+"""Shared set-up for the analog line tests: a booted appliance on the sim
+board with four stations and two trunks, a SipPeer call server, and helpers
+to speak test tones into phones/lines and find them in what came out."""
+import os
+
+from hal import g711
+from hal.dsp import ToneGen, tone_ratio_pct
+from tests.sim.appliance import simulated
+from tests.sim.sippeer import SipPeer
+
+USERS = {"1001": "pw-alice", "1002": "pw-bob", "1003": "pw-carol", "1004": "pw-dave"}
+B = "set services convergence-services "
+
+
+def config_text(peer_port, rtp_base=30000, extra=()):
+    lines = [
+        B + "peer-call-server hq address 127.0.0.1",
+        B + "peer-call-server hq port %d" % peer_port,
+        B + "station alice extension 1001",
+        B + "station alice fxs-port 1",
+        B + "station alice display-name Alice",
+        B + "station alice password " + USERS["1001"],
+        B + "station bob extension 1002",
+        B + "station bob fxs-port 2",
+        B + 'station bob display-name "Bob Smith"',
+        B + "station bob password " + USERS["1002"],
+        B + "station carol extension 1003",
+        B + "station carol fxs-port 3",
+        B + "station carol display-name Carol",
+        B + "station carol password " + USERS["1003"],
+        B + "station dave extension 1004",
+        B + "station dave fxs-port 4",
+        B + "station dave password " + USERS["1004"],
+        B + "station dave call-waiting disable",
+        B + "trunk pstn1 fxo-port 1",
+        B + "trunk pstn1 did-target 1002",
+        B + "trunk pstn1 prefix 9",
+        B + "trunk pstn2 fxo-port 2",
+        B + "trunk pstn2 did-target 1001",
+        B + "trunk pstn2 prefix 8",
+        B + "trunk pstn2 answer-supervision polarity-reversal",
+        B + "trunk pstn2 disconnect-supervision battery",
+        B + "trunk pstn2 disconnect-supervision loop",
+        B + "trunk pstn2 disconnect-supervision polarity",
+        B + "trunk pstn2 disconnect-supervision busy",
+        B + "media rtp-port-min %d" % rtp_base,
+        B + "media rtp-port-max %d" % (rtp_base + 98),
+    ]
+    lines.extend(extra)
+    return "\n".join(lines) + "\n"
+
+
+class World:
+    def __init__(self, tmp_path, seed=1, extra=(), challenge_invites=False):
+        self.seed = seed
+        self.peer = SipPeer(None, USERS, challenge_invites=challenge_invites)
+        port = self.peer.bind()
+        path = os.path.join(str(tmp_path), "analog.conf")
+        with open(path, "w") as f:
+            f.write(config_text(port, 30000 + (seed % 50) * 200, extra))
+        self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path))
+        self.peer.start(self.app.sched)
+        self.peer.gateways.append(("9", "127.0.0.1", self.app.sip_port))
+        self.peer.gateways.append(("8", "127.0.0.1", self.app.sip_port))
+        self.gw = self.app.gateway
+        self.sim = self.app.hardware.sim
+        self.phones = self.sim.phones
+        self.lines = self.sim.lines
+        self._talkers = []
+        self.app.sched.spawn(self._talk_task, "test-talkers")
+
+    def close(self):
+        self.peer.close()
+        self.app.close()
+
+    def now(self):
+        return self.app.clock.now()
+
+    def run(self, ms):
+        self.app.sched.run(until=self.app.clock.now() + ms)
+
+    def run_until(self, cond, limit_ms, step=20):
+        end = self.now() + limit_ms
+        while self.now() < end:
+            if cond():
+                return self.now()
+            self.run(step)
+        assert cond(), "condition not met within %d ms (seed %d)" % (limit_ms, self.seed)
+        return self.now()
+
+    def fxs(self, port):
+        return self.gw.fxs[port]
+
+    def fxo(self, port):
+        return self.gw.fxo[port]
+
+    # -- audio
+    def talk(self, sink, freq):
+        """Every 20 ms, one frame of a freq Hz tone into sink(frame)."""
+        gen = ToneGen((freq,), 8000)
+        buf = bytearray(160)
+        self._talkers.append((sink, gen, buf))
+
+    def phone_talks(self, port, freq):
+        self.talk(self.phones[port].speak, freq)
+
+    def line_talks(self, port, freq):
+        daa = self.sim.daas[port]
+        pcm = self.sim.pcm
+        self.talk(lambda f, c=daa.pcm_chan: pcm.inject(c, f), freq)
+
+    def silence(self):
+        self._talkers = []
+
+    async def _talk_task(self):
+        enc = g711.encoder("ulaw")
+        while True:
+            await self.app.sched.sleep(20)
+            for sink, gen, buf in self._talkers:
+                gen.fill(buf, enc)
+                sink(buf)
+
+    def leaks(self):
+        lk = self.gw.leaks()
+        lk["peer_bindings"] = len(self.peer.bindings)
+        return lk
+
+
+_DEC = g711.ulaw_table()
+
+
+def has_tone(frame, freq, pct=25):
+    lin = [_DEC[b] for b in frame]
+    return tone_ratio_pct(lin, freq) >= pct
+
+
+def count_tone(frames, freq, pct=25):
+    return len([f for f in frames if has_tone(f, freq, pct)])
+
+
+def drain(ring):
+    """Take every frame out of a hal.bus.Ring; returns (frames, dropped before)."""
+    out = list(ring.items)
+    ring.items = []
+    d = ring.dropped
+    ring.dropped = 0
+    return out, d

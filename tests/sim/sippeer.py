@@ -1,0 +1,237 @@
+"""A minimal peer call server for the analog-line simulation tests.
+
+Runs as a task in the appliance's scheduler on its own loopback UDP socket:
+
+    peer = SipPeer(app.sched, users={"1001": "pw1", ...}, realm="hq")
+    peer.start()                     # binds 127.0.0.1:<ephemeral>; peer.port
+    peer.gateways.append(("9", "127.0.0.1", app.sip_port))   # PSTN prefix routing
+
+Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
+MD5/SHA-256, qop=auth); bindings[user] = contact URI, honouring expires
+(0 removes).  Optionally INVITEs are challenged too (challenge_invites:
+407 Proxy-Authenticate).
+Proxy: transaction-stateless, record-routing (RFC 3261 §16.11): an INVITE
+for a registered extension goes to its contact; a user part starting with a
+gateway prefix goes to that gateway unchanged; anything else -> 404.
+In-dialog requests follow Route (our own entry is removed) or the
+Request-URI.  The proxy adds its Via with a branch derived from the
+incoming one (so CANCEL and the ACK for a non-2xx take the INVITE's path),
+decrements Max-Forwards (483 at 0) and relays responses along the Via
+stack.  log: every request seen as (method, request-uri).
+"""
+import hashlib
+import socket
+
+from sip.message import parse, Response
+from sip.transaction import stateless_response
+from sip.digest import DigestServer, ha1, OK, STALE
+from sip.errors import SipError
+from firmware.sched import RESTART
+
+MAGIC = "z9hG4bK"
+
+
+class SipPeer:
+    def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
+                 challenge_invites=False, rng=None):
+        self.sched = sched
+        self.users = dict(users or {})
+        self.realm = realm
+        self.host = host
+        self.challenge_invites = challenge_invites
+        self.bindings = {}       # user -> (contact uri str, expires)
+        self.gateways = []       # (prefix, host, port)
+        self.log = []
+        self.responses = []      # (status, cseq method) relayed
+        self.counters = {"registers_ok": 0, "challenges": 0, "forwarded": 0, "not_found": 0,
+                         "responses_relayed": 0, "dropped": 0}
+        from firmware.compat import Random
+        self.digest = DigestServer(realm, "peer-secret", rng or Random(7))
+        self.sock = None
+        self.port = None
+        self.task = None
+        self.now = lambda: self.sched.clock.now()
+
+    # -- socket
+    def bind(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((self.host, 0))
+        s.setblocking(False)
+        self.sock = s
+        self.port = s.getsockname()[1]
+        return self.port
+
+    def start(self, sched=None):
+        if sched is not None:
+            self.sched = sched
+        if self.sock is None:
+            self.bind()
+        self.task = self.sched.spawn(self._run, "sippeer", RESTART)
+        return self.port
+
+    def close(self):
+        if self.task is not None:
+            self.task.cancel()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    async def _run(self):
+        while True:
+            await self.sched.readable(self.sock)
+            while True:
+                try:
+                    data, addr = self.sock.recvfrom(65535)
+                except (BlockingIOError, OSError):
+                    break
+                self.datagram(data, addr)
+
+    def send(self, msg, addr):
+        self.sock.sendto(msg.serialize(), addr)
+
+    def me(self):
+        return "%s:%d" % (self.host, self.port)
+
+    def _is_me(self, uri):
+        return uri.host == self.host and (uri.port or 5060) == self.port
+
+    # -- dispatch
+    def datagram(self, data, addr):
+        try:
+            msg = parse(data)
+        except SipError:
+            self.counters["dropped"] += 1
+            return
+        if msg.is_request:
+            v = msg.top_via
+            if v is not None:
+                if v.host != addr[0]:
+                    v.params.set("received", addr[0])
+                if v.has_rport:
+                    v.params.set("rport", str(addr[1]))
+                msg.set_first("via", str(v))
+            self.log.append((msg.method, str(msg.uri)))
+            if msg.method == "REGISTER":
+                self._register(msg, addr)
+            else:
+                self._proxy(msg, addr)
+        else:
+            self._response(msg)
+
+    def _reply(self, req, status, reason=None, headers=()):
+        if req.method == "ACK":
+            return
+        r = stateless_response(req, status, reason, headers)
+        v = req.top_via
+        host = v.received or v.host
+        port = v.rport or v.port or 5060
+        self.send(r, (host, port))
+
+    def _lookup(self, user, realm, alg):
+        pw = self.users.get(user)
+        return None if pw is None else ha1(user, realm, pw, alg)
+
+    def _auth(self, req, header, challenge_header, status):
+        auth = req.get(header)
+        now = self.now()
+        if auth is not None:
+            res = self.digest.verify(req.method, auth, self._lookup, now, uri=str(req.uri))
+            if res.outcome == OK:
+                return res.username
+            stale = res.outcome == STALE
+        else:
+            stale = False
+        self.counters["challenges"] += 1
+        self._reply(req, status, None, [(challenge_header, c)
+                                        for c in self.digest.challenge(now, stale=stale)])
+        return None
+
+    def _register(self, req, addr):
+        user = self._auth(req, "authorization", "WWW-Authenticate", 401)
+        if user is None:
+            return
+        aor = req.to.uri.user
+        if aor != user:
+            self._reply(req, 403, "Wrong User")
+            return
+        exp = req.expires if req.expires is not None else 3600
+        hdrs = []
+        for c in req.contact:
+            if c == "*":
+                continue
+            e = c.params.get("expires")
+            e = int(e) if e and e.isdigit() else exp
+            if e == 0:
+                self.bindings.pop(aor, None)
+            else:
+                e = min(e, 3600)
+                self.bindings[aor] = (str(c.uri), e)
+                hdrs.append(("Contact", "<%s>;expires=%d" % (c.uri, e)))
+        self.counters["registers_ok"] += 1
+        self._reply(req, 200, None, hdrs)
+
+    def _branch(self, req):
+        b = req.top_via.branch or ""
+        return MAGIC + hashlib.md5(("%s|%s" % (b, self.port)).encode()).hexdigest()[:16]
+
+    def _proxy(self, req, addr):
+        m = req.method
+        mf = req.max_forwards
+        if mf is not None and mf <= 0:
+            self._reply(req, 483)
+            return
+        routes = req.route
+        if routes and self._is_me(routes[0].uri):
+            req.remove_first("route")
+            routes = req.route
+        if self.challenge_invites and m == "INVITE" and (req.to is None or req.to.tag is None):
+            if self._auth(req, "proxy-authorization", "Proxy-Authenticate", 407) is None:
+                return
+        if routes:
+            u = routes[0].uri
+            dest = (u.host, u.port or 5060)
+        elif self._is_me(req.uri):
+            user = req.uri.user or ""
+            b = self.bindings.get(user)
+            target = None
+            if b is not None:
+                from sip.uri import parse_uri
+                target = parse_uri(b[0])
+            else:
+                for prefix, host, port in self.gateways:
+                    if user.startswith(prefix):
+                        from sip.uri import URI
+                        target = URI("sip", user, host, port)
+                        break
+            if target is None:
+                if m in ("INVITE", "OPTIONS", "MESSAGE", "SUBSCRIBE"):
+                    self.counters["not_found"] += 1
+                    self._reply(req, 404)
+                else:
+                    self._reply(req, 481 if req.to and req.to.tag else 404)
+                return
+            req.uri = target
+            dest = (target.host, target.port or 5060)
+        else:
+            dest = (req.uri.host, req.uri.port or 5060)
+        req.set("Max-Forwards", str((mf if mf is not None else 70) - 1))
+        if m == "INVITE" and (req.to is None or req.to.tag is None):
+            req.add("Record-Route", "<sip:%s;lr>" % self.me(), True)
+        req.add("Via", "SIP/2.0/UDP %s;branch=%s" % (self.me(), self._branch(req)), True)
+        self.counters["forwarded"] += 1
+        self.send(req, dest)
+
+    def _response(self, resp):
+        vias = resp.via
+        if not vias or vias[0].host != self.host or vias[0].port != self.port:
+            self.counters["dropped"] += 1
+            return
+        resp.remove_first("via")
+        if len(vias) < 2:
+            return
+        v = vias[1]
+        host = v.received or v.host
+        port = v.rport or v.port or 5060
+        self.counters["responses_relayed"] += 1
+        self.responses.append((resp.status, resp.cseq.method))
+        self.send(resp, (host, port))
