@@ -14,6 +14,7 @@ from firmware.compat import const
 from firmware.textfmt import table as _table
 
 POLL_MS = const(10)          # hook debounce, pulse dialling and DTMF need 10 ms sampling
+PORT_LED_MS = const(100)     # how often the per-port activity LEDs follow the line state
 INIT_POLL_MS = const(20)     # bring-up state machines (VBAT ramp, calibration, ISO link)
 MAX_LISTENERS = const(32)
 
@@ -102,9 +103,13 @@ class HardwareService:
         sched = self.app.sched
         clock = self.app.clock
         hw = self.hw
+        next_leds = 0
         while True:
             await sched.sleep(POLL_MS)
             now = clock.now()
+            if hw.leds is not None and now >= next_leds:
+                self._port_leds()
+                next_leds = now + PORT_LED_MS
             for kind, port, ev in hw.poll(now, self._is_ready):  # also ticks the LEDs
                 event, value = ev
                 if kind == "poe":
@@ -112,6 +117,29 @@ class HardwareService:
                 self.last_event[(kind, port)] = (event, value, now)
                 for fn in self.listeners.get((kind, port), ()):
                     fn(event, value, now)
+
+    def _port_leds(self):
+        """Per-port activity LEDs: blink while ringing, on while off-hook or
+        seized, off when idle; fast blink for a port that failed bring-up."""
+        leds = self.hw.leds
+        for (kind, port), state in self.port_state.items():
+            name = "%s%d" % (kind, port)
+            if name not in leds.pins:
+                continue
+            drv = (self.hw.fxs if kind == "fxs" else self.hw.fxo).get(port)
+            if state == STATE_FAULT or drv is None:
+                pattern = "fast" if state == STATE_FAULT else "off"
+            elif state != STATE_READY:
+                pattern = "off"
+            elif kind == "fxs":
+                pattern = "blink" if drv.ringing else "on" if drv.off_hook else "off"
+            else:
+                pattern = "on" if drv.off_hook else "blink" if self._fxo_ringing(port) else "off"
+            leds.set(name, pattern)
+
+    def _fxo_ringing(self, port):
+        last = self.last_event.get(("fxo", port))
+        return last is not None and last[0] == "ring" and self.app.clock.now() - last[2] < 6000
 
     def _poe_event(self, port, event, value):
         value = value[1]

@@ -87,3 +87,28 @@ def test_poe_budget_is_enforced_by_priority_and_ports_can_be_disabled(tmp_path):
         assert app.commands.execute(app, "request poe port 9 enable") == "error: no PoE port 9"
     finally:
         app.close()
+
+
+def test_port_leds_follow_the_line_state(tmp_path):
+    app = simulated(tmp_path, sim_options={"fxs 4": {"never_calibrates": True}})
+    try:
+        _run(app, 5000)
+        leds = app.hardware.hw.leds
+        assert leds.pattern["power"] == "on"
+        assert leds.pattern["status"] == "fast"        # a port failed bring-up
+        assert leds.pattern["fxs4"] == "fast"
+        assert leds.pattern["fxs1"] == "off"
+        app.hardware.sim.phones[1].off_hook()
+        _run(app, 300)
+        assert leds.pattern["fxs1"] == "on"
+        app.hardware.hw.fxs[2].ring(app.clock.now())
+        _run(app, 300)
+        assert leds.pattern["fxs2"] == "blink"
+        pin = app.hardware.sim.pins[111]
+        seen = set()
+        for _ in range(20):
+            _run(app, 100)
+            seen.add(pin.value())
+        assert seen == {0, 1}                          # the GPIO really blinks
+    finally:
+        app.close()
