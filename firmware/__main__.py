@@ -35,7 +35,10 @@ def main(argv):
         app.run()
     except KeyboardInterrupt:
         app.close()
-    print("shut down: %s" % (app.stop_reason or "no tasks left"))
+    try:
+        print("shut down: %s" % (app.stop_reason or "no tasks left"))
+    except OSError:  # stdout already closed by the reader (a pipe into head, say)
+        pass
     return 0
 
 

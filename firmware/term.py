@@ -41,7 +41,11 @@ class FdStream:
     def fileno(self):
         return self.rfd
 
+    broken = False  # the output side is gone (EPIPE): the console ends as at end of input
+
     def read(self):
+        if self.broken:
+            return b""
         if MICROPYTHON:
             return self._rfile.read(1) or b""
         import os
@@ -53,10 +57,15 @@ class FdStream:
     def write(self, data):
         if isinstance(data, str):
             data = data.encode()
+        if self.broken:
+            return
         if MICROPYTHON:
-            self._wfile.write(data)
-            if hasattr(self._wfile, "flush"):
-                self._wfile.flush()
+            try:
+                self._wfile.write(data)
+                if hasattr(self._wfile, "flush"):
+                    self._wfile.flush()
+            except OSError:
+                self.broken = True
             return
         import os
         view = memoryview(data)
@@ -67,6 +76,9 @@ class FdStream:
                 import select
                 select.select([], [self.wfd], [], 1.0)
                 continue
+            except OSError:  # EPIPE / EIO: nobody reads the console any more
+                self.broken = True
+                return
             view = view[n:]
 
     device = False  # a serial device, whose speed `system console baud-rate` sets

@@ -293,9 +293,19 @@ def check(app, old, new):
                           "outgoing SIP over TCP is not available yet; use udp")
 
 
+def _show_gateway(app, args):
+    if getattr(app, "gateway", None) is None:
+        return "no analog station, trunk or peer call server is configured"
+    from firmware.gateway.service import _show_gateway as show
+    return show(app, args)
+
+
 def apply(app, old, new):
     settings = GatewaySettings(new)
     app.gateway_settings = settings
+    if hasattr(app, "commands"):  # the real command is in service.py, loaded with the gateway
+        app.commands.register("show gateway", _show_gateway,
+                              "Show the analog line agents: registrations, calls, media")
     gw = getattr(app, "gateway", None)
     if gw is not None:
         gw.configure(settings)

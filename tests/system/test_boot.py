@@ -68,3 +68,22 @@ def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_closed_console_output_shuts_the_appliance_down(tmp_path):
+    # `... | head -1`: once the reader is gone, the console ends as at end of input
+    p = subprocess.Popen([PYTHON, "-m", "firmware", "--state", str(tmp_path), "--console", "stdio",
+                          "--sip-host", "127.0.0.1", "--sip-port", "0"], cwd=ROOT,
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()          # the boot line
+    p.stdout.close()             # the reader goes away
+    p.stdin.write(b"show version\n")
+    p.stdin.flush()
+    try:
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, p.stderr.read()
+    p.stdin.close()
+    p.stderr.close()
