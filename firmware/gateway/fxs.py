@@ -9,6 +9,8 @@ States (self.state; shown in `show ports`):
     conference three-way: both legs mixed locally (µ-law decode/sum/encode)
     tone       busy (486/600) or reorder (other failures, far end hung up,
                invalid number); waits for on-hook
+    transferring  on-hook after a consultation: REFER sent, waiting for the
+               outcome (off-hook meanwhile is ignored)
 
 Hook flash (US conventions), by situation:
     talk, one leg                 hold it (re-INVITE sendonly) + dial tone
@@ -17,8 +19,32 @@ Hook flash (US conventions), by situation:
     conference                    drop the consultation leg, back to two-party
     talk + call waiting           hold the active call, answer the waiting one
     talk, active + held (CW)      swap them
-On-hook ends every leg (BYE / CANCEL / 480).  Transfer (REFER) is not done
-yet: hanging up in a consultation or a conference drops both calls.
+On-hook ends every leg (BYE / CANCEL / 480), except in a consultation:
+
+Transfer on hang-up (US analog convention; RFC 5589 flows), port = A,
+held party = B, consultation = C:
+    C answered (attended)   REFER to B in the A-B dialog, Refer-To: C's
+                            Contact ?Replaces=<A-C dialog, %-escaped>,
+                            Referred-By: A's AoR
+    C not answered yet      CANCEL A->C, then REFER to B with Refer-To C's
+    (semi-attended, blind)  AoR at the call server (sip:DIGITS@server), no
+                            Replaces: RFC 3891 forbids C to accept Replaces
+                            for an early dialog it did not initiate (481), so
+                            Replaces on the early dialog cannot work
+    NOTIFY sipfrag 2xx      BYE to B; the A-C dialog is BYEd by C when it is
+                            replaced (or by us after TRANSFER_LINGER_MS)
+    REFER >= 300, NOTIFY with a final non-2xx, subscription ended without a
+    final, or no outcome within ua.REFER_WAIT_MS: "transfer failed" recall:
+    C dropped, the phone rings (caller ID of B); off-hook resumes B; no answer
+    within RECALL_RING_MS ends B.  Logged as a warning.
+In a conference, on-hook still drops both calls.
+Transferee (REFER received on one of our legs): a new INVITE to the
+Refer-To target through the call server (Replaces and Referred-By copied);
+when it is answered the port's media moves to it and the old dialog is BYEd
+after REFEREE_BYE_MS unless the transferor BYEd it first (it does on the
+NOTIFY 200; this avoids a BYE glare).  Transfer target (an INVITE with
+Replaces for one of our confirmed dialogs): answered at once without ringing,
+media moved to the new call, the replaced dialog BYEd.
 
 Digits go through the dial plan (dialplan.py); the INVITE goes to the call
 server in control (gw.call_server) as sip:DIGITS@server, From the station's
@@ -32,6 +58,9 @@ from firmware.gateway.ua import InviteSession
 from sip.errors import SipError
 
 MAX_LEGS = const(2)
+RECALL_RING_MS = const(60000)      # failed transfer: ring A back this long
+REFEREE_BYE_MS = const(4000)       # transferee: BYE the old dialog if A did not
+TRANSFER_LINGER_MS = const(4000)   # transferor: BYE a replaced leg C did not end
 
 IDLE = "idle"
 DIALTONE = "dialtone"
@@ -40,6 +69,7 @@ RINGING = "ringing"
 TALK = "talk"
 CONFERENCE = "conference"
 TONE = "tone"
+TRANSFERRING = "transferring"
 
 
 def cid_datetime(epoch):
@@ -81,6 +111,9 @@ class FxsAgent:
         self.last_status = None
         self.calls_in = 0
         self.calls_out = 0
+        self.transfer = None        # (held leg, "attended" | "blind") while transferring
+        self.transfers = 0
+        self.transfer_failures = 0
         self._silence = bytearray(160)
         self._mixbuf = (bytearray(160), bytearray(160), bytearray(160))
         self._sil_byte = 0xFF
@@ -148,6 +181,8 @@ class FxsAgent:
         if self.state == RINGING:
             self._answer_ringing()
             return
+        if self.state == TRANSFERRING:
+            return
         if self.state != IDLE:
             return
         if self.station is None:
@@ -165,6 +200,8 @@ class FxsAgent:
     def _on_hook(self):
         self._cancel_timer()
         self._stop_tone()
+        if self._try_transfer():
+            return
         for l in list(self.legs):
             l.hangup()
             self._drop(l)
@@ -308,9 +345,241 @@ class FxsAgent:
         except OSError:
             pass
         if leg is None:
+            for l in self.legs:
+                if l.recall and l.state != "ended":
+                    self._cancel_timer()
+                    l.recall = False
+                    l.resume()
+                    l.media_on = True
+                    self.state = TALK
+                    self.log("recall answered: back with %s" % l.number)
+                    return
             self._start_dialtone()
             return
         self._answer_leg(leg)
+
+    # -- transfer: transferor (this port hangs up in a consultation)
+    def _try_transfer(self):
+        if self.state not in (TALK, CALLING) or self.station is None:
+            return False
+        held = self._held_leg()
+        live = [l for l in self.legs if l.state != "ended"]
+        if held is None or len(live) != 2:
+            return False
+        consult = [l for l in live if l.consult and l is not held]
+        hs = held.session
+        if len(consult) != 1 or hs is None or hs.state != "confirmed" or hs.refer_out is not None:
+            return False
+        c = consult[0]
+        cs = c.session
+        srv = self.gw.call_server
+        from firmware.gateway.ua import uri_escape, replaces_for
+        referred_by = "sip:%s@%s" % (self.station.extension, srv.domain())
+        if cs is not None and cs.state == "confirmed" and cs.dialog is not None:
+            d = cs.dialog
+            target = d.remote_target.copy()
+            target.headers = []
+            refer_to = "%s?Replaces=%s" % (target, uri_escape(replaces_for(d)))
+            kind = "attended"
+        else:
+            refer_to = "sip:%s@%s" % (c.number, srv.domain())
+            c.hangup()               # CANCEL: C will be called again by B
+            self._drop(c)
+            kind = "blind"
+        for l in self.legs:
+            l.media_on = False
+        self.state = TRANSFERRING
+        self.transfer = (held, kind)
+        self.transfers += 1
+        self.log("%s transfer of %s to %s" % (kind, held.number, c.number))
+        if not hs.refer(refer_to, referred_by,
+                        lambda ev, st, held=held: self._refer_event(held, ev, st)):
+            self._refer_event(held, "rejected", 500)
+        return True
+
+    def _refer_event(self, held, ev, status):
+        if ev == "accepted":
+            self.log("transfer accepted (%d)" % status)
+            return
+        if self.transfer is None or self.transfer[0] is not held:
+            return
+        self.transfer = None
+        if ev == "final" and 200 <= status < 300:
+            self.log("transfer complete")
+            held.hangup()            # BYE to B: it talks with C now
+            self._drop(held)
+            if self.legs:
+                self._cancel_timer()
+                self._timer = self.gw.app.sip.call_later(TRANSFER_LINGER_MS, self._linger_done)
+            else:
+                self._transfer_over()
+            return
+        self.transfer_failures += 1
+        self.gw.app.log.write("warning", "fxs %d: transfer failed (%s %s): recall with %s" % (
+            self.port, ev, status, held.number))
+        for l in list(self.legs):
+            if l is not held:
+                l.hangup()
+                self._drop(l)
+        if held.state == "ended" or held not in self.legs:
+            self._transfer_over()
+            return
+        self._recall(held)
+
+    def _linger_done(self):
+        self._timer = None
+        if self.state != TRANSFERRING or self.transfer is not None:
+            return
+        for l in list(self.legs):
+            l.hangup()
+            self._drop(l)
+        self._transfer_over()
+
+    def _transfer_over(self):
+        self._cancel_timer()
+        self.state = IDLE
+        if self.drv.off_hook:
+            self._start_dialtone()
+
+    def _recall(self, held):
+        if self.drv.off_hook:
+            held.resume()
+            held.media_on = True
+            self.state = TALK
+            return
+        num, name = held.number, held.name
+        cid = {"datetime": cid_datetime(wall_time()), "number": _ascii(num, 20),
+               "name": _ascii(name, 15)}
+        if not cid["number"]:
+            cid["number"] = None
+            cid["number_absent"] = "O"
+        if not cid["name"]:
+            cid["name"] = None
+            cid["name_absent"] = "O" if cid["number"] is None else None
+        try:
+            self.drv.ring(self.now(), caller_id=cid)
+        except Exception as e:
+            self.log("cannot ring for the recall: %s" % e)
+            held.hangup()
+            self._drop(held)
+            self._transfer_over()
+            return
+        held.recall = True
+        self.state = RINGING
+        self._cancel_timer()
+        self._timer = self.gw.app.sip.call_later(RECALL_RING_MS, self._recall_timeout)
+
+    def _recall_timeout(self):
+        self._timer = None
+        if self.state != RINGING:
+            return
+        try:
+            self.drv.stop_ring(self.now())
+        except OSError:
+            pass
+        for l in list(self.legs):
+            l.hangup()
+            self._drop(l)
+        self.state = IDLE
+        self.log("recall not answered")
+
+    # -- transfer: transferee (a REFER on one of our legs)
+    def refer_in(self, leg, sub):
+        if self.station is None or self.gw.call_server is None:
+            return 603
+        if leg.state != "active" or self.state not in (TALK, CONFERENCE):
+            return 603
+        if len(self.legs) >= MAX_LEGS:
+            return 486
+        return lambda: self._transfer_call(leg, sub)
+
+    def _transfer_call(self, old, sub):
+        gw = self.gw
+        rtp = gw.media.open()
+        if rtp is None:
+            sub.final(503)
+            return
+        nl = Leg(self, rtp, True)
+        nl.refer_sub = sub
+        nl.replaces_leg = old
+        try:
+            from sip.uri import parse_uri
+            nl.number = parse_uri(sub.target).user_plain
+        except SipError:
+            nl.number = sub.target
+        st = self.station
+        srv = gw.call_server
+        hs = []
+        if sub.replaces:
+            hs.append(("Replaces", sub.replaces))
+        if sub.referred_by:
+            hs.append(("Referred-By", sub.referred_by))
+        auth = (st.user_id, st.password) if st.password else None
+        self.legs.append(nl)
+        nl.state = "calling"
+        sess = gw.ua.invite(sub.target, "sip:%s@%s" % (st.extension, srv.domain()),
+                            sub.target, srv.dest(), nl.offer(), nl, display=st.display_name,
+                            auth=auth, headers=hs, contact_user=st.extension)
+        if sess is None:
+            nl.refer_sub = None
+            self._drop(nl)
+            sub.final(503)
+            return
+        nl.session = sess
+        if nl.state == "ended":      # failed at once (transaction table full)
+            self._drop(nl)
+            return
+        sub.on_expire = lambda nl=nl: self._transfer_expired(nl)
+        gw.kick()
+        self.calls_out += 1
+        self.log("transferred: calling %s%s" % (nl.number, " (replaces)" if sub.replaces else ""))
+
+    def _transfer_expired(self, nl):
+        # the refer subscription ran out while the target still rings: give up
+        nl.refer_sub = None
+        nl.hangup()
+        self._drop(nl)
+
+    def _referee_bye(self, old):
+        if old in self.legs and old.state != "ended":
+            self.log("transferor did not release: BYE to %s" % old.number)
+            old.hangup()
+            self._drop(old)
+
+    # -- transfer: target (an INVITE with Replaces for one of our legs)
+    def replace(self, old, sreq):
+        gw = self.gw
+        sess = InviteSession.uas(gw.ua, sreq, None)
+        if sess.remote_sdp is None:
+            sess.reject(488, "SDP Offer Required")
+            return
+        rtp = gw.media.open()
+        if rtp is None:
+            sess.reject(503, "No Media Resources")
+            return
+        nl = Leg(self, rtp, False)
+        nl.session = sess
+        sess.owner = nl
+        nl.number, nl.name = sess.remote_identity
+        try:
+            body = nl.answer_for(sess.remote_sdp)
+        except SipError as e:
+            sess.reject(getattr(e, "status", 488) or 488)
+            nl.close()
+            return
+        sess.answer(body)
+        nl.state = "active"
+        nl.connect_remote()
+        nl.media_on = old.media_on
+        nl.consult = old.consult
+        if old in self.legs:
+            self.legs[self.legs.index(old)] = nl
+        else:
+            self.legs.append(nl)
+        old.hangup()                 # BYE the replaced dialog
+        old.close()
+        gw.kick()
+        self.log("call with %s replaced by %s" % (old.number, nl.number))
 
     def _answer_leg(self, leg):
         sess = leg.session
@@ -391,6 +660,23 @@ class FxsAgent:
                 else:
                     self._tone("ringback")
         elif event == "answer":
+            old = leg.replaces_leg
+            if old is not None and leg in self.legs:
+                # transferee: the transfer target answered; talk to it now
+                leg.replaces_leg = None
+                self._stop_tone()
+                old.media_on = False
+                leg.connect_remote()
+                leg.media_on = True
+                if self.state != CONFERENCE:
+                    self.state = TALK
+                self.log("transfer to %s answered" % leg.number)
+                try:
+                    self.gw.app.sip.call_later(REFEREE_BYE_MS,
+                                               lambda old=old: self._referee_bye(old))
+                except Exception:
+                    self._referee_bye(old)
+                return
             if self.state in (CALLING, TONE, DIALTONE) and leg in self.legs:
                 self._stop_tone()
                 leg.connect_remote()
@@ -409,7 +695,20 @@ class FxsAgent:
 
     def _leg_gone(self, leg, reason):
         live = [l for l in self.legs if l.state != "ended"]
+        if self.state == TRANSFERRING:
+            tr = self.transfer
+            if tr is not None and tr[0] is leg:
+                # B hung up during the transfer: nothing left to transfer
+                self.transfer = None
+                for l in live:
+                    l.hangup()
+                    self._drop(l)
+                self._transfer_over()
+            elif tr is None and not live:
+                self._transfer_over()
+            return
         if self.state == RINGING and leg.state != "active":
+            self._cancel_timer()
             try:
                 self.drv.stop_ring(self.now())
             except OSError:
@@ -431,7 +730,8 @@ class FxsAgent:
                 # the other call is on hold: stay in talk, the user flashes to get it back
                 if not [l for l in live if l.media_on]:
                     self.state = TALK
-                    self._tone("dial")
+                    pending = [l for l in live if l.replaces_leg is not None]
+                    self._tone("ringback" if pending else "dial")
                 return
             if self.drv.off_hook:
                 self._reorder()

@@ -11,6 +11,11 @@ RtpSession (media.py) and the SDP offer/answer glue.
 The session's owner is the leg; every SIP event goes to the agent as
 agent.leg_event(leg, event, value): "progress" (status), "answer", "failed"
 (status), "confirmed", "ended" (reason), "reoffer" (held: bool).
+
+Transfer: leg.refer_sub is the ReferSubscription (ua.py) this leg's INVITE
+serves (transferee side): its final status is NOTIFYed from on_answer /
+on_failed / hangup.  REFER and Replaces go to the agent when it has
+refer_in(leg, sub) / replace(leg, sreq); otherwise 603.
 """
 from sip import sdp as _sdp
 from sip.errors import SipError
@@ -32,6 +37,9 @@ class Leg:
         self.media_on = False      # frames flow between the port and this leg
         self.consult = False       # created by a consultation dial (flash)
         self.waiting = False       # an incoming call announced by call waiting
+        self.refer_sub = None      # transferee: the REFER this leg's INVITE carries out
+        self.replaces_leg = None   # transferee: the leg the transfer will replace
+        self.recall = False        # transferor: rung back after a failed transfer
         self.number = None
         self.name = None
         self.status = None
@@ -112,6 +120,13 @@ class Leg:
             self.session.hangup()
         self.state = "ended"
         self.media_on = False
+        self._refer_final(487)
+
+    def _refer_final(self, status):
+        sub = self.refer_sub
+        if sub is not None:
+            self.refer_sub = None
+            sub.final(status)
 
     def close(self):
         self.media_on = False
@@ -127,12 +142,27 @@ class Leg:
 
     def on_answer(self, s):
         self.state = "active"
+        self._refer_final(200)
         self.agent.leg_event(self, "answer", None)
 
     def on_failed(self, s, status):
         self.status = status
         self.state = "ended"
+        self._refer_final(status)
         self.agent.leg_event(self, "failed", status)
+
+    def on_refer(self, s, sub):
+        fn = getattr(self.agent, "refer_in", None)
+        if fn is None:
+            return 603
+        return fn(self, sub)
+
+    def on_replace(self, s, sreq):
+        fn = getattr(self.agent, "replace", None)
+        if fn is None:
+            sreq.respond(603)
+            return
+        fn(self, sreq)
 
     def on_confirmed(self, s):
         self.agent.leg_event(self, "confirmed", None)
@@ -140,6 +170,7 @@ class Leg:
     def on_ended(self, s, reason):
         self.state = "ended"
         self.media_on = False
+        self._refer_final(487)
         self.agent.leg_event(self, "ended", reason)
 
     def on_offer(self, s, remote):

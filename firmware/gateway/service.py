@@ -289,8 +289,9 @@ def _show_gateway(app, args):
     if len(rows) > 1:
         lines.append(table(rows))
     lk = gw.leaks()
-    lines.append("Dialogs %d, sessions %d, RTP sessions %d, transactions %d" % (
-        lk["dialogs"], lk["sessions"], lk["rtp"], lk["transactions"]))
+    lines.append("Dialogs %d, sessions %d, RTP sessions %d, transactions %d, "
+                 "refer subscriptions %d" % (lk["dialogs"], lk["sessions"], lk["rtp"],
+                                             lk["transactions"], len(gw.ua.subscriptions)))
     for name in sorted(gw.ua.counters):
         lines.append("  %-24s %d" % (name.replace("_", " "), gw.ua.counters[name]))
     return "\n".join(lines)

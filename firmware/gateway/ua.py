@@ -43,6 +43,34 @@ Owner callbacks (each optional; all get the session first):
 Bounds: MAX_DIALOGS dialogs (a new INVITE beyond it: 503 with Retry-After),
 MAX_SESSIONS live sessions, MAX_AUTH_TRIES digest retries per request.
 Every refusal is counted in ua.counters (`show gateway` lists them).
+
+Transfer (RFC 3515 REFER, RFC 3891 Replaces, RFC 3892 Referred-By, RFC 5589):
+    s.refer(refer_to, referred_by, on_event)   transferor: REFER in s's dialog;
+        on_event(kind, status): "accepted" (2xx to the REFER), then exactly one
+        of "rejected" (final >= 300 / 408 to the REFER), "final" (a NOTIFY
+        with a final sipfrag status, or the subscription terminated without
+        one: status < 200), "timeout" (nothing final within REFER_WAIT_MS).
+        Every Event: refer NOTIFY in the dialog is answered 200 (481 when no
+        REFER of ours is pending, 400 for a body that is not a sipfrag).
+    owner.on_refer(s, sub) -> status | fn()     transferee: an in-dialog REFER
+        with a valid Refer-To.  A status refuses it (e.g. 603); a callable
+        accepts it: the UA answers 202, sends NOTIFY "SIP/2.0 100 Trying"
+        (implicit subscription, Event: refer;id=<CSeq>), then calls fn() which
+        places the new INVITE (sub.target, sub.replaces, sub.referred_by) and
+        later calls sub.final(status) with the INVITE's final status (NOTIFY
+        with Subscription-State: terminated).  sub.on_expire (optional) runs
+        when the subscription outlives REFER_EXPIRES_S (then NOTIFY 487).
+        REFER errors: out of dialog 403, no dialog 481, no/several Refer-To
+        or a malformed one 400 (bad Replaces too), scheme 416, a REFER
+        already being served in the dialog 491, unconfirmed dialog 403,
+        MAX_REFER_SUBSCRIPTIONS full 503 + Retry-After, owner without
+        on_refer 603.
+    owner.on_replace(s, sreq)     a new INVITE whose Replaces header names
+        s's confirmed dialog (RFC 3891 §3): the owner answers sreq (usually
+        InviteSession.uas + answer) and ends s.  Replaces errors: no such
+        dialog 481; an early dialog we did not initiate 481; our own early
+        dialog (not supported) or early-only on a confirmed one 486; a
+        malformed Replaces 400; owner without on_replace 603.
 """
 from firmware.compat import const
 from sip.dialog import DialogTable, Dialog, DialogError, create_cancel, uas_response_headers
@@ -59,6 +87,9 @@ MAX_AUTH_TRIES = const(2)
 RETRY_MS = const(30000)
 REFRESH_PCT = const(80)
 MIN_REFRESH_MS = const(5000)
+MAX_REFER_SUBSCRIPTIONS = const(8)   # REFERs being served at once (503 beyond)
+REFER_EXPIRES_S = const(120)         # life of the implicit refer subscription
+REFER_WAIT_MS = const(130000)        # transferor: give up waiting for a final NOTIFY
 
 CALLING = "calling"
 EARLY = "early"
@@ -66,6 +97,71 @@ CONFIRMED = "confirmed"
 TERMINATED = "terminated"
 
 _SDP = "application/sdp"
+_SIPFRAG = "message/sipfrag;version=2.0"
+_ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, REFER"
+_HCHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()"
+
+
+def uri_escape(text):
+    """%-escape text for a URI header value (RFC 3261 hvalue): everything but
+    unreserved characters, so ';', '=', '@' of a Replaces value get escaped."""
+    out = []
+    for c in text:
+        if c in _HCHARS:
+            out.append(c)
+        else:
+            for b in c.encode():
+                out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def replaces_for(dialog):
+    """The Replaces value that names `dialog` (ours) to the UA at its other
+    end (RFC 3891: to-tag is that UA's local tag, from-tag its remote tag)."""
+    return "%s;to-tag=%s;from-tag=%s" % (dialog.call_id, dialog.remote_tag, dialog.local_tag)
+
+
+def parse_replaces(text):
+    """'callid;to-tag=X;from-tag=Y[;early-only]' -> (call_id, to_tag,
+    from_tag, early_only); ValueError when malformed."""
+    parts = [p.strip() for p in text.strip().split(";")]
+    cid = parts[0]
+    if not cid or " " in cid:
+        raise ValueError("no Call-ID")
+    tt = ft = None
+    early = False
+    for p in parts[1:]:
+        e = p.find("=")
+        name = (p if e < 0 else p[:e]).strip().lower()
+        val = None if e < 0 else p[e + 1:].strip()
+        if name == "to-tag":
+            tt = val
+        elif name == "from-tag":
+            ft = val
+        elif name == "early-only":
+            early = True
+    if not tt or not ft:
+        raise ValueError("to-tag and from-tag required")
+    return (cid, tt, ft, early)
+
+
+def parse_sipfrag(body):
+    """The status code of a message/sipfrag status line, or None."""
+    if not body:
+        return None
+    try:
+        text = bytes(body).decode()
+    except UnicodeError:
+        return None
+    line = text.split("\n")[0].strip()
+    parts = line.split(" ")
+    if len(parts) < 2 or parts[0].upper() != "SIP/2.0" or len(parts[1]) != 3 \
+            or not parts[1].isdigit():
+        return None
+    st = int(parts[1])
+    if st < 100 or st > 699:
+        return None
+    return st
 
 
 def _cb(owner, name, *args):
@@ -91,6 +187,7 @@ class UserAgent:
         self.rng = app.rng
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
+        self.subscriptions = []   # ReferSubscription being served (notifier side)
         self.on_invite = None
         tp = self.core.transports
         host = tp.host
@@ -102,7 +199,9 @@ class UserAgent:
         self.counters = {"invites_in": 0, "invites_out": 0, "byes_in": 0, "byes_out": 0,
                          "cancels_out": 0, "reinvites_in": 0, "reinvites_out": 0,
                          "auth_retries": 0, "dialog_overflow": 0, "session_overflow": 0,
-                         "no_dialog": 0, "stray_responses": 0, "errors": 0}
+                         "no_dialog": 0, "stray_responses": 0, "errors": 0,
+                         "refers_in": 0, "refers_out": 0, "refer_overflow": 0,
+                         "notifies_in": 0, "notifies_out": 0, "replaces_in": 0}
         self._prev_response = self.core.on_response
         self._prev_timeout = self.core.on_timeout
         self.core.on_response = self._on_response
@@ -113,9 +212,11 @@ class UserAgent:
             if h is not None:
                 self.previous[m] = h
         for m, h in (("INVITE", self._invite), ("BYE", self._bye), ("ACK", self._ack),
-                     ("INFO", self._in_dialog_ok), ("NOTIFY", self._in_dialog_ok),
-                     ("UPDATE", self._update)):
+                     ("INFO", self._in_dialog_ok), ("NOTIFY", self._notify),
+                     ("UPDATE", self._update), ("REFER", self._refer)):
             self.core.register_method_handler(m, h)
+        if "replaces" not in self.core.supported:
+            self.core.supported.append("replaces")
 
     # -- helpers
     def count(self, name):
@@ -256,10 +357,148 @@ class UserAgent:
             self.count("session_overflow")
             sreq.respond(503, None, (("Retry-After", "5"),))
             return
+        if req.get("replaces") is not None:
+            self._replaces(sreq)
+            return
         if self.on_invite is None:
             self.pass_on(sreq, 480)
             return
         self.on_invite(sreq)
+
+    def _replaces(self, sreq):
+        """RFC 3891 §3: an INVITE that replaces one of our dialogs."""
+        req = sreq.request
+        vals = req.get_all("replaces")
+        try:
+            if len(vals) != 1:
+                raise ValueError("one Replaces header expected")
+            cid, tt, ft, early_only = parse_replaces(vals[0])
+        except ValueError:
+            sreq.respond(400, "Bad Replaces Header")
+            return
+        d = self.dialogs.find(cid, tt, ft)
+        sess = d.user if d is not None else None
+        if sess is None or d.state == TERMINATED or sess.state == TERMINATED:
+            self.count("no_dialog")
+            sreq.respond(481)
+            return
+        if d.state != CONFIRMED or sess.state != CONFIRMED:
+            if not d.is_uac:
+                sreq.respond(481, "Early Dialog Not Replaceable")
+            else:
+                sreq.respond(486)
+            return
+        if early_only:
+            sreq.respond(486)
+            return
+        fn = getattr(sess.owner, "on_replace", None) if sess.owner is not None else None
+        if fn is None:
+            sreq.respond(603)
+            return
+        self.count("replaces_in")
+        fn(sess, sreq)
+
+    def _refer(self, sreq):
+        """RFC 3515: an in-dialog REFER (transferee side)."""
+        req = sreq.request
+        if req.to is None or not req.to.tag:
+            sreq.respond(403, "Out-Of-Dialog REFER Not Supported")
+            return
+        sess = self._session_for(req)
+        if sess is None or sess.dialog is None:
+            self.count("no_dialog")
+            sreq.respond(481)
+            return
+        bad = sess.dialog.receive_request(req)
+        if bad is not None:
+            sreq.respond(bad[0], bad[1])
+            return
+        vals = req.get_all("refer-to")
+        if len(vals) != 1:
+            sreq.respond(400, "Missing Refer-To" if not vals else "Multiple Refer-To")
+            return
+        try:
+            from sip.headers import parse_name_addr
+            na = parse_name_addr(vals[0].strip(), "Refer-To")
+        except SipError:
+            sreq.respond(400, "Bad Refer-To")
+            return
+        u = na.uri
+        if u.scheme not in ("sip", "sips", "tel"):
+            sreq.respond(416)
+            return
+        replaces = None
+        try:
+            for name, value in u.headers:
+                if name.lower() == "replaces":
+                    from sip.uri import unescape
+                    replaces = unescape(value).decode()
+                    parse_replaces(replaces)
+        except (SipError, ValueError, UnicodeError):
+            sreq.respond(400, "Bad Replaces In Refer-To")
+            return
+        if sess.state != CONFIRMED:
+            sreq.respond(403, "Dialog Not Confirmed")
+            return
+        if sess.refer_in is not None:
+            sreq.respond(491)
+            return
+        if len(self.subscriptions) >= MAX_REFER_SUBSCRIPTIONS:
+            self.count("refer_overflow")
+            sreq.respond(503, None, (("Retry-After", "5"),))
+            return
+        fn = getattr(sess.owner, "on_refer", None) if sess.owner is not None else None
+        if fn is None:
+            sreq.respond(603)
+            return
+        target = u.copy()
+        target.headers = []
+        sub = ReferSubscription(self, sess, req.cseq.num, str(target), replaces,
+                                req.get("referred-by"))
+        act = fn(sess, sub)
+        if not callable(act):
+            sreq.respond(act or 603)
+            return
+        self.count("refers_in")
+        self.subscriptions.append(sub)
+        sess.refer_in = sub
+        sreq.respond(202, None, (("Contact", self.contact(sess.dialog.local_uri.uri.user or "gw")),))
+        sub.start()
+        sub.notify(100)
+        try:
+            act()
+        except Exception as e:
+            self.count("errors")
+            self.app.log.write("error", "UA REFER: %s: %s" % (type(e).__name__, e))
+            sub.final(500)
+
+    def _notify(self, sreq):
+        req = sreq.request
+        sess = self._session_for(req)
+        if sess is None or sess.dialog is None:
+            self.count("no_dialog")
+            sreq.respond(481)
+            return
+        bad = sess.dialog.receive_request(req)
+        if bad is not None:
+            sreq.respond(bad[0], bad[1])
+            return
+        ev = (req.get("event") or "").split(";")[0].strip().lower()
+        if ev != "refer":
+            sreq.respond(200)       # other in-dialog NOTIFYs: acknowledged, unused
+            return
+        rc = sess.refer_out
+        if rc is None:
+            sreq.respond(481, "Subscription Does Not Exist")
+            return
+        st = parse_sipfrag(req.body)
+        if st is None:
+            sreq.respond(400, "Bad sipfrag Body")
+            return
+        self.count("notifies_in")
+        ss = (req.get("subscription-state") or "").split(";")[0].strip().lower()
+        sreq.respond(200)
+        rc.notified(st, ss == "terminated")
 
     def _bye(self, sreq):
         sess = self._session_for(sreq.request)
@@ -310,7 +549,7 @@ class UserAgent:
         req = self.new_request("INVITE", ruri, from_uri, to_uri, display,
                                contact_user=user, headers=headers, body=sdp_body,
                                content_type=_SDP)
-        req.add("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY")
+        req.add("Allow", _ALLOW)
         s.invite = req
         s.dest = dest
         s.auth = auth
@@ -354,6 +593,8 @@ class InviteSession:
         self.end_reason = None
         self.final_status = None
         self._reinvite = None     # our pending re-INVITE transaction
+        self.refer_in = None      # ReferSubscription: a REFER we serve in this dialog
+        self.refer_out = None     # ReferClient: our REFER in this dialog
         self.user = None          # free slot for the owner
 
     def __repr__(self):
@@ -511,7 +752,7 @@ class InviteSession:
         hs = [("Contact", ua.contact(self.request.uri.user or "gw"))]
         for v in self.request.get_all("record-route"):
             hs.append(("Record-Route", v))
-        hs.append(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY"))
+        hs.append(("Allow", _ALLOW))
         for h in extra:
             hs.append(h)
         return hs
@@ -696,11 +937,176 @@ class InviteSession:
         self._terminate(reason)
         _cb(self.owner, "on_ended", self, reason)
 
+    def refer(self, refer_to, referred_by, on_event):
+        """Transferor: REFER in this confirmed dialog (see the module notes)."""
+        if self.state != CONFIRMED or self.dialog is None or self.refer_out is not None:
+            return False
+        rc = ReferClient(self, on_event)
+        self.refer_out = rc
+        if not rc.send(refer_to, referred_by):
+            self.refer_out = None
+            return False
+        return True
+
     def _terminate(self, reason):
         self.state = TERMINATED
         if self.end_reason is None:
             self.end_reason = reason
+        if self.refer_out is not None:
+            self.refer_out.stop()
         self.ua.remove(self)
+
+
+class ReferClient:
+    """Transferor side of one REFER: its transaction and the NOTIFYs of the
+    implicit subscription, until one outcome (on_event) is reported."""
+
+    def __init__(self, session, on_event):
+        self.session = session
+        self.on_event = on_event
+        self.done = False
+        self.accepted = False
+        self.last = None
+        self.timer = None
+
+    def send(self, refer_to, referred_by):
+        s = self.session
+        ua = s.ua
+        hs = [("Refer-To", "<%s>" % refer_to)]
+        if referred_by:
+            hs.append(("Referred-By", "<%s>" % referred_by))
+        try:
+            ua.in_dialog(s.dialog, "REFER", self._response, headers=hs)
+        except SipError:
+            ua.count("errors")
+            return False
+        ua.count("refers_out")
+        try:
+            self.timer = ua.core.call_later(REFER_WAIT_MS, self._timeout)
+        except Exception:
+            self.timer = None
+        return True
+
+    def _response(self, resp):
+        st = resp.status
+        if st < 200 or self.done:
+            return
+        if st < 300:
+            self.accepted = True
+            if self.on_event is not None:
+                self.on_event("accepted", st)
+            return
+        self._finish("rejected", st)
+
+    def notified(self, status, terminated):
+        if self.done:
+            return
+        self.last = status
+        if status >= 200:
+            self._finish("final", status)
+        elif terminated:
+            self._finish("final", status)
+
+    def _timeout(self):
+        self.timer = None
+        if not self.done:
+            self._finish("timeout", 408)
+
+    def stop(self):
+        """The dialog ended: report nothing more."""
+        self.done = True
+        self._cancel_timer()
+        if self.session.refer_out is self:
+            self.session.refer_out = None
+
+    def _cancel_timer(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _finish(self, kind, status):
+        self.stop()
+        if self.on_event is not None:
+            self.on_event(kind, status)
+
+
+class ReferSubscription:
+    """Notifier side of the implicit refer subscription (RFC 3515 §2.4.4):
+    NOTIFYs with message/sipfrag bodies in the REFER's dialog."""
+
+    def __init__(self, ua, session, event_id, target, replaces, referred_by):
+        self.ua = ua
+        self.session = session
+        self.event_id = event_id
+        self.target = target              # Refer-To URI, its headers removed
+        self.replaces = replaces          # unescaped Replaces value or None
+        self.referred_by = referred_by
+        self.done = False
+        self.timer = None
+        self.started = None
+        self.on_expire = None
+        self.last = None
+
+    def __repr__(self):
+        return "<ReferSubscription %s %s>" % (self.target, "done" if self.done else "active")
+
+    def start(self):
+        self.started = self.ua.now()
+        try:
+            self.timer = self.ua.core.call_later(REFER_EXPIRES_S * 1000, self._expire)
+        except Exception:
+            self.timer = None
+
+    def notify(self, status, final=False, reason="noresource"):
+        ua = self.ua
+        self.last = status
+        d = self.session.dialog
+        if final:
+            state = "terminated;reason=%s" % reason
+        else:
+            left = REFER_EXPIRES_S - (ua.now() - (self.started or ua.now())) // 1000
+            state = "active;expires=%d" % max(1, left)
+        if d is None or d.state == TERMINATED:
+            ua.count("no_dialog")
+            return False
+        from sip.errors import reason_phrase
+        body = "SIP/2.0 %d %s\r\n" % (status, reason_phrase(status))
+        try:
+            ua.in_dialog(d, "NOTIFY", _ignore, body, _SIPFRAG,
+                         (("Event", "refer;id=%d" % self.event_id), ("Subscription-State", state)))
+        except SipError:
+            ua.count("errors")
+            return False
+        ua.count("notifies_out")
+        return True
+
+    def final(self, status, reason="noresource"):
+        """The new INVITE ended with `status`: last NOTIFY, subscription over."""
+        if self.done:
+            return
+        self.done = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.notify(status, True, reason)
+        if self in self.ua.subscriptions:
+            self.ua.subscriptions.remove(self)
+        if self.session.refer_in is self:
+            self.session.refer_in = None
+
+    def _expire(self):
+        self.timer = None
+        if self.done:
+            return
+        fn = self.on_expire
+        self.on_expire = None
+        if fn is not None:
+            try:
+                fn()
+            except Exception as e:
+                self.ua.count("errors")
+                self.ua.app.log.write("error", "UA refer expiry: %s" % e)
+        self.final(487, "timeout")
 
 
 def _ignore(resp):
