@@ -190,6 +190,7 @@ class Appliance:
             self.gateway.start()
         self.gateway_started = True
         if self.console is not None:
+            self.console_stream.activate()
             self.sched.spawn(self.console.run, "console", RESTART)
 
     def run(self):

@@ -32,11 +32,16 @@ class FdStream:
         self.is_tty = _is_tty(rfd)
         self._saved = None
         self._keep = keep  # fds kept open for the stream's lifetime (pty slave)
-        if raw and self.is_tty:
-            self._saved = _make_raw(rfd)
+        self._want_raw = raw and self.is_tty
         if MICROPYTHON:
             self._rfile = sys.stdin.buffer if rfd == 0 else open(label, "rb")
             self._wfile = sys.stdout.buffer if wfd == 1 else self._rfile
+
+    def activate(self):
+        """Put a terminal in raw mode, once the console task takes it over
+        (after the boot messages, which still print in cooked mode)."""
+        if self._want_raw and self._saved is None:
+            self._saved = _make_raw(self.rfd)
 
     def fileno(self):
         return self.rfd
