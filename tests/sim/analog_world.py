@@ -125,6 +125,36 @@ class World:
         lk["peer_bindings"] = len(self.peer.bindings)
         return lk
 
+    def settle(self):
+        """Let the four stations register with the peer."""
+        self.run(3000)
+        assert sorted(self.peer.bindings) == ["1001", "1002", "1003", "1004"], (
+            self.peer.bindings, self.seed)
+        for ext, r in self.gw.registrations.items():
+            assert r.state == "registered", (ext, r.state, r.status, self.seed)
+
+    def call(self, a, b_ext, b):
+        """Phone a dials b_ext and phone b answers; returns when both talk."""
+        pa, pb = self.phones[a], self.phones[b]
+        pa.off_hook()
+        self.run(200)
+        pa.dial_dtmf(b_ext)
+        self.run_until(lambda: pb.ringing, 3000)
+        self.run_until(lambda: pb.caller_ids, 8000)
+        pb.off_hook()
+        self.run_until(lambda: self.fxs(a).state == "talk" and self.fxs(b).state == "talk", 2000)
+
+    def assert_no_leaks(self):
+        """Let every transaction run out (Timer J/K/L at most 64*T1 = 32 s), then
+        nothing may be left: dialogs, sessions, RTP, transactions, subscriptions."""
+        self.run(40000)
+        lk = self.leaks()
+        assert lk["dialogs"] == 0 and lk["sessions"] == 0 and lk["rtp"] == 0, (lk, self.seed)
+        assert lk["transactions"] == 0, (lk, self.app.sip.layer.transactions(), self.seed)
+        assert self.gw.ua.subscriptions == [], (self.gw.ua.subscriptions, self.seed)
+        for a in self.gw.fxs.values():
+            assert a.state == "idle" and not a.legs, (a.port, a.state, a.legs, self.seed)
+
 
 _DEC = g711.ulaw_table()
 

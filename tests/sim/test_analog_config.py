@@ -3,7 +3,7 @@ registration failures, and INVITEs challenged by the call server."""
 from firmware.config.schema import ConfigError
 from tests.sim.appliance import simulated
 from tests.sim.analog_world import World
-from tests.sim.test_analog_fxs import _settle, _call, _hang_up_all, _no_leaks
+from tests.sim.test_analog_fxs import _hang_up_all
 
 B = "set services convergence-services "
 
@@ -70,12 +70,12 @@ def test_wrong_password_fails_registration_and_show_gateway_says_so(tmp_path):
 def test_invites_challenged_by_the_call_server_are_authenticated(tmp_path):
     w = World(tmp_path, seed=42, challenge_invites=True)
     try:
-        _settle(w)
-        _call(w, 1, "1002", 2)
+        w.settle()
+        w.call(1, "1002", 2)
         assert w.peer.counters["challenges"] >= 5      # 4 REGISTERs + the INVITE
         assert w.gw.ua.counters["auth_retries"] >= 5
         _hang_up_all(w, (1, 2))
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 

@@ -7,7 +7,7 @@ Every assertion message carries the seed."""
 from hal.dsp import dtmf_digit
 from hal import g711
 from tests.sim.analog_world import World, count_tone, drain
-from tests.sim.test_analog_fxs import _settle, _no_leaks, REORDER_CAD
+from tests.sim.test_analog_fxs import REORDER_CAD
 
 _DEC = g711.ulaw_table()
 
@@ -27,7 +27,7 @@ def _dialled_digits(frames):
 def test_inbound_pstn_call_reaches_the_did_station_with_caller_id(tmp_path):
     w = World(tmp_path, seed=21)
     try:
-        _settle(w)
+        w.settle()
         line = w.lines[1]
         p2 = w.phones[2]
         t0 = w.now()
@@ -72,7 +72,7 @@ def test_inbound_pstn_call_reaches_the_did_station_with_caller_id(tmp_path):
         p2.on_hook()
         line.restore_battery()
         w.run(1200)
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -80,7 +80,7 @@ def test_inbound_pstn_call_reaches_the_did_station_with_caller_id(tmp_path):
 def test_inbound_call_abandoned_before_answer_is_cancelled(tmp_path):
     w = World(tmp_path, seed=22)
     try:
-        _settle(w)
+        w.settle()
         line = w.lines[1]
         line.ring(caller_id=("5550000", "QUITTER"), count=2)
         w.run_until(lambda: w.phones[2].ringing, 10000)
@@ -88,7 +88,7 @@ def test_inbound_call_abandoned_before_answer_is_cancelled(tmp_path):
         w.run(500)
         assert not w.phones[2].ringing and w.fxs(2).state == "idle", (w.fxs(2).state, w.seed)
         assert ("CANCEL", ) in [(m,) for m, u in w.peer.log if m == "CANCEL"], w.seed
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -126,7 +126,7 @@ def _check_audio(w, port, trunk_port):
 def _disconnect_case(tmp_path, seed, method):
     w = World(tmp_path, seed=seed)
     try:
-        _settle(w)
+        w.settle()
         trunk = 2 if method == "polarity" else 1
         prefix = "8" if trunk == 2 else "9"
         digits = _outbound(w, 1, prefix + "5551234", trunk)
@@ -161,7 +161,7 @@ def _disconnect_case(tmp_path, seed, method):
         w.phones[1].on_hook()
         line.stop_tone()
         w.run(1200)
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -185,12 +185,12 @@ def test_outbound_call_far_end_disconnect_by_busy_tone(tmp_path):
 def test_outbound_call_hung_up_by_the_station_releases_the_line(tmp_path):
     w = World(tmp_path, seed=35)
     try:
-        _settle(w)
+        w.settle()
         _outbound(w, 1, "95550101", 1)
         w.run_until(lambda: w.fxs(1).state == "talk", 1000)
         w.phones[1].on_hook()
         w.run(1500)
         assert not w.lines[1].seized and w.fxo(1).state == "idle", (w.fxo(1).state, w.seed)
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()

@@ -12,25 +12,6 @@ BUSY_CAD = tones.tone("US", "busy")[1]
 REORDER_CAD = tones.tone("US", "congestion")[1]
 
 
-def _settle(w):
-    w.run(3000)
-    assert sorted(w.peer.bindings) == ["1001", "1002", "1003", "1004"], (w.peer.bindings, w.seed)
-    for ext, r in w.gw.registrations.items():
-        assert r.state == "registered", (ext, r.state, r.status, w.seed)
-
-
-def _call(w, a, b_ext, b):
-    """Phone a dials b_ext and phone b answers; returns after both talk."""
-    pa, pb = w.phones[a], w.phones[b]
-    pa.off_hook()
-    w.run(200)
-    pa.dial_dtmf(b_ext)
-    w.run_until(lambda: pb.ringing, 3000)
-    w.run_until(lambda: pb.caller_ids, 8000)
-    pb.off_hook()
-    w.run_until(lambda: w.fxs(a).state == "talk" and w.fxs(b).state == "talk", 2000)
-
-
 def _hang_up_all(w, ports):
     for p in ports:
         w.phones[p].on_hook()
@@ -38,20 +19,10 @@ def _hang_up_all(w, ports):
     w.silence()
 
 
-def _no_leaks(w):
-    # let every transaction run out (Timer J/K/L at most 64*T1 = 32 s)
-    w.run(40000)
-    lk = w.leaks()
-    assert lk["dialogs"] == 0 and lk["sessions"] == 0 and lk["rtp"] == 0, (lk, w.seed)
-    assert lk["transactions"] == 0, (lk, w.app.sip.layer.transactions(), w.seed)
-    for a in w.gw.fxs.values():
-        assert a.state == "idle" and not a.legs, (a.port, a.state, a.legs, w.seed)
-
-
 def test_station_to_station_call_with_caller_id_and_two_way_audio(tmp_path):
     w = World(tmp_path, seed=11)
     try:
-        _settle(w)
+        w.settle()
         p1, p2 = w.phones[1], w.phones[2]
         d1 = w.app.hardware.hw.fxs[1]
         p1.off_hook()
@@ -102,7 +73,7 @@ def test_station_to_station_call_with_caller_id_and_two_way_audio(tmp_path):
         assert d2._tone_cad == REORDER_CAD
         p2.on_hook()
         w.silence()
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -110,7 +81,7 @@ def test_station_to_station_call_with_caller_id_and_two_way_audio(tmp_path):
 def test_busy_station_gives_busy_tone_and_unknown_number_reorder(tmp_path):
     w = World(tmp_path, seed=12)
     try:
-        _settle(w)
+        w.settle()
         p1, p4 = w.phones[1], w.phones[4]
         d1 = w.app.hardware.hw.fxs[1]
         p4.off_hook()              # dave is off-hook (dial tone): a call to him gets 486
@@ -139,7 +110,7 @@ def test_busy_station_gives_busy_tone_and_unknown_number_reorder(tmp_path):
         w.run(4500)
         assert w.fxs(1).state == "tone" and d1._tone_cad == REORDER_CAD, (w.fxs(1).state, w.seed)
         p1.on_hook()
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -147,9 +118,9 @@ def test_busy_station_gives_busy_tone_and_unknown_number_reorder(tmp_path):
 def test_hook_flash_hold_consultation_and_three_way_conference(tmp_path):
     w = World(tmp_path, seed=13)
     try:
-        _settle(w)
+        w.settle()
         p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
-        _call(w, 1, "1002", 2)
+        w.call(1, "1002", 2)
         p1.flash()
         w.run(800)
         a1, a2 = w.fxs(1), w.fxs(2)
@@ -199,7 +170,7 @@ def test_hook_flash_hold_consultation_and_three_way_conference(tmp_path):
         w.run(1500)
         assert w.fxs(2).state == "tone" and w.fxs(3).state == "tone", (w.fxs(2).state, w.fxs(3).state, w.seed)
         _hang_up_all(w, (2, 3))
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -207,9 +178,9 @@ def test_hook_flash_hold_consultation_and_three_way_conference(tmp_path):
 def test_call_waiting_tone_and_flash_answers_the_second_call(tmp_path):
     w = World(tmp_path, seed=14)
     try:
-        _settle(w)
+        w.settle()
         p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
-        _call(w, 1, "1002", 2)
+        w.call(1, "1002", 2)
         p3.off_hook()
         w.run(200)
         p3.dial_dtmf("1001")
@@ -225,6 +196,6 @@ def test_call_waiting_tone_and_flash_answers_the_second_call(tmp_path):
         w.run(800)
         assert not w.fxs(2).legs[0].remote_hold and w.fxs(3).legs[0].remote_hold, w.seed
         _hang_up_all(w, (1, 2, 3))
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()

@@ -14,22 +14,6 @@ import pytest
 from tests.sim.analog_world import World, count_tone, drain
 
 
-def _settle(w):
-    w.run(3000)
-    assert sorted(w.peer.bindings) == ["1001", "1002", "1003", "1004"], (w.peer.bindings, w.seed)
-
-
-def _call(w, a, b_ext, b):
-    pa, pb = w.phones[a], w.phones[b]
-    pa.off_hook()
-    w.run(200)
-    pa.dial_dtmf(b_ext)
-    w.run_until(lambda: pb.ringing, 3000)
-    w.run_until(lambda: pb.caller_ids, 8000)
-    pb.off_hook()
-    w.run_until(lambda: w.fxs(a).state == "talk" and w.fxs(b).state == "talk", 2000)
-
-
 def _consult(w, c_ext):
     """A (port 1) flashes: B on hold; dials C; returns when C rings."""
     p1, p3 = w.phones[1], w.phones[3]
@@ -66,22 +50,12 @@ def _methods(w):
     return [m for m, _ in w.peer.log]
 
 
-def _no_leaks(w):
-    w.run(40000)
-    lk = w.leaks()
-    assert lk["dialogs"] == 0 and lk["sessions"] == 0 and lk["rtp"] == 0, (lk, w.seed)
-    assert lk["transactions"] == 0, (lk, w.app.sip.layer.transactions(), w.seed)
-    assert w.gw.ua.subscriptions == [], (w.gw.ua.subscriptions, w.seed)
-    for a in w.gw.fxs.values():
-        assert a.state == "idle" and not a.legs, (a.port, a.state, a.legs, w.seed)
-
-
 def test_attended_transfer_connects_b_and_c_with_replaces(tmp_path):
     w = World(tmp_path, seed=21)
     try:
-        _settle(w)
+        w.settle()
         p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
-        _call(w, 1, "1002", 2)
+        w.call(1, "1002", 2)
         _consult(w, "1003")
         p3.off_hook()
         w.run_until(lambda: w.fxs(3).state == "talk" and w.fxs(1).state == "talk", 2000)
@@ -120,7 +94,7 @@ def test_attended_transfer_connects_b_and_c_with_replaces(tmp_path):
         w.run(1200)
         assert a3.state == "tone", (a3.state, w.seed)
         p3.on_hook()
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -128,9 +102,9 @@ def test_attended_transfer_connects_b_and_c_with_replaces(tmp_path):
 def test_semi_attended_transfer_while_c_rings(tmp_path):
     w = World(tmp_path, seed=22)
     try:
-        _settle(w)
+        w.settle()
         p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
-        _call(w, 1, "1002", 2)
+        w.call(1, "1002", 2)
         _consult(w, "1003")
         assert w.fxs(1).state == "calling", (w.fxs(1).state, w.seed)
         log0 = len(w.peer.log)
@@ -163,7 +137,7 @@ def test_semi_attended_transfer_while_c_rings(tmp_path):
         w.run(1200)
         assert a2.state == "tone", (a2.state, w.seed)
         p2.on_hook()
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
 
@@ -187,9 +161,9 @@ def test_failed_transfer_rings_a_back_and_reconnects_b(tmp_path, case):
     seed = 23 if case == "blind-target-404" else 24
     w = World(tmp_path, seed=seed)
     try:
-        _settle(w)
+        w.settle()
         p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
-        _call(w, 1, "1002", 2)
+        w.call(1, "1002", 2)
         _consult(w, "1003")
         if case == "blind-target-404":
             # C "does not exist" for B: its INVITE for the transfer gets 404
@@ -225,6 +199,6 @@ def test_failed_transfer_rings_a_back_and_reconnects_b(tmp_path, case):
         w.run(1200)
         p2.on_hook()
         p3.on_hook()
-        _no_leaks(w)
+        w.assert_no_leaks()
     finally:
         w.close()
