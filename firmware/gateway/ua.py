@@ -342,6 +342,21 @@ class UserAgent:
         d = self.dialogs.match_request(req)
         return d.user if d is not None else None
 
+    def _dialog_request(self, sreq):
+        """The session an in-dialog request belongs to, after the dialog's CSeq
+        check; None once the request has been answered (481, or 500 Out Of Order)."""
+        req = sreq.request
+        sess = self._session_for(req)
+        if sess is None or sess.dialog is None:
+            self.count("no_dialog")
+            sreq.respond(481)
+            return None
+        bad = sess.dialog.receive_request(req)
+        if bad is not None:
+            sreq.respond(bad[0], bad[1])
+            return None
+        return sess
+
     def _invite(self, sreq):
         req = sreq.request
         if req.to is not None and req.to.tag:
@@ -404,14 +419,8 @@ class UserAgent:
         if req.to is None or not req.to.tag:
             sreq.respond(403, "Out-Of-Dialog REFER Not Supported")
             return
-        sess = self._session_for(req)
-        if sess is None or sess.dialog is None:
-            self.count("no_dialog")
-            sreq.respond(481)
-            return
-        bad = sess.dialog.receive_request(req)
-        if bad is not None:
-            sreq.respond(bad[0], bad[1])
+        sess = self._dialog_request(sreq)
+        if sess is None:
             return
         vals = req.get_all("refer-to")
         if len(vals) != 1:
@@ -474,14 +483,8 @@ class UserAgent:
 
     def _notify(self, sreq):
         req = sreq.request
-        sess = self._session_for(req)
-        if sess is None or sess.dialog is None:
-            self.count("no_dialog")
-            sreq.respond(481)
-            return
-        bad = sess.dialog.receive_request(req)
-        if bad is not None:
-            sreq.respond(bad[0], bad[1])
+        sess = self._dialog_request(sreq)
+        if sess is None:
             return
         ev = (req.get("event") or "").split(";")[0].strip().lower()
         if ev != "refer":
@@ -501,14 +504,8 @@ class UserAgent:
         rc.notified(st, ss == "terminated")
 
     def _bye(self, sreq):
-        sess = self._session_for(sreq.request)
+        sess = self._dialog_request(sreq)
         if sess is None:
-            self.count("no_dialog")
-            sreq.respond(481)
-            return
-        bad = sess.dialog.receive_request(sreq.request)
-        if bad is not None:
-            sreq.respond(bad[0], bad[1])
             return
         self.count("byes_in")
         sreq.respond(200)
