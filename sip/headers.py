@@ -193,6 +193,12 @@ def parse_params(text, where, params=None):
     return params
 
 
+def _as_params(params):
+    if params is None:
+        return Params()
+    return params if isinstance(params, Params) else Params(params)
+
+
 class NameAddr:
     __slots__ = ("display", "uri", "params")
 
@@ -201,11 +207,7 @@ class NameAddr:
             uri = parse_uri(uri)
         self.uri = uri
         self.display = display
-        if params is None:
-            params = Params()
-        elif not isinstance(params, Params):
-            params = Params(params)
-        self.params = params
+        self.params = _as_params(params)
 
     @property
     def tag(self):
@@ -292,11 +294,7 @@ class Via:
         self.transport = transport.upper()
         self.host = host
         self.port = port
-        if params is None:
-            params = Params()
-        elif not isinstance(params, Params):
-            params = Params(params)
-        self.params = params
+        self.params = _as_params(params)
 
     @property
     def branch(self):

@@ -93,14 +93,8 @@ def _conn(lines):
     return None
 
 
-class Media:
-    def __init__(self, kind, port, proto, fmts, lines=None):
-        self.kind = kind
-        self.port = port
-        self.proto = proto
-        self.fmts = fmts
-        self.lines = lines if lines is not None else []
-        self.session = None
+class _Attributes:
+    """a= lookups shared by a session and its media sections (self.lines)."""
 
     def attrs(self, name):
         out = []
@@ -112,6 +106,16 @@ class Media:
     def attr(self, name):
         ln = _find_attr(self.lines, name)
         return None if ln is None else _attr_value(ln[1], name)
+
+
+class Media(_Attributes):
+    def __init__(self, kind, port, proto, fmts, lines=None):
+        self.kind = kind
+        self.port = port
+        self.proto = proto
+        self.fmts = fmts
+        self.lines = lines if lines is not None else []
+        self.session = None
 
     @property
     def connection(self):
@@ -171,7 +175,7 @@ class Media:
         return "%s %d %s %s" % (self.kind, self.port, self.proto, " ".join(self.fmts))
 
 
-class Session:
+class Session(_Attributes):
     def __init__(self, lines=None, media=None):
         self.lines = lines if lines is not None else []
         self.media = media if media is not None else []
@@ -183,17 +187,6 @@ class Session:
             if ln[0] == t:
                 return ln[1]
         return None
-
-    def attrs(self, name):
-        out = []
-        for ln in self.lines:
-            if ln[0] == "a" and (ln[1] == name or ln[1].startswith(name + ":")):
-                out.append(_attr_value(ln[1], name))
-        return out
-
-    def attr(self, name):
-        ln = _find_attr(self.lines, name)
-        return None if ln is None else _attr_value(ln[1], name)
 
     @property
     def origin(self):
