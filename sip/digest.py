@@ -30,6 +30,8 @@ Client side:
                  body=b"", is_ha1=False) -> Authorization header value
         challenge: one WWW-/Proxy-Authenticate value or a list of them (the
         strongest supported algorithm is chosen); nc increments per nonce.
+        password_or_ha1 may be a function (realm, algorithm) -> HA1 hex or
+        None (stored credentials; None raises SipParseError).
 Helpers: ha1(user, realm, password, algorithm="MD5"), hmac_sha256(key, msg),
     hexdigest(algorithm, text).
 
@@ -349,7 +351,12 @@ class DigestClient:
         nonce = p["nonce"]
         alg = p.get("algorithm")
         algn = (alg or "MD5").upper()
-        if is_ha1:
+        if callable(password_or_ha1):     # a stored credential: fn(realm, algorithm) -> HA1
+            h1 = password_or_ha1(realm, algn)
+            if h1 is None:
+                raise SipParseError("no credential for realm %s (%s)" % (realm, algn),
+                                    "WWW-Authenticate")
+        elif is_ha1:
             h1 = password_or_ha1
         else:
             h1 = ha1(username, realm, password_or_ha1, algn)

@@ -74,8 +74,11 @@ Helpers
         (§17.2.3 branch/sent-by/method, ACK -> INVITE; RFC 2543 fallback key
         when the branch lacks the magic cookie); layer.find(key)
 
-Bounds: MAX_TRANSACTIONS (table; a new request when full gets a stateless
-503 with Retry-After, counted in stats["overflow"]), MAX_FORK_ACKS
+Bounds: MAX_TRANSACTIONS (table; when full, the oldest transaction that only
+absorbs retransmissions (Completed / Accepted / Confirmed: waiting for Timer
+D/I/J/K/L/M) is ended early to make room, counted in stats["evicted"]; when
+every entry is live, a new request gets a stateless 503 with Retry-After,
+counted in stats["overflow"]), MAX_FORK_ACKS
 remembered ACKs per INVITE client transaction.
 """
 try:
@@ -109,6 +112,7 @@ COMPLETED = "completed"
 CONFIRMED = "confirmed"
 ACCEPTED = "accepted"
 TERMINATED = "terminated"
+_LINGERING = (COMPLETED, ACCEPTED, CONFIRMED)
 
 
 class TransactionError(SipError):
@@ -498,7 +502,9 @@ class TransactionLayer:
         self._acc = {}          # ACK-to-2xx index -> Accepted IST
         self._seq = 0
         self._out = []
-        self.stats = {"overflow": 0, "retransmissions": 0, "absorbed": 0,
+        self._linger = []       # transactions that entered a lingering state, oldest first
+        self._lhead = 0
+        self.stats = {"overflow": 0, "evicted": 0, "retransmissions": 0, "absorbed": 0,
                       "dropped": 0, "stray_responses": 0, "bad_destination": 0,
                       "bad_requests": 0, "timeouts": 0}
 
@@ -552,7 +558,31 @@ class TransactionLayer:
                                    (txn.kind, event, txn.state))
         old = txn.state
         txn.state = new
+        if new in _LINGERING:
+            q = self._linger
+            q.append(txn)
+            if len(q) > 2 * self.max_transactions + 64:   # bound it: drop the ended ones
+                self._linger = [t for t in q[self._lhead:] if t is not None and
+                                t.state in _LINGERING and self._txns.get(t.key) is t]
+                self._lhead = 0
         return old
+
+    def _evict_lingering(self):
+        """Make room by ending the oldest transaction that only absorbs
+        retransmissions (Completed/Accepted/Confirmed); False when none."""
+        q = self._linger
+        while self._lhead < len(q):
+            txn = q[self._lhead]
+            q[self._lhead] = None
+            self._lhead += 1
+            if self._lhead > 64 and self._lhead * 2 > len(q):
+                del q[:self._lhead]
+                self._lhead = 0
+            if txn.state in _LINGERING and self._txns.get(txn.key) is txn:
+                self.stats["evicted"] += 1
+                self._terminate(txn, [])
+                return True
+        return False
 
     def _terminate(self, txn, events):
         txn.state = TERMINATED
@@ -563,8 +593,11 @@ class TransactionLayer:
             del self._acc[txn.ack_key]
         events.append(("terminated", txn, None))
 
+    def _full(self):
+        return len(self._txns) >= self.max_transactions and not self._evict_lingering()
+
     def _add(self, txn):
-        if len(self._txns) >= self.max_transactions:
+        if self._full():
             return False
         self._seq += 1
         txn.seq = self._seq
@@ -575,7 +608,7 @@ class TransactionLayer:
     def send_request(self, req, dest, transport, now):
         if req.method == "ACK":
             raise TransactionError("ACK is not sent in a transaction; use send_ack")
-        if len(self._txns) >= self.max_transactions:
+        if self._full():
             raise TableFull("transaction table full (%d)" % self.max_transactions)
         self._ensure_via(req, transport)
         kind = ICT if req.method == "INVITE" else NICT
