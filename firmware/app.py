@@ -63,6 +63,7 @@ class Appliance:
         self._start_hardware()
         self._bind_sip()
         self._start_gateway()
+        self._start_callserver()
         if self.opts.config:
             self.load_config_file(self.opts.config)
         console = self.opts.console
@@ -154,6 +155,16 @@ class Appliance:
         from firmware.gateway.service import GatewayService
         self.gateway = GatewayService(self)
 
+    def _start_callserver(self):
+        """The branch call server (firmware/callserver): registrar and B2BUA,
+        built once a station is configured (app.callserver_settings)."""
+        self.callserver = None
+        s = getattr(self, "callserver_settings", None)
+        if getattr(self, "sip", None) is None or s is None or not s.stations:
+            return
+        from firmware.callserver.service import CallServer
+        self.callserver = CallServer(self)
+
     def set_domain(self, name):
         """The SIP domain the appliance serves (config: sip domain)."""
         self.sip_domain = name
@@ -189,6 +200,9 @@ class Appliance:
         if getattr(self, "gateway", None) is not None:
             self.gateway.start()
         self.gateway_started = True
+        if getattr(self, "callserver", None) is not None:
+            self.callserver.start()
+        self.callserver_started = True
         if self.console is not None:
             self.console_stream.activate()
             self.sched.spawn(self.console.run, "console", RESTART)

@@ -40,6 +40,10 @@ TU hook (what the call server, registrar and B2BUA plug into):
                      core._flush() sends requests (a client-side API comes
                      with the call server)
     core.on_timeout = fn(txn)   Timer B/F/H/L of the layer
+    core.gate = fn(request, src) -> None | "drop" | (status, reason)
+                     consulted first for every request (the call server's
+                     security: allow list, blocked sources, rate limit)
+    core.stat_sections.append((title, fn))   more lines for show sip statistics
 
 Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
   1. missing Via/From/To/Call-ID/CSeq → 400 "Missing ..." (stateless)
@@ -195,6 +199,8 @@ class SipCore:
         self.supported = []
         self.on_response = None   # fn(resp, src, txn) for client transactions (later)
         self.on_timeout = None    # fn(txn) for Timer B/F/H/L
+        self.gate = None          # fn(msg, src) -> None | "drop" | (status, reason): security
+        self.stat_sections = []   # (title, fn() -> [(name, value)]) for show sip statistics
         self.domain = (getattr(app, "sip_domain", None) or "localdomain").lower()
         self.local_hosts = set()
         self.server_header = "branch-voice"
@@ -331,6 +337,13 @@ class SipCore:
     # -- receiving
     def on_message(self, msg, src):
         if msg.is_request:
+            if self.gate is not None:
+                verdict = self.gate(msg, src)
+                if verdict is not None:
+                    # security: allow list, blocked source, rate limit (counted there)
+                    if verdict != "drop" and msg.method != "ACK" and msg.get("via") is not None:
+                        self.send_response(msg, src, verdict[0], verdict[1])
+                    return
             bad = validate_request(msg)
             if bad is not None:
                 self.count("bad_requests")
@@ -508,6 +521,10 @@ class SipCore:
         for group in (tp.counters, self.layer.stats, self.counters):
             for name in sorted(group):
                 lines.append("  %-32s %d" % (name.replace("_", " "), group[name]))
+        for title, fn in self.stat_sections:
+            lines.append(title + ":")
+            for name, value in fn():
+                lines.append("  %-32s %s" % (name, value))
         return "\n".join(lines)
 
 

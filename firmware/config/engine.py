@@ -12,7 +12,7 @@ One candidate is shared by every session, as with Junos `configure`.
 from firmware.compat import wall_time
 from firmware.commands import Registry, CommandError, Prompt
 from firmware.config import schema as S
-from firmware.config.schema import ConfigError, ROOT, hash_password
+from firmware.config.schema import ConfigError, ROOT
 from firmware.config.store import Store, FileFlash, MAX_ROLLBACK
 from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_delete, copy_tree,
                                   render_curly, render_path, render_set, compare, validate_tree,
@@ -20,7 +20,8 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
-FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.gateway.config"]
+FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.gateway.config",
+            "firmware.callserver.config", "firmware.callserver.security"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 
@@ -134,11 +135,12 @@ class ConfigEngine:
                 return t
             try:
                 node.type.parse(plain)
+                stored = node.type.store(plain, self.app, tree, t.path)
             except ValueError as e:
                 raise ConfigError(t.path, "(secret)", str(e))
             t.path[-1] = node.type.store_as
             t.node = node_at(t.path)[0]
-            t.value = t.text = hash_password(plain, self.app.rng.token(8))
+            t.value = t.text = stored
         elif node.kind in ("leaf", "leaf-list") and t.text is None:
             raise ConfigError(t.path, None, "missing value: %s" % node.type.describe())
         tree_set(tree, t)

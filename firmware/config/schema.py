@@ -17,8 +17,9 @@ Nodes: Container (a `{ }` block), List (entries keyed by name), Leaf (one
 value; a Flag type makes it a bare keyword), LeafList (`did [ 1000 1001 ];`).
 Types parse the text typed on the console into a Python value and format it
 back: String, Name, Integer, Port, Boolean, Flag, Enum, IPv4Address,
-IPv4Prefix, Dscp, Secret (reversible, shown obfuscated) and Password (stored
-as a salted PBKDF2-HMAC-SHA256 hash; see hash_password).
+IPv4Prefix, Dscp, Secret (reversible, shown obfuscated), Password (stored
+as a salted PBKDF2-HMAC-SHA256 hash; see hash_password) and DigestPassword
+(a SIP password stored as its digest HA1; see make_ha1).
 
 Errors a user sees are ConfigError(path, value, reason) and read
 `services convergence-services sip port 70000: value out of range 1..65535`.
@@ -418,6 +419,81 @@ class PlainPassword(Type):
     def describe(self):
         return "password, %d..%d characters; stored as %s" % (
             self.min_len, self.max_len, self.store_as)
+
+    def store(self, plain, app, tree, path):
+        """The value kept in the `store_as` leaf for `plain` (ValueError: refused)."""
+        return hash_password(plain, app.rng.token(8))
+
+
+# --- SIP digest credentials ----------------------------------------------------------
+# A station password is kept only as its digest HA1 (RFC 7616 / RFC 8760), for MD5 and
+# SHA-256: "$sip-ha1$USER$REALM$MD5HEX$SHA256HEX".  HA1 depends on the user and realm, so
+# the value names both and the commit check refuses one whose user or realm no longer
+# match the station (the password must then be typed again).
+
+def make_ha1(user, realm, plain):
+    import hashlib
+    text = ("%s:%s:%s" % (user, realm, plain)).encode()
+    return "$sip-ha1$%s$%s$%s$%s" % (user, realm, hexlify(hashlib.md5(text).digest()),
+                                       hexlify(hashlib.sha256(text).digest()))
+
+
+def parse_ha1(text):
+    """-> (user, realm, md5hex, sha256hex); ValueError when malformed."""
+    if not text.startswith("$sip-ha1$"):
+        raise ValueError("expected $sip-ha1$USER$REALM$MD5$SHA256")
+    parts = text[9:].split("$")
+    if len(parts) < 4:
+        raise ValueError("expected $sip-ha1$USER$REALM$MD5$SHA256")
+    md5, sha = parts[-2], parts[-1]
+    realm = parts[-3]
+    user = "$".join(parts[:-3])
+    if not user or not realm or len(md5) != 32 or len(sha) != 64:
+        raise ValueError("malformed HA1")
+    for ch in md5 + sha:
+        if ch not in "0123456789abcdef":
+            raise ValueError("malformed HA1")
+    return user, realm, md5, sha
+
+
+class DigestHA1(Type):
+    """A stored digest credential (`password-ha1 "$sip-ha1$..."`)."""
+    kind = "digest-ha1"
+    secret = True
+
+    def parse(self, text):
+        parse_ha1(text)
+        return text
+
+    def describe(self):
+        return "digest credential $sip-ha1$USER$REALM$MD5HEX$SHA256HEX"
+
+
+class DigestPassword(PlainPassword):
+    """A SIP password typed in clear; the tree keeps only its HA1 (DigestHA1 in
+    `store_as`).  user_of(tree, path) and realm_of(app, tree) name the digest
+    user and realm it is hashed for.  Policy: at least min_len characters and
+    not equal to the user name."""
+    kind = "sip-password"
+
+    def __init__(self, store_as, user_of, realm_of, min_len=7, max_len=64):
+        PlainPassword.__init__(self, store_as, min_len, max_len)
+        self.user_of = user_of
+        self.realm_of = realm_of
+
+    def parse(self, text):
+        if not self.min_len <= len(text) <= self.max_len:
+            raise ValueError("password must be %d..%d characters (longer than %d)" % (
+                self.min_len, self.max_len, self.min_len - 1))
+        return text
+
+    def store(self, plain, app, tree, path):
+        user = self.user_of(tree, path)
+        if user is None:
+            raise ValueError("set the extension (or user-id) before the password")
+        if plain == user:
+            raise ValueError("password must differ from the user ID")
+        return make_ha1(user, self.realm_of(app, tree), plain)
 
 
 # --- nodes ---------------------------------------------------------------------

@@ -40,6 +40,7 @@ to app.gateway (GatewayService) when it runs.  The service (and the code of
 firmware/gateway) is only loaded once a peer call server, a station or a
 trunk is configured, to keep it out of the MicroPython heap otherwise.
 """
+from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.gateway.dialplan import check_pattern
@@ -77,16 +78,56 @@ S.register(BASE, S.List(
                help="Registration lifetime asked for; refreshed at 80 %"),
     )))
 
+_USER_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+,"
+MAX_STATIONS = const(256)
+
+
+def _station_user(tree, path):
+    """Digest user of the station whose leaf is at `path` (user-id, else extension)."""
+    from firmware.config.tree import get_subtree
+    sub = get_subtree(tree, path[:-1])
+    if not isinstance(sub, dict):
+        return None
+    return sub.get("user-id") or sub.get("extension")
+
+
+def realm_of(app, view_or_tree):
+    """The digest realm: `sip domain`, else the domain the appliance booted with."""
+    if isinstance(view_or_tree, dict):
+        from firmware.config.tree import get_subtree
+        d = get_subtree(view_or_tree, ["services", "convergence-services", "sip", "domain"])
+    else:
+        d = view_or_tree.get("services convergence-services sip domain")
+    if d:
+        return d.lower()
+    return (getattr(app, "sip_domain", None) or "localdomain").lower()
+
+
 S.register(BASE, S.List(
-    "station", "A telephone served by this appliance (an FXS port)",
-    key=S.Name(), max_entries=256, key_help="Station name", children=(
+    "station", "A telephone served by this appliance: a SIP phone or an analog phone on an FXS port",
+    key=S.Name(), max_entries=MAX_STATIONS, key_help="Station name", children=(
         S.Leaf("extension", S.String(2, 8, digits=True), mandatory=True, help="Extension number"),
+        S.Leaf("type", S.Enum(("sip", "fxs")),
+               help="SIP phone or analog phone (default: fxs when fxs-port is set, else sip)"),
         S.Leaf("fxs-port", S.Integer(1, 64), help="FXS port of the analog phone"),
         S.Leaf("display-name", S.String(1, 32), help="Name sent as caller ID"),
-        S.Leaf("user-id", S.String(1, 64), help="Digest user name at the peer (default: extension)"),
-        S.Leaf("password", S.Secret(), help="Digest password at the peer call server"),
+        S.Leaf("user-id", S.String(1, 64, charset=_USER_CHARS),
+               help="Digest user name (default: extension)"),
+        S.Leaf("password", S.DigestPassword("password-ha1", _station_user, realm_of),
+               help="Digest password, more than 6 characters, not the user ID; stored as HA1"),
+        S.Leaf("password-ha1", S.DigestHA1(),
+               help="Stored digest credential (set password instead)"),
+        S.Leaf("max-contacts", S.Integer(1, 16), default=3,
+               help="Registered contacts (phones) the station may have at once"),
+        S.Leaf("nat-check", S.Enum(("ip", "ip-port")), default="ip-port",
+               help="Behind NAT, send to the source address (ip) or address and port (ip-port)"),
+        S.Leaf("did", S.String(1, 16, digits=True), help="Direct inward dialling number"),
+        S.Leaf("class-of-restriction", S.Enum(("internal", "local", "national", "international")),
+               default="international", help="Outside numbers the station may call"),
+        S.Leaf("forward-unreachable", S.String(1, 24, charset="0123456789*#"),
+               help="Number that gets the station's calls while it is not registered"),
         S.Leaf("call-waiting", S.Enum(_ENA), default="enable",
-               help="Call waiting tone for a second call (disable: 486 Busy Here)"),
+               help="Call waiting for a second call (disable: 486 Busy Here)"),
     )))
 
 S.register(BASE, S.List(
@@ -144,8 +185,29 @@ class Station:
         self.fxs_port = cfg.get(p + "fxs-port")
         self.display_name = cfg.get(p + "display-name")
         self.user_id = cfg.get(p + "user-id") or self.extension
-        self.password = cfg.get(p + "password")
+        self.type = cfg.get(p + "type") or ("fxs" if self.fxs_port is not None else "sip")
+        self.ha1 = cfg.get(p + "password-ha1")
+        self.credential = None        # (user, realm, md5, sha256) of the stored HA1
+        if self.ha1:
+            try:
+                self.credential = S.parse_ha1(self.ha1)
+            except ValueError:
+                pass
+        # what the UA's digest client signs with: fn(realm, algorithm) -> HA1
+        self.password = self.ha1_for if self.credential is not None else None
+        self.max_contacts = cfg.get(p + "max-contacts")
+        self.nat_port = cfg.get(p + "nat-check") != "ip"
+        self.did = cfg.get(p + "did")
+        self.cor = cfg.get(p + "class-of-restriction")
+        self.forward_unreachable = cfg.get(p + "forward-unreachable")
         self.call_waiting = cfg.get(p + "call-waiting") != "disable"
+
+    def ha1_for(self, realm, algorithm):
+        """HA1 for a digest challenge (realm, MD5 or SHA-256), or None."""
+        c = self.credential
+        if c is None or c[1] != realm.lower():
+            return None
+        return c[2] if algorithm == "MD5" else c[3] if algorithm == "SHA-256" else None
 
 
 class Trunk:

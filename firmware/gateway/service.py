@@ -26,7 +26,7 @@ from firmware.compat import const
 from firmware.sched import RESTART, Event, TimeoutError
 from firmware.gateway.dialplan import DialPlan
 from firmware.gateway.media import MediaManager, Mixer
-from firmware.gateway.ua import UserAgent, Registration
+from firmware.gateway.ua import shared_ua, Registration
 from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent
 
@@ -62,8 +62,9 @@ class CallServerRef:
 class GatewayService:
     def __init__(self, app):
         self.app = app
-        self.ua = UserAgent(app)
+        self.ua = shared_ua(app)
         self.ua.on_invite = self.incoming
+        self.ua.routes.insert(0, self._marked)
         hw = app.hardware
         law = "ulaw"
         if getattr(app, "board", None):
@@ -102,7 +103,8 @@ class GatewayService:
             self.call_server = CallServerRef(p["name"], p["address"], p["port"],
                                              p["transport"].upper(), p["registrar"])
         else:
-            self.call_server = None
+            # no peer: the appliance's own call server is in control
+            self.call_server = CallServerRef("local", self.ua.host, self.ua.port)
         self.plan = DialPlan(s.dial_patterns(), s.emergency, s.inter_digit_ms, s.first_digit_ms)
         self.media.set_range(s.rtp_min, s.rtp_max)
         from hal import tones
@@ -138,7 +140,7 @@ class GatewayService:
         for ext in list(self.registrations):
             r = self.registrations[ext]
             st = want.get(ext)
-            if st is None or r.password != st.password or r.username != st.user_id \
+            if st is None or r.secret_id != st.ha1 or r.username != st.user_id \
                     or r.dest != srv.registrar_dest():
                 r.stop()
                 del self.registrations[ext]
@@ -147,7 +149,9 @@ class GatewayService:
             if ext in self.registrations:
                 continue
             r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
-                             st.password, expires, self._reg_state)
+                             st.password, expires, self._reg_state, contact_user=ext,
+                             contact_params=";line=fxs%d" % st.fxs_port)
+            r.secret_id = st.ha1
             self.registrations[ext] = r
             r.start()
 
@@ -228,6 +232,15 @@ class GatewayService:
         return hw.port_state.get((kind, port)) == "ready"
 
     # -- routing
+    def _marked(self, sreq):
+        """An INVITE for one of our registered contacts (`;line=fxsN` / `;line=fxo`,
+        whichever call server sent it) is the gateway's, before any call server."""
+        line = sreq.request.uri.params.get("line")
+        if line is None or not (line.startswith("fxs") or line == "fxo"):
+            return False
+        self.incoming(sreq)
+        return True
+
     def incoming(self, sreq):
         self._wake.set()
         user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \

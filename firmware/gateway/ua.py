@@ -5,6 +5,10 @@ it; the B2BUA call server can reuse it for both of its legs.
 
     ua = UserAgent(app)                  # hooks app.sip: on_response, on_timeout,
                                          # INVITE/BYE/ACK/INFO/NOTIFY handlers
+    ua = shared_ua(app)                  # the one UA of the appliance (gateway and
+                                         # call server share it)
+    ua.routes.append(fn)                 # fn(sreq) -> True: it took the new INVITE;
+                                         # tried in order before on_invite
     ua.on_invite = fn(sreq)              # a new out-of-dialog INVITE (the TU
                                          # answers it, typically InviteSession.uas,
                                          # or ua.pass_on(sreq) when it is not its own:
@@ -37,7 +41,10 @@ Owner callbacks (each optional; all get the session first):
     on_answer(s)                     UAC: 2xx (ACK already sent); s.remote_sdp set
     on_failed(s, status)             UAC: a final >= 300 (after auth retries), 408
     on_confirmed(s)                  UAS: the ACK for our 2xx arrived
-    on_offer(s, sdp) -> answer body  an in-dialog re-INVITE (None -> 488)
+    on_offer(s, sdp) -> answer body  an in-dialog re-INVITE (None -> 488; PENDING:
+                                     the owner calls s.answer_offer(body, status) later)
+    on_request(s, sreq)              an in-dialog INFO (after the CSeq check); the
+                                     owner answers sreq (without it: 200)
     on_ended(s, reason)              the far end ended it: "bye", "cancel", "timeout"
 
 Bounds: MAX_DIALOGS dialogs (a new INVITE beyond it: 503 with Retry-After),
@@ -81,8 +88,8 @@ from sip.transaction import TransactionError
 from sip.sdp import parse_sdp
 from firmware.transport import Source
 
-MAX_DIALOGS = const(64)
-MAX_SESSIONS = const(64)
+MAX_DIALOGS = const(512)      # shared by the gateway and the call server (its own
+MAX_SESSIONS = const(512)     # max-dialogs / max-calls knobs are lower)
 MAX_AUTH_TRIES = const(2)
 RETRY_MS = const(30000)
 REFRESH_PCT = const(80)
@@ -90,6 +97,8 @@ MIN_REFRESH_MS = const(5000)
 MAX_REFER_SUBSCRIPTIONS = const(8)   # REFERs being served at once (503 beyond)
 REFER_EXPIRES_S = const(120)         # life of the implicit refer subscription
 REFER_WAIT_MS = const(130000)        # transferor: give up waiting for a final NOTIFY
+
+PENDING = "pending"      # on_offer's result when the owner answers later (answer_offer)
 
 CALLING = "calling"
 EARLY = "early"
@@ -171,12 +180,28 @@ def _cb(owner, name, *args):
     return None
 
 
+def dialog_dest(d):
+    """Where requests in dialog d go: its NAT flow (the address the far end's
+    packets come from, set by the owner) or else the next hop's address."""
+    flow = getattr(d, "flow", None)
+    return flow if flow is not None else _dest_of(d.next_hop())
+
+
 def _dest_of(uri):
     return (uri.host.strip("[]"), uri.port or 5060)
 
 
 def _clone(req):
     return parse(req.serialize())
+
+
+def shared_ua(app):
+    """The appliance's UserAgent, built on first use."""
+    ua = getattr(app, "ua", None)
+    if ua is None:
+        ua = UserAgent(app)
+        app.ua = ua
+    return ua
 
 
 class UserAgent:
@@ -188,6 +213,7 @@ class UserAgent:
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
         self.subscriptions = []   # ReferSubscription being served (notifier side)
+        self.routes = []          # fn(sreq) -> True when it took the new INVITE (in order)
         self.on_invite = None
         tp = self.core.transports
         host = tp.host
@@ -228,8 +254,8 @@ class UserAgent:
     def hostport(self):
         return "%s:%d" % (self.host, self.port)
 
-    def contact(self, user):
-        return "<sip:%s@%s>" % (user, self.hostport())
+    def contact(self, user, params=""):
+        return "<sip:%s@%s%s>" % (user, self.hostport(), params)
 
     def via(self):
         return "SIP/2.0/UDP %s;branch=%s;rport" % (self.hostport(), self.layer.new_branch())
@@ -281,7 +307,7 @@ class UserAgent:
         req = dialog.create_request(method, self.rng, body, content_type, headers,
                                     via=("UDP", self.hostport()))
         req.add("User-Agent", self.user_agent)
-        return self.send(req, _dest_of(dialog.next_hop()), handler)
+        return self.send(req, dialog_dest(dialog), handler)
 
     # -- client side events from the core
     def _on_response(self, resp, src, txn):
@@ -300,7 +326,7 @@ class UserAgent:
             if d is not None:
                 try:
                     ack = d.create_ack(resp.cseq.num, self.rng, via=("UDP", self.hostport()))
-                    self.layer.send_stateless(ack, _dest_of(d.next_hop()), "UDP")
+                    self.layer.send_stateless(ack, dialog_dest(d), "UDP")
                     self.core._flush()
                 except SipError:
                     pass
@@ -375,6 +401,9 @@ class UserAgent:
         if req.get("replaces") is not None:
             self._replaces(sreq)
             return
+        for route in self.routes:
+            if route(sreq):
+                return
         if self.on_invite is None:
             self.pass_on(sreq, 480)
             return
@@ -517,8 +546,12 @@ class UserAgent:
             sess._acked()
 
     def _in_dialog_ok(self, sreq):
-        if self._session_for(sreq.request) is None:
-            sreq.respond(481)
+        sess = self._dialog_request(sreq)
+        if sess is None:
+            return
+        fn = getattr(sess.owner, "on_request", None)
+        if fn is not None:
+            fn(sess, sreq)        # the owner answers (a B2BUA relays it)
         else:
             sreq.respond(200)
 
@@ -593,6 +626,9 @@ class InviteSession:
         self.refer_in = None      # ReferSubscription: a REFER we serve in this dialog
         self.refer_out = None     # ReferClient: our REFER in this dialog
         self.user = None          # free slot for the owner
+        self.flow = None          # (host, port) requests in its dialogs go to (NAT), else None
+        self.remote_body = None   # the far end's last SDP as received (bytes)
+        self.offer_sreq = None    # an in-dialog re-INVITE the owner answers later
 
     def __repr__(self):
         return "<InviteSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
@@ -617,6 +653,7 @@ class InviteSession:
                 d, new = None, False
             if d is not None:
                 d.user = self
+                d.flow = self.flow
                 if new:
                     self.dialogs.append(d)
                 if self.dialog is None:
@@ -638,10 +675,11 @@ class InviteSession:
                 ua.count("errors")
                 return
             d.user = self
+            d.flow = self.flow
             if d not in self.dialogs:
                 self.dialogs.append(d)
             ack = d.create_ack(self.invite.cseq.num, ua.rng, via=("UDP", ua.hostport()))
-            ua.send_ack(self.txn, ack, _dest_of(d.next_hop()))
+            ua.send_ack(self.txn, ack, dialog_dest(d))
             if self.state == TERMINATED or self.cancel_pending or (
                     self.dialog is not None and d is not self.dialog and self.state == CONFIRMED):
                 # cancelled meanwhile, or a second fork answered: end that dialog
@@ -737,6 +775,7 @@ class InviteSession:
         sreq.session = s
         sreq.on_cancel = s._cancelled
         if req.body:
+            s.remote_body = req.body
             try:
                 s.remote_sdp = parse_sdp(req.body)
             except SipError:
@@ -764,6 +803,7 @@ class InviteSession:
             self.ua.count("dialog_overflow")
             return
         d.user = self
+        d.flow = self.flow
         self.dialog = d
         self.dialogs.append(d)
 
@@ -820,6 +860,7 @@ class InviteSession:
     # ---- both ----
     def _take_sdp(self, msg):
         if msg.body and msg.content_type == _SDP:
+            self.remote_body = msg.body
             try:
                 self.remote_sdp = parse_sdp(msg.body)
             except SipError:
@@ -887,7 +928,7 @@ class InviteSession:
             if resp.status < 300 and d.state != "terminated":
                 d.on_response(self._last_reinvite, resp)
                 ack = d.create_ack(resp.cseq.num, ua.rng, via=("UDP", ua.hostport()))
-                ua.send_ack(self._reinvite, ack, _dest_of(d.next_hop()))
+                ua.send_ack(self._reinvite, ack, dialog_dest(d))
                 self._take_sdp(resp)
             if on_done is not None:
                 on_done(resp.status)
@@ -896,7 +937,7 @@ class InviteSession:
                                (("Contact", ua.contact(d.local_uri.uri.user or "gw")),),
                                via=("UDP", ua.hostport()))
         self._last_reinvite = req
-        self._reinvite = ua.send(req, _dest_of(d.next_hop()), handler)
+        self._reinvite = ua.send(req, dialog_dest(d), handler)
         return True
 
     def _reinvite_in(self, sreq):
@@ -918,12 +959,32 @@ class InviteSession:
                 sreq.respond(getattr(e, "status", 400) or 400, "Bad SDP")
                 return
         self.remote_sdp = sdp or self.remote_sdp
-        body = _cb(self.owner, "on_offer", self, sdp)
-        if body is None:
-            sreq.respond(488)
-            return
+        if req.body:
+            self.remote_body = req.body
         sreq.session = self
-        r = sreq.respond(200, None, (("Contact", ua.contact(self.dialog.local_uri.uri.user or "gw")),),
+        body = _cb(self.owner, "on_offer", self, sdp)
+        if body is PENDING:          # the owner answers later with answer_offer()
+            if self.offer_sreq is not None:
+                sreq.respond(491)
+                return
+            self.offer_sreq = sreq
+            return
+        self._answer_offer(sreq, body)
+
+    def answer_offer(self, body, status=488):
+        """Answer the re-INVITE the owner left PENDING: 200 with body, or
+        `status` when body is None."""
+        sreq = self.offer_sreq
+        self.offer_sreq = None
+        if sreq is not None:
+            self._answer_offer(sreq, body, status)
+
+    def _answer_offer(self, sreq, body, status=488):
+        if body is None or self.state != CONFIRMED:
+            sreq.respond(status if body is None else 481)
+            return
+        req = sreq.request
+        r = sreq.respond(200, None, (("Contact", self.ua.contact(self.dialog.local_uri.uri.user or "gw")),),
                          body, _SDP)
         if r is not None:
             self.dialog.refresh_target(req)
@@ -1114,8 +1175,10 @@ class Registration:
     """One AoR's registration with a registrar (RFC 3261 §10.2)."""
 
     def __init__(self, ua, user, domain, dest, username=None, password=None,
-                 expires=3600, on_state=None, contact_user=None):
+                 expires=3600, on_state=None, contact_user=None, contact_params=""):
         self.ua = ua
+        self.contact_params = contact_params
+        self.secret_id = None
         self.user = user
         self.domain = domain
         self.dest = dest
@@ -1172,7 +1235,8 @@ class Registration:
         ruri = "sip:%s" % self.domain
         aor = "sip:%s@%s" % (self.user, self.domain)
         req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq)
-        req.add("Contact", "%s;expires=%d" % (ua.contact(self.contact_user), expires))
+        req.add("Contact", "%s;expires=%d" % (ua.contact(self.contact_user, self.contact_params),
+                                               expires))
         req.add("Expires", str(expires))
         if challenge is not None and self.password:
             val = DigestClient().authorize("REGISTER", ruri, challenge, self.username,

@@ -8,12 +8,13 @@ from hal.dsp import ToneGen, tone_ratio_pct
 from tests.sim.appliance import simulated
 from tests.sim.sippeer import SipPeer
 
-USERS = {"1001": "pw-alice", "1002": "pw-bob", "1003": "pw-carol", "1004": "pw-dave"}
+USERS = {"1001": "pw-alice-1", "1002": "pw-bob-12", "1003": "pw-carol-1", "1004": "pw-dave-12"}
 B = "set services convergence-services "
 
 
 def config_text(peer_port, rtp_base=30000, extra=()):
     lines = [
+        B + "sip domain hq.example",       # the realm of the peer: station HA1s are for it
         B + "peer-call-server hq address 127.0.0.1",
         B + "peer-call-server hq port %d" % peer_port,
         B + "station alice extension 1001",

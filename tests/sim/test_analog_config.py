@@ -50,7 +50,7 @@ def test_commit_errors_are_precise(tmp_path):
 
 
 def test_wrong_password_fails_registration_and_show_gateway_says_so(tmp_path):
-    w = World(tmp_path, seed=41, extra=(B + "station carol password wrong",))
+    w = World(tmp_path, seed=41, extra=(B + "station carol password wrong-password",))
     try:
         w.run(3000)
         r = w.gw.registrations["1003"]
@@ -59,7 +59,7 @@ def test_wrong_password_fails_registration_and_show_gateway_says_so(tmp_path):
         out = w.app.commands.execute(w.app, "show gateway")
         assert "1003" in out and "failed" in out, out
         # a live commit fixes it: the station registers again at once
-        w.app.config.load_file("fix", B + "station carol password pw-carol\n")
+        w.app.config.load_file("fix", B + "station carol password pw-carol-1\n")
         w.run(1000)
         assert w.gw.registrations["1003"].state == "registered", w.seed
         assert "1003" in w.peer.bindings

@@ -1,0 +1,1 @@
+"""The survivable call server: registrar, B2BUA call control, security."""

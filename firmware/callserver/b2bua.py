@@ -1,0 +1,373 @@
+"""Station-to-station calls: the call server as a B2BUA.
+
+Why a B2BUA and not a record-routing proxy (the design note the issue asks
+for): the next features (park, pickup, transfer, conference, forward on no
+answer, CDRs that survive a phone that never sends BYE) need the call
+server to own both dialogs: to end one side when the other goes, to put a
+party on hold or move it to another phone without that phone's help, and to
+hide the branch's topology.  The cost is two dialogs per call instead of
+none; MAX_CALLS and the max-dialogs knob bound it.
+
+    b2b = B2bua(cs)
+    b2b.incoming(sreq) -> True      a new INVITE the call server takes
+    b2b.calls                       live Call objects
+    b2b.busy(station_name) -> int   calls the station is in
+
+A call (Call) has leg a (the caller's InviteSession, UAS side) and one UAC
+leg per contact of the callee (forking, at most MAX_FORKS): 180/183 are
+passed back (183 with its SDP: early media); the first 2xx wins, every
+other leg gets a CANCEL (or ACK+BYE if it answered too late); when every
+leg failed the caller gets the best final (6xx first, then 486, then the
+lowest other status; all 408 -> 480).  CANCEL from the caller cancels the
+legs; BYE on either side ends the other; an in-dialog re-INVITE (hold with
+sendonly/inactive, resume) is relayed to the other side and answered with
+that side's answer; INFO is relayed.  A call that rings longer than
+no-answer-timeout ends with 480.
+
+SDP is passed through unchanged; only when a phone is behind NAT (its
+packets come from another address than its Contact) its private c= address
+is replaced by the public source address, so that media can flow directly
+between the phones (the appliance never relays RTP).  An INVITE without SDP
+(delayed offer) is refused with 488: the B2BUA would have to hold back the
+ACK, which it does not do.
+
+Routing of the Request-URI user (the number): a station's extension (or its
+DID, for trunk calls) -> that station; an emergency number -> the first FXO
+trunk; a trunk prefix -> that FXO trunk through the analog gateway (class of
+restriction checked: internal < local < national < international, numbers
+classed 011/00 international, 1/0 national, else local; 403 beyond the
+station's class); else 404.  A station without a registered contact gets
+480, or its calls go to forward-unreachable (at most MAX_FORWARD_HOPS
+times).  A station already in a call gets 486 unless it has call waiting.
+"""
+from firmware.compat import const
+from firmware.gateway.ua import InviteSession, PENDING, CONFIRMED, TERMINATED
+
+MAX_FORKS = const(8)            # contacts rung at once for one call
+MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
+
+_COR_RANK = {"internal": 0, "local": 1, "national": 2, "international": 3}
+_PRIVATE = ("10.", "192.168.", "172.16.", "172.17.", "172.18.", "172.19.", "172.2", "172.30.",
+            "172.31.", "100.64.", "169.254.")
+
+
+def number_class(digits):
+    if digits.startswith("011") or digits.startswith("00"):
+        return "international"
+    if digits.startswith("1") or digits.startswith("0"):
+        return "national"
+    return "local"
+
+
+def _is_private(host):
+    for p in _PRIVATE:
+        if host.startswith(p):
+            if p == "172.2" and not (len(host) > 6 and host[5] in "0123456789" and host[6] == "."):
+                return False
+            return True
+    return False
+
+
+def fix_sdp(body, public):
+    """Replace private IPv4 c= addresses of a NATed phone's SDP by `public`."""
+    if not body or public is None:
+        return body
+    lines = body.split(b"\n")
+    changed = False
+    for i in range(len(lines)):
+        ln = lines[i]
+        if ln.startswith(b"c=IN IP4 "):
+            addr = ln[9:].rstrip(b"\r").split(b"/")[0].decode()
+            if _is_private(addr) and addr != public:
+                lines[i] = b"c=IN IP4 " + public.encode() + (b"\r" if ln.endswith(b"\r") else b"")
+                changed = True
+    return b"\n".join(lines) if changed else body
+
+
+def _public_of(flow):
+    return flow[0] if flow is not None else None
+
+
+class Call:
+    def __init__(self, b2b, sreq, caller, caller_num, caller_name, callee, number):
+        self.b2b = b2b
+        self.id = b2b.next_id
+        self.caller = caller          # Station or None (trunk call)
+        self.caller_num = caller_num
+        self.caller_name = caller_name
+        self.callee = callee          # Station or None (outside number)
+        self.number = number
+        self.a = None
+        self.legs = []
+        self.b = None
+        self.statuses = []
+        self.state = "routing"
+        self.started = b2b.cs.now()
+        self.answered = None
+        self.timer = None
+        self.rung = False
+
+    def __repr__(self):
+        return "<Call %d %s->%s %s>" % (self.id, self.caller_num, self.number, self.state)
+
+    # -- legs' callbacks (firmware/gateway/ua.py owner protocol)
+    def on_progress(self, s, status):
+        if self.b is not None or s not in self.legs or self.a.state not in ("calling", "early"):
+            return
+        if status == 183 and s.remote_body:
+            self.a.ring(fix_sdp(s.remote_body, _public_of(s.flow)))
+            self.state = "ringing"
+        elif not self.rung and 180 <= status < 183:
+            self.rung = True
+            self.a.ring()
+            self.state = "ringing"
+
+    def on_answer(self, s):
+        if self.b is not None or self.a.state not in ("calling", "early"):
+            s.bye()
+            self._drop_leg(s)
+            return
+        self.b = s
+        for leg in self.legs:
+            if leg is not s:
+                leg.cancel()
+        self.legs = [s]
+        self._stop_timer()
+        if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow))) is None:
+            s.bye()
+            self.end("caller gone")
+            return
+        self.state = "connected"
+        self.answered = self.b2b.cs.now()
+        self.b2b.counters["answered"] += 1
+
+    def on_failed(self, s, status):
+        self._drop_leg(s)
+        self.statuses.append(status)
+        if self.b is None and not self.legs and self.state != "ended":
+            self.a.reject(self._best())
+            self.end("failed %d" % self._best())
+
+    def _best(self):
+        sts = self.statuses
+        for st in sts:
+            if st >= 600:
+                return st
+        if 486 in sts:
+            return 486
+        real = [st for st in sts if st != 408]
+        if not real:
+            return 480
+        return min(real)
+
+    def on_confirmed(self, s):
+        pass
+
+    def on_ended(self, s, reason):
+        if self.state == "ended":
+            return
+        if s is self.a:
+            for leg in self.legs:
+                leg.hangup()
+            self.end("caller " + reason)
+        else:
+            self._drop_leg(s)
+            if s is self.b or not self.legs:
+                if self.a.state == CONFIRMED:
+                    self.a.bye()
+                elif self.a.state != TERMINATED:
+                    self.a.reject(480)
+                self.end("callee " + reason)
+
+    def on_offer(self, s, sdp):
+        other = self.b if s is self.a else self.a
+        if other is None or other.state != CONFIRMED or self.state != "connected":
+            return None
+        body = fix_sdp(s.remote_body, _public_of(s.flow))
+
+        def done(status, s=s, other=other):
+            if 200 <= status < 300:
+                s.answer_offer(fix_sdp(other.remote_body, _public_of(other.flow)))
+            else:
+                s.answer_offer(None, status if status >= 300 else 500)
+
+        if not other.reinvite(body, done):
+            return None
+        self.b2b.counters["reinvites_relayed"] += 1
+        return PENDING
+
+    def on_request(self, s, sreq):
+        other = self.b if s is self.a else self.a
+        if other is None or other.state != CONFIRMED:
+            sreq.respond(481)
+            return
+        req = sreq.request
+
+        def relayed(resp, sreq=sreq):
+            if resp.status >= 200:
+                sreq.respond(resp.status)
+
+        self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, req.body, req.content_type)
+
+    # -- housekeeping
+    def _drop_leg(self, s):
+        if s in self.legs:
+            self.legs.remove(s)
+
+    def _stop_timer(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def no_answer(self):
+        self.timer = None
+        if self.state in ("routing", "ringing") and self.b is None:
+            for leg in self.legs:
+                leg.cancel()
+            self.legs = []
+            self.a.reject(480, "No Answer")
+            self.end("no answer")
+
+    def end(self, why):
+        if self.state == "ended":
+            return
+        self.state = "ended"
+        self._stop_timer()
+        self.b2b.ended(self, why)
+
+
+class B2bua:
+    def __init__(self, cs):
+        self.cs = cs
+        self.calls = []
+        self.next_id = 0
+        self.active = {}          # station name -> calls it is in
+        self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
+                         "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
+                         "restricted": 0, "over_limit": 0, "no_offer": 0,
+                         "reinvites_relayed": 0, "unknown_source": 0}
+
+    def busy(self, name):
+        return self.active.get(name, 0)
+
+    def _resolve(self, number, caller, trunk_call, depth=0):
+        """-> ("station", Station) | ("trunk", ruri user) | (status, reason)."""
+        s = self.cs.settings
+        st = s.by_ext.get(number)
+        if st is None and trunk_call:
+            st = s.by_did.get(number)
+        if st is not None:
+            if not self.cs.registrar.contacts(st.name):
+                fwd = st.forward_unreachable
+                if fwd and depth < MAX_FORWARD_HOPS:
+                    self.counters["forwarded"] += 1
+                    return self._resolve(fwd, caller, trunk_call, depth + 1)
+                self.counters["unavailable"] += 1
+                return (480, None)
+            return ("station", st)
+        if number in self.cs.emergency():
+            for t in s.trunks:
+                if t.prefix:
+                    return ("trunk", t.prefix + number)
+            return (503, "No Trunk For Emergency Calls")
+        t, digits = s.trunk_for(number)
+        if t is not None:
+            if caller is not None and _COR_RANK.get(caller.cor, 3) < _COR_RANK[number_class(digits)]:
+                self.counters["restricted"] += 1
+                return (403, "Forbidden (Class Of Restriction)")
+            return ("trunk", number)
+        self.counters["not_found"] += 1
+        return (404, None)
+
+    def incoming(self, sreq, caller, caller_num, caller_name, trunk_call, flow):
+        cs = self.cs
+        s = cs.settings
+        req = sreq.request
+        self.counters["invites"] += 1
+        if len(self.calls) >= s.max_calls or (len(self.calls) + 1) * 2 > s.max_dialogs:
+            self.counters["over_limit"] += 1
+            sreq.respond(503, "Call Limit Reached", (("Retry-After", "10"),))
+            return
+        if not req.body:
+            self.counters["no_offer"] += 1
+            sreq.respond(488, "SDP Offer Required")
+            return
+        number = req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
+        if not number:
+            self.counters["not_found"] += 1
+            sreq.respond(404)
+            return
+        route = self._resolve(number, caller, trunk_call)
+        if route[0] not in ("station", "trunk"):
+            sreq.respond(route[0], route[1])
+            return
+        callee = route[1] if route[0] == "station" else None
+        if callee is not None and self.busy(callee.name) and not callee.call_waiting:
+            self.counters["busy"] += 1
+            sreq.respond(486)
+            return
+        self.next_id += 1
+        call = Call(self, sreq, caller, caller_num, caller_name, callee,
+                    callee.extension if callee is not None else route[1])
+        a = InviteSession.uas(cs.ua, sreq, call)
+        a.flow = flow
+        call.a = a
+        body = fix_sdp(a.remote_body, _public_of(flow))
+        domain = cs.core.domain
+        from_uri = "sip:%s@%s" % (caller_num or "anonymous", domain)
+        if callee is not None:
+            to_uri = "sip:%s@%s" % (callee.extension, domain)
+            targets = [(b.contact, b.dest, b) for b in cs.registrar.contacts(callee.name)[:MAX_FORKS]]
+        else:
+            to_uri = "sip:%s@%s" % (route[1], domain)
+            gw = (cs.ua.host, cs.ua.port)
+            targets = [("sip:%s@%s:%d;line=fxo" % (route[1], gw[0], gw[1]), gw, None)]
+        for contact, dest, b in targets:
+            leg = cs.ua.invite(contact, from_uri, to_uri, dest, body, call, display=caller_name,
+                               contact_user=caller_num or "anonymous")
+            if leg is None:
+                continue
+            if b is not None and b.nat:
+                leg.flow = dest
+            call.legs.append(leg)
+        if not call.legs:
+            a.reject(503, "No Route Available")
+            call.state = "ended"
+            return
+        self.calls.append(call)
+        self.counters["calls"] += 1
+        for st in (caller, callee):
+            if st is not None:
+                self.active[st.name] = self.active.get(st.name, 0) + 1
+        try:
+            call.timer = cs.core.call_later(s.no_answer_ms, call.no_answer)
+        except Exception:
+            call.timer = None
+
+    def ended(self, call, why):
+        if call in self.calls:
+            self.calls.remove(call)
+            if call.answered is not None:
+                self.counters["completed"] += 1
+            for st in (call.caller, call.callee):
+                if st is not None:
+                    n = self.active.get(st.name, 0) - 1
+                    if n > 0:
+                        self.active[st.name] = n
+                    else:
+                        self.active.pop(st.name, None)
+
+    def hangup_all(self):
+        for call in list(self.calls):
+            for leg in call.legs:
+                leg.hangup()
+            if call.a is not None:
+                call.a.hangup()
+            call.end("shutdown")
+
+    def statistics(self):
+        out = [("calls now", len(self.calls))]
+        for k in sorted(self.counters):
+            out.append((k.replace("_", " "), self.counters[k]))
+        return out
+

@@ -1,0 +1,159 @@
+"""Configuration of the call server (the stations themselves are declared in
+firmware/gateway/config.py, shared with the analog gateway):
+
+    services convergence-services {
+        call-server {
+            max-registrations 100;      # licence count: contacts registered at once
+            max-calls 64;               # concurrent calls (503 + Retry-After beyond)
+            max-dialogs 128;            # SIP dialogs of the call server (503 beyond)
+            registration { default-expires 600; min-expires 60; max-expires 3600; }
+            unknown-source reject;      # reject | trunk: INVITEs not from a station
+            no-answer-timeout 60;       # seconds a call rings before 480
+        }
+    }
+
+Commit checks (precise errors): a SIP station without a password, an FXS
+station without fxs-port (or a SIP station with one), a stored HA1 for
+another user or realm than the station now has (the password must be typed
+again), min-expires > default-expires > max-expires, a DID used twice, a
+forward-unreachable target that is the station itself, licence count above
+MAX_BINDINGS.
+
+The apply hook keeps CallServerSettings on app.callserver_settings and
+builds the CallServer (firmware/callserver/service.py) once a station is
+configured, so that its code stays out of the heap otherwise.
+"""
+from firmware.compat import const
+from firmware.config import schema as S
+from firmware.config.schema import ConfigError
+from firmware.gateway.config import BASE, GatewaySettings, realm_of
+
+MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
+MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
+MAX_CS_DIALOGS = const(512)     # dialogs, ceiling of max-dialogs
+
+S.register(BASE, S.Container("call-server", "The branch call server: registrar and call control", children=(
+    S.Leaf("max-registrations", S.Integer(1, MAX_BINDINGS), default=100,
+           help="Licensed registrations: contacts registered at once (403 beyond)"),
+    S.Leaf("max-calls", S.Integer(1, MAX_CALLS), default=64,
+           help="Concurrent calls (503 Service Unavailable beyond)"),
+    S.Leaf("max-dialogs", S.Integer(2, MAX_CS_DIALOGS), default=128,
+           help="SIP dialogs of the call server, two per call (503 beyond)"),
+    S.Container("registration", "Registration lifetime policy", children=(
+        S.Leaf("default-expires", S.Integer(60, 86400, "seconds"), default=600,
+               help="Lifetime granted when the phone asks for none"),
+        S.Leaf("min-expires", S.Integer(10, 86400, "seconds"), default=60,
+               help="Shorter requests get 423 Interval Too Brief"),
+        S.Leaf("max-expires", S.Integer(60, 604800, "seconds"), default=3600,
+               help="Longer requests are shortened to this"),
+    )),
+    S.Leaf("unknown-source", S.Enum(("reject", "trunk")), default="reject",
+           help="INVITE from a source that is no station: reject (403) or take as a trunk call"),
+    S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
+           help="How long a call rings before it ends with 480"),
+)))
+
+
+class CallServerSettings:
+    def __init__(self, cfg, app=None):
+        c = BASE + " call-server "
+        self.max_registrations = cfg.get(c + "max-registrations")
+        self.max_calls = cfg.get(c + "max-calls")
+        self.max_dialogs = cfg.get(c + "max-dialogs")
+        self.default_expires = cfg.get(c + "registration default-expires")
+        self.min_expires = cfg.get(c + "registration min-expires")
+        self.max_expires = cfg.get(c + "registration max-expires")
+        self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
+        self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
+        self.realm = realm_of(app, cfg)
+        g = GatewaySettings(cfg)
+        self.stations = g.stations
+        self.trunks = g.trunks
+        self.peer = g.peer
+        self.by_ext = {}
+        self.by_user = {}
+        self.by_did = {}
+        for st in self.stations:
+            self.by_ext[st.extension] = st
+            self.by_user[st.user_id] = st
+            if st.did:
+                self.by_did[st.did] = st
+
+    def station_for_aor(self, user):
+        """The station an AoR / From user names: extension or user ID."""
+        return self.by_ext.get(user) or self.by_user.get(user)
+
+    def trunk_for(self, number):
+        """(trunk, digits) for an outside number by trunk prefix, or (None, None)."""
+        for t in self.trunks:
+            if t.prefix and number.startswith(t.prefix) and len(number) > len(t.prefix):
+                return t, number[len(t.prefix):]
+        return None, None
+
+
+def check(app, old, new):
+    s = CallServerSettings(new, app)
+    if not s.min_expires <= s.default_expires <= s.max_expires:
+        raise ConfigError(BASE + " call-server registration default-expires", s.default_expires,
+                          "must lie between min-expires (%d) and max-expires (%d)" % (
+                              s.min_expires, s.max_expires))
+    dids = {}
+    for st in s.stations:
+        path = "%s station %s" % (BASE, st.name)
+        if st.type == "fxs" and st.fxs_port is None:
+            raise ConfigError(path + " type", "fxs", "an FXS station needs fxs-port")
+        if st.type == "sip" and st.fxs_port is not None:
+            raise ConfigError(path + " fxs-port", st.fxs_port, "a SIP station has no FXS port")
+        if st.type == "sip" and st.ha1 is None:
+            raise ConfigError(path + " password", None,
+                              "a SIP station needs a password (there is no default)")
+        if st.ha1 is not None:
+            if st.credential is None:
+                raise ConfigError(path + " password-ha1", None, "malformed stored credential")
+            user, realm = st.credential[0], st.credential[1]
+            if user != st.user_id or realm != s.realm:
+                raise ConfigError(path + " password", None,
+                                  "stored for user %s in realm %s, but the station is now user %s "
+                                  "in realm %s: set the password again" % (
+                                      user, realm, st.user_id, s.realm))
+        if st.user_id in s.by_ext and s.by_ext[st.user_id] is not st:
+            raise ConfigError(path + " user-id", st.user_id,
+                              "is the extension of station %s" % s.by_ext[st.user_id].name)
+        if s.by_user.get(st.user_id) is not st:
+            raise ConfigError(path + " user-id", st.user_id, "already used by another station")
+        if st.did:
+            if st.did in dids:
+                raise ConfigError(path + " did", st.did, "already the DID of station %s" % dids[st.did])
+            dids[st.did] = st.name
+        if st.forward_unreachable == st.extension:
+            raise ConfigError(path + " forward-unreachable", st.forward_unreachable,
+                              "is the station's own extension")
+
+
+def _lazy(name):
+    def run(app, args, name=name):
+        if getattr(app, "callserver", None) is None:
+            return "no station is configured"
+        from firmware.callserver import service
+        return getattr(service, name)(app, args)
+    return run
+
+
+def apply(app, old, new):
+    settings = CallServerSettings(new, app)
+    app.callserver_settings = settings
+    if hasattr(app, "commands"):   # the real views are in service.py, loaded with the server
+        app.commands.register("show sip registrations", _lazy("_show_registrations"),
+                              "Show the registered contacts of the stations")
+        app.commands.register("show calls", _lazy("_show_calls"), "Show the calls in progress")
+    cs = getattr(app, "callserver", None)
+    if cs is not None:
+        cs.configure(settings)
+    elif settings.stations and getattr(app, "sip", None) is not None:
+        from firmware.callserver.service import CallServer
+        app.callserver = CallServer(app)
+        if getattr(app, "callserver_started", False):
+            app.callserver.start()
+
+
+S.on_commit("callserver", apply, check=check)

@@ -1,0 +1,280 @@
+"""The call server service: wires the registrar, the B2BUA and the security
+checks into the SIP core, and gives the console its views.
+
+    cs = CallServer(app)     # after SIP (app.boot); reads app.callserver_settings
+    cs.start()
+    cs.configure(settings)   # a commit changed the configuration
+    cs.in_control            # the local call server handles calls (no peer call
+                             # server configured; survivability switches it later)
+    cs.leaks()               # table sizes, for tests and show commands
+
+Request flow: core.gate -> Security.gate (allow list, blocked sources, rate
+limit; the appliance's own address is exempt: that is the analog gateway
+talking to us) -> REGISTER: Registrar.handle; a new INVITE without the
+gateway's `;line=` marker while in control: caller identification (below),
+then B2bua.incoming.
+
+Caller identification for an INVITE: the From user names a station
+(extension or user ID) and the packet comes from one of its registered
+contacts -> that station, without a challenge.  A station's user from any
+other address must answer a 407 digest challenge (Proxy-Authorization; a
+wrong answer is an access failure like a failed registration).  A From that
+is no station: `call-server unknown-source` reject -> 403, trunk -> an
+outside call routed by the Request-URI (station extension or DID).
+
+Console: show sip registrations, show calls (and the call server's sections of
+show sip statistics); security views come from firmware/callserver/security.py.
+"""
+from firmware.compat import const
+from firmware.gateway.ua import shared_ua
+from firmware.callserver.registrar import Registrar
+from firmware.callserver.b2bua import B2bua
+from sip import digest
+
+NONCE_TTL_MS = const(300000)
+
+
+class CallServer:
+    def __init__(self, app):
+        self.app = app
+        self.core = app.sip
+        self.ua = shared_ua(app)
+        self.settings = None
+        self.registrar = Registrar(self)
+        self.b2b = B2bua(self)
+        self._digest = None
+        self._digest_realm = None
+        self._timer = None
+        self._deadline = None
+        self.started = False
+        from firmware.callserver.config import MAX_BINDINGS
+        self.max_bindings = MAX_BINDINGS
+        from firmware.callserver.security import Security
+        sec = getattr(app, "security", None)
+        if sec is None:
+            sec = Security(app.log)
+            app.security = sec
+            s = getattr(app, "security_settings", None)
+            if s is not None:
+                sec.configure(s)
+        self.security = sec
+        self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0}
+        self.configure(app.callserver_settings)
+        self.core.register_method_handler("REGISTER", self._register)
+        self.core.gate = self._gate
+        self.ua.routes.append(self._route)
+        self.core.stat_sections.append(("Registrar", self.registrar.statistics))
+        self.core.stat_sections.append(("Calls", self._call_stats))
+        self.core.stat_sections.append(("Security", self.security.statistics))
+        register_commands(app)
+
+    def configure(self, settings):
+        old = self.settings
+        self.settings = settings
+        if old is not None:
+            for st in old.stations:
+                if settings.by_user.get(st.user_id) is None or \
+                        settings.by_ext.get(st.extension) is None:
+                    self.registrar.drop_station(st.name)
+
+    @property
+    def in_control(self):
+        return self.settings is not None and self.settings.peer is None
+
+    def start(self):
+        self.started = True
+        self._rearm()
+
+    def now(self):
+        return self.app.clock.now()
+
+    def emergency(self):
+        g = getattr(self.app, "gateway_settings", None)
+        return g.emergency if g is not None else ("911",)
+
+    # -- digest
+    def digest(self):
+        realm = self.settings.realm
+        if self._digest is None or self._digest_realm != realm:
+            self._digest = digest.DigestServer(realm, self.app.rng.token(16), self.app.rng,
+                                               nonce_ttl_ms=NONCE_TTL_MS)
+            self._digest_realm = realm
+        return self._digest
+
+    def lookup_ha1(self, user, realm, algorithm):
+        st = self.settings.by_user.get(user)
+        if st is None:
+            return None
+        return st.ha1_for(realm, algorithm)
+
+    # -- security
+    def _own(self, src):
+        return src.addr[0] == self.ua.host and src.addr[1] == self.ua.port
+
+    def _gate(self, msg, src):
+        if self._own(src):
+            return None
+        return self.security.gate(src.addr[0], src.addr[1], msg.method, self.now())
+
+    def security_failed(self, src, user, reason):
+        if not self._own(src):
+            self.security.auth_failed(src.addr[0], src.addr[1], user or "-", reason, self.now())
+            self._rearm()
+
+    def security_blocked(self, src):
+        return not self._own(src) and self.security.is_blocked(src.addr[0], self.now())
+
+    def security_record(self, src, user, reason):
+        self.security.record(src.addr[0], src.addr[1], user or "-", reason, self.now())
+
+    # -- SIP handlers
+    def _register(self, sreq):
+        self.registrar.handle(sreq)
+        self._rearm()
+
+    def _route(self, sreq):
+        if not self.in_control:
+            return False
+        req = sreq.request
+        src = sreq.source
+        s = self.settings
+        f = req.from_
+        fuser = f.uri.user_plain if f.uri.scheme == "sip" else f.uri.user
+        st = s.station_for_aor(fuser or "")
+        flow = None
+        if st is not None:
+            b = self.registrar.binding_from(st.name, src.addr)
+            if b is None:
+                now = self.now()
+                srv = self.digest()
+                res = srv.verify("INVITE", req.get("proxy-authorization"), self.lookup_ha1, now,
+                                 uri=str(req.uri))
+                if res.outcome == digest.MALFORMED:
+                    sreq.respond(400, "Malformed Proxy-Authorization Header")
+                    return True
+                if res.outcome != digest.OK or res.username != st.user_id:
+                    if res.outcome == digest.FAILED or (res.outcome == digest.OK):
+                        self.counters["invite_auth_failures"] += 1
+                        self.security_failed(src, res.username, "call: wrong credentials")
+                    else:
+                        self.counters["invite_challenges"] += 1
+                    sreq.respond(407, None, [("Proxy-Authenticate", c) for c in srv.challenge(
+                        now, stale=res.outcome == digest.STALE)])
+                    return True
+                if _contact_differs(req, src.addr):
+                    flow = src.addr
+            elif b.nat:
+                flow = b.dest
+            name = st.display_name or (f.display if f.display else None)
+            self.b2b.incoming(sreq, st, st.extension, name, False, flow)
+            return True
+        if not s.unknown_trunk:
+            self.counters["calls_from_unknown"] += 1
+            self.security_record(src, fuser, "call from a source that is no station")
+            sreq.respond(403, "Forbidden (Not A Station)")
+            return True
+        self.counters["calls_from_unknown"] += 1
+        self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+        return True
+
+    # -- timers: binding expiry and security blocks on one TU timer
+    def _rearm(self):
+        if not self.started:
+            return
+        d = self.registrar.next_deadline()
+        sd = self.security.next_deadline()
+        if sd is not None and (d is None or sd < d):
+            d = sd
+        if d == self._deadline and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = d
+        if d is None:
+            return
+        try:
+            self._timer = self.core.call_later(max(0, d - self.now()), self._fire)
+        except Exception:
+            self._timer = None
+
+    def _fire(self):
+        self._timer = None
+        self._deadline = None
+        now = self.now()
+        self.registrar.on_timer(now)
+        self.security.on_timer(now)
+        self._rearm()
+
+    def station_changed(self, name):
+        pass
+
+    # -- views
+    def leaks(self):
+        return {"bindings": self.registrar.count, "calls": len(self.b2b.calls),
+                "dialogs": len(self.ua.dialogs), "sessions": len(self.ua.sessions),
+                "transactions": len(self.core.layer), "active": len(self.b2b.active)}
+
+    def _call_stats(self):
+        out = [("in control", "local" if self.in_control else "peer")]
+        out.extend(self.b2b.statistics())
+        for k in sorted(self.counters):
+            out.append((k.replace("_", " "), self.counters[k]))
+        return out
+
+
+def _contact_differs(req, addr):
+    cs = req.contact
+    if not cs or cs[0] == "*":
+        return False
+    u = cs[0].uri
+    return (u.host or "").strip("[]") != addr[0] or (u.port or 5060) != addr[1]
+
+
+def _show_registrations(app, args):
+    cs = getattr(app, "callserver", None)
+    if cs is None:
+        return "no station is configured"
+    from firmware.textfmt import table
+    now = cs.now()
+    rows = [("Station", "Contact", "Source", "Expires", "User agent")]
+    for b in cs.registrar.all():
+        rows.append((b.station, b.contact, "%s:%d/%s%s" % (b.host, b.port, b.transport.lower(),
+                                                            " nat" if b.nat else ""),
+                     "%ds" % max(0, (b.expires_at - now) // 1000), b.user_agent or "-"))
+    s = cs.settings
+    head = "Registrations: %d (licensed %d), stations %d" % (
+        cs.registrar.count, min(s.max_registrations, cs.max_bindings), len(s.stations))
+    if len(rows) == 1:
+        return head
+    return head + "\n" + table(rows)
+
+
+def _show_calls(app, args):
+    cs = getattr(app, "callserver", None)
+    if cs is None:
+        return "no station is configured"
+    from firmware.textfmt import table, duration
+    now = cs.now()
+    calls = cs.b2b.calls
+    head = "Calls: %d (limit %d)" % (len(calls), cs.settings.max_calls)
+    if not calls:
+        return head
+    rows = [("Id", "Caller", "Callee", "State", "Duration")]
+    for c in calls:
+        since = c.answered if c.answered is not None else c.started
+        who = c.caller_num or "anonymous"
+        if c.caller is None:
+            who += " (trunk)"
+        rows.append((str(c.id), who, c.number, c.state, duration(now - since)))
+    return head + "\n" + table(rows)
+
+
+def register_commands(app):
+    app.commands.register("show sip registrations", _show_registrations,
+                          "Show the registered contacts of the stations")
+    app.commands.register("show calls", _show_calls, "Show the calls in progress")
+    from firmware.callserver import security
+    reg = getattr(security, "register_commands", None)
+    if reg is not None:
+        reg(app)

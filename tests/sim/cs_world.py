@@ -1,0 +1,114 @@
+"""Shared set-up for the call server simulation tests: an appliance on the
+virtual clock with SIP stations (and optionally the analog stations of the
+sim board), simulated SIP phones (tests/sim/sipphone.py), and a raw UDP
+client for byte-level checks."""
+import os
+import socket
+
+from tests.sim.appliance import simulated
+from tests.sim.sipphone import PhoneNet
+
+B = "set services convergence-services "
+DOMAIN = "branch.example.com"
+
+
+def password(ext):
+    return "Secret-" + ext
+
+
+class CsWorld:
+    def __init__(self, tmp_path, seed=1, sip_exts=("2001", "2002", "2003"), extra=(),
+                 fxs=False, loss=0.0, hosts="distinct"):
+        self.seed = seed
+        lines = [B + "sip domain " + DOMAIN]
+        for ext in sip_exts:
+            lines.append(B + "station s%s extension %s" % (ext, ext))
+            lines.append(B + "station s%s password %s" % (ext, password(ext)))
+        if fxs:
+            for port, ext in ((1, "1001"), (2, "1002")):
+                lines.append(B + "station a%s extension %s" % (ext, ext))
+                lines.append(B + "station a%s fxs-port %d" % (ext, port))
+                lines.append(B + "station a%s display-name Analog%d" % (ext, port))
+                lines.append(B + "station a%s password %s" % (ext, password(ext)))
+            lines.append(B + "media rtp-port-min %d" % (31000 + (seed % 40) * 200))
+            lines.append(B + "media rtp-port-max %d" % (31000 + (seed % 40) * 200 + 98))
+        lines.extend(extra)
+        path = os.path.join(str(tmp_path), "cs.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path))
+        self.cs = self.app.callserver
+        self.server = ("127.0.0.1", self.app.sip_port)
+        self.net = PhoneNet(self.app.sched, seed=seed, loss=loss, hosts=hosts, trace=64)
+        self.phones = {}
+        for ext in sip_exts:
+            self.phones[ext] = self.net.add(ext, password(ext), DOMAIN, self.server)
+        self.net.start()
+        self._raw = []
+
+    def close(self):
+        for s in self._raw:
+            s.close()
+        self.net.close()
+        self.app.close()
+
+    def now(self):
+        return self.app.clock.now()
+
+    def run(self, ms):
+        self.app.sched.run(until=self.app.clock.now() + ms)
+
+    def run_until(self, cond, limit_ms, step=20):
+        end = self.now() + limit_ms
+        while self.now() < end:
+            if cond():
+                return self.now()
+            self.run(step)
+        assert cond(), "condition not met within %d ms (seed %d)" % (limit_ms, self.seed)
+        return self.now()
+
+    def cli(self, line):
+        return self.app.commands.execute(self.app, line)
+
+    def register_all(self, exts=None):
+        for ext in exts or self.phones:
+            self.phones[ext].register()
+        self.run_until(lambda: all(self.phones[e].registered for e in (exts or self.phones)), 5000)
+
+    def leaks(self):
+        return self.cs.leaks()
+
+    def assert_no_leaks(self, bindings=None):
+        """Every transaction runs out within 64*T1 = 32 s; then nothing of a
+        call may be left in the appliance or in the phones."""
+        self.run(40000)
+        lk = self.leaks()
+        assert lk["calls"] == 0 and lk["dialogs"] == 0 and lk["sessions"] == 0, (lk, self.seed)
+        assert lk["transactions"] == 0 and lk["active"] == 0, (
+            lk, self.app.sip.layer.transactions(), self.seed)
+        if bindings is not None:
+            assert lk["bindings"] == bindings, (lk, self.seed)
+        for p in self.phones.values():
+            pl = p.leaks()
+            assert pl["transactions"] == 0 and pl["calls"] == 0 and pl["dialogs"] == 0, (
+                p.user, pl, self.seed)
+            assert p.errors == [], (p.user, p.errors)
+
+    # -- raw datagrams, for byte-level checks
+    def raw(self, host="127.0.0.1"):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        s.setblocking(False)
+        self._raw.append(s)
+        return s
+
+    def exchange(self, sock, data, ms=300):
+        """Send one datagram to the appliance, run the clock, return every reply."""
+        sock.sendto(data if isinstance(data, bytes) else data.encode(), self.server)
+        self.run(ms)
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(65535))
+            except OSError:
+                return out
