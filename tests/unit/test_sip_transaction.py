@@ -590,6 +590,44 @@ def test_table_full_503_retry_after():
     assert MAX_TRANSACTIONS == 256
 
 
+def test_full_table_ends_the_oldest_lingering_transaction_first():
+    L = layer(max_transactions=3)
+    txns = []
+    for i in range(3):
+        req = in_req("OPTIONS", branch="z9hG4bKl%d" % i)
+        t = L.receive(req, PEER, "UDP", i)[0][1]
+        txns.append((t, req))
+    # two answered (Completed: only absorbing retransmissions until Timer J), one live
+    for t, req in txns[:2]:
+        L.respond(t, Response.for_request(req, 200, None, "x"), 5)
+    L.take_outgoing()
+    new = in_req("OPTIONS", branch="z9hG4bKl9")
+    ev = L.receive(new, PEER, "UDP", 10)
+    assert ev and ev[0][0] == "request", ev
+    assert L.stats["evicted"] == 1 and L.stats["overflow"] == 0 and len(L) == 3
+    assert txns[0][0].state == TERMINATED and txns[1][0].state == COMPLETED
+    assert txns[2][0].state == TRYING
+    L.respond(ev[0][1], Response.for_request(new, 200, None, "x"), 11)
+    # one more evicts the next oldest lingering one; live transactions never go
+    ev = L.receive(in_req("OPTIONS", branch="z9hG4bKl10"), PEER, "UDP", 12)
+    assert txns[1][0].state == TERMINATED and L.stats["evicted"] == 2
+    L.receive(in_req("OPTIONS", branch="z9hG4bKl11"), PEER, "UDP", 13)
+    assert L.stats["evicted"] == 3
+    L.take_outgoing()
+    # now every entry is live: a new request gets the stateless 503
+    assert L.receive(in_req("OPTIONS", branch="z9hG4bKl12"), PEER, "UDP", 14) == []
+    assert L.stats["overflow"] == 1 and parse(L.take_outgoing()[0][0]).status == 503
+    # the list of lingering candidates stays bounded through many answered requests
+    L2 = layer(max_transactions=8)
+    for i in range(500):
+        req = in_req("OPTIONS", branch="z9hG4bKm%d" % i)
+        ev = L2.receive(req, PEER, "UDP", i * 10)
+        L2.respond(ev[0][1], Response.for_request(req, 200, None, "x"), i * 10)
+        L2.on_timer(i * 10)
+        L2.take_outgoing()
+    assert len(L2) == 8 and len(L2._linger) - L2._lhead <= 2 * 8 + 64
+
+
 def test_table_empty_after_all_timers():
     L = layer()
     for i in range(5):
