@@ -502,8 +502,6 @@ class TransactionLayer:
         self._acc = {}          # ACK-to-2xx index -> Accepted IST
         self._seq = 0
         self._out = []
-        self._linger = []       # transactions that entered a lingering state, oldest first
-        self._lhead = 0
         self.stats = {"overflow": 0, "evicted": 0, "retransmissions": 0, "absorbed": 0,
                       "dropped": 0, "stray_responses": 0, "bad_destination": 0,
                       "bad_requests": 0, "timeouts": 0}
@@ -558,31 +556,21 @@ class TransactionLayer:
                                    (txn.kind, event, txn.state))
         old = txn.state
         txn.state = new
-        if new in _LINGERING:
-            q = self._linger
-            q.append(txn)
-            if len(q) > 2 * self.max_transactions + 64:   # bound it: drop the ended ones
-                self._linger = [t for t in q[self._lhead:] if t is not None and
-                                t.state in _LINGERING and self._txns.get(t.key) is t]
-                self._lhead = 0
         return old
 
     def _evict_lingering(self):
         """Make room by ending the oldest transaction that only absorbs
-        retransmissions (Completed/Accepted/Confirmed); False when none."""
-        q = self._linger
-        while self._lhead < len(q):
-            txn = q[self._lhead]
-            q[self._lhead] = None
-            self._lhead += 1
-            if self._lhead > 64 and self._lhead * 2 > len(q):
-                del q[:self._lhead]
-                self._lhead = 0
-            if txn.state in _LINGERING and self._txns.get(txn.key) is txn:
-                self.stats["evicted"] += 1
-                self._terminate(txn, [])
-                return True
-        return False
+        retransmissions (Completed/Accepted/Confirmed); False when none.
+        A scan of the table, only when it is full (no index kept: memory)."""
+        best = None
+        for txn in self._txns.values():
+            if txn.state in _LINGERING and (best is None or txn.seq < best.seq):
+                best = txn
+        if best is None:
+            return False
+        self.stats["evicted"] += 1
+        self._terminate(best, [])
+        return True
 
     def _terminate(self, txn, events):
         txn.state = TERMINATED
