@@ -1,7 +1,11 @@
 """Run the portable test subset under the MicroPython unix port.
 
     micropython tools/mpytest.py [FILE ...]      (from the repository root)
+    micropython tools/mpytest.py --list          the portable files, one a line
 
+tools/test-all runs each file in its own MicroPython process, so that every
+file starts from an empty heap (as the appliance does) and one file's
+garbage cannot turn into another's MemoryError.
 With no files it finds every tests/**/test_*.py carrying the marker line
 `# portable: micropython`.  Each module is imported and each argument-less
 `test_*` function called in file order.  Prints one line per failure with its
@@ -64,6 +68,11 @@ def main(argv):
     # Run from the repository root, so that `firmware`, `sip` and `tests` import.
     if "." not in sys.path:
         sys.path.insert(0, ".")
+    if argv[1:] == ["--list"]:
+        for p in _walk("tests"):
+            if _is_portable(p):
+                print(p)
+        return 0
     files = argv[1:] or [p for p in _walk("tests") if _is_portable(p)]
     passed = failed = 0
     for path in files:
@@ -86,7 +95,8 @@ def main(argv):
                 print("FAIL %s::%s" % (path, name))
                 sys.print_exception(e) if hasattr(sys, "print_exception") else _cpy_tb(e)
     print("mpytest: %d passed, %d failed" % (passed, failed))
-    return 1 if failed or not passed else 0
+    # a named file may be a fixture module without tests; the whole run must test something
+    return 1 if failed or (not passed and not argv[1:]) else 0
 
 
 def _cpy_tb(e):
