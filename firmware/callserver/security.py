@@ -91,7 +91,9 @@ SecuritySettings on app.security_settings and hands it to app.security (a
 Security) when there is one.
 """
 from firmware.compat import const
+from firmware.commands import CommandError
 from firmware.config import schema as S
+from firmware.textfmt import table
 
 PARENT = "services convergence-services"
 BASE = PARENT + " security"
@@ -408,6 +410,9 @@ class Security:
         ts = self._fail.get(host)
         if ts is not None:
             self._slide(ts, now)
+            if not ts:
+                self._forget(host)
+                ts = None
         if ((ts is None and len(self._fail) >= MAX_FAILURE_SOURCES)
                 or self._stamps >= MAX_FAILURE_STAMPS):
             self._make_room_fail(now, host)
@@ -499,7 +504,7 @@ class Security:
         """Free a tracker slot and timestamp room: idle trackers first, then
         those whose last failure is oldest, down to 7/8 of either bound."""
         for h, ts in list(self._fail.items()):
-            if now - ts[-1] >= self._fail_ms:
+            if h != keep and now - ts[-1] >= self._fail_ms:
                 self._forget(h)
         if len(self._fail) < MAX_FAILURE_SOURCES and self._stamps < MAX_FAILURE_STAMPS:
             return
@@ -640,7 +645,6 @@ def _words(args):
 
 def _no_args(args, usage):
     if _words(args):
-        from firmware.commands import CommandError
         raise CommandError("unexpected argument '%s' (usage: %s)" % (_words(args)[0], usage))
 
 
@@ -665,7 +669,6 @@ def show_access_log(app, args):
     for ms, source, user, reason in recs:
         rows.append(("%d.%03d" % (ms // 1000, ms % 1000), _ago(now - ms), source,
                      user or "-", reason))
-    from firmware.textfmt import table
     return head + "\n" + table(rows)
 
 
@@ -683,12 +686,10 @@ def show_blocked(app, args):
     out = [("Source", "Time left", "Failures")]
     for host, left, failures in rows:
         out.append((host, _left(left), failures))
-    from firmware.textfmt import table
     return head + "\n" + table(out)
 
 
 def request_unblock(app, args):
-    from firmware.commands import CommandError
     words = _words(args)
     if len(words) != 1:
         raise CommandError("expected one address: request security unblock ADDRESS|all")

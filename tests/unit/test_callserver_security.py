@@ -9,7 +9,7 @@ from firmware.callserver.security import (  # noqa: E402
     Security, SecuritySettings, apply, parse_prefix, ipv4_halves, register_commands,
     MAX_TRACKED_SOURCES, MAX_FAILURE_SOURCES, MAX_FAILURE_STAMPS, MAX_BLOCKED, MAX_ACCESS_LOG,
     MAX_NOTED)
-from firmware.commands import Registry, CommandError  # noqa: E402
+from firmware.commands import Registry, CommandError, complete  # noqa: E402
 from firmware.config import schema as S  # noqa: E402
 from firmware.config.tree import Config  # noqa: E402
 from firmware.sched import VirtualClock  # noqa: E402
@@ -359,6 +359,19 @@ def test_tracker_tables_stay_bounded_under_a_flood_of_10000_distinct_sources():
     assert fsec._stamps == sum(len(ts) for ts in fsec._fail.values())
 
 
+def test_a_full_failure_table_makes_room_for_a_source_whose_failures_slid_out():
+    sec = make(threshold=5, window=60)
+    sec.auth_failed("10.5.0.1", 5060, "u", "wrong", 0)
+    for i in range(MAX_FAILURE_SOURCES - 1):
+        sec.auth_failed("10.5.1.%d" % i, 5060, "u", "wrong", 50 * S_ + i)
+    assert len(sec._fail) == MAX_FAILURE_SOURCES
+    # 10.5.0.1's only failure left the window; the table is full of recent ones
+    assert sec.auth_failed("10.5.0.1", 5060, "u", "wrong", 61 * S_) is False
+    assert sec._fail["10.5.0.1"] == [61 * S_]
+    assert len(sec._fail) <= MAX_FAILURE_SOURCES
+    assert sec._stamps == sum(len(ts) for ts in sec._fail.values())
+
+
 def test_a_high_threshold_cannot_multiply_the_failure_memory():
     sec = make(threshold=100, window=3600)
     for i in range(MAX_FAILURE_SOURCES):
@@ -373,6 +386,20 @@ def test_a_high_threshold_cannot_multiply_the_failure_memory():
     blocked = [sec.auth_failed(h, 5060, "u", "wrong", 8000 + k) for k in range(40)]
     assert blocked == [False] * 39 + [True]
     assert sec._stamps == sum(len(ts) for ts in sec._fail.values())
+    # the source being counted is never the one evicted, even when its last
+    # failure is the oldest at the moment the budget runs out
+    sec = make(threshold=100, window=3600)
+    sec.auth_failed("10.6.0.1", 5060, "u", "wrong", 0)
+    t = 1
+    for i in range(11):
+        for _ in range(99 if i < 10 else MAX_FAILURE_STAMPS - 1 - 990):
+            sec.auth_failed("10.6.1.%d" % i, 5060, "u", "wrong", t)
+            t += 1
+    assert sec._stamps == MAX_FAILURE_STAMPS and sec.counters["failure_trackers_evicted"] == 0
+    sec.auth_failed("10.6.0.1", 5060, "u", "wrong", t)
+    assert sec._fail["10.6.0.1"] == [0, t]
+    assert sec.counters["failure_trackers_evicted"] > 0
+    assert sec._stamps == sum(len(ts) for ts in sec._fail.values()) <= MAX_FAILURE_STAMPS
     # everything slides out of the window, and the timer gives the memory back
     sec.on_timer(10 ** 8)
     assert sec._fail == {} and sec._stamps == 0
@@ -446,7 +473,6 @@ def test_console_shows_the_access_log_and_the_blocked_sources_and_unblocks():
     assert app.run("show security access-log extra").startswith("error: unexpected argument 'extra'")
     assert app.run("request security unblock").startswith("error: expected one address")
     assert app.run("request security unblock bogus") == "error: not an IP address: bogus"
-    from firmware.commands import complete
     words = [w for w, _ in complete(app.commands, app, "request security unblock ")]
     assert "10.0.0.9" in words and "all" in words
     assert app.run("request security unblock 10.0.0.4") == "10.0.0.4 is not blocked"
