@@ -97,13 +97,10 @@ def hmac_sha256(key, msg):
 
 
 def _eq(a, b):
-    """Comparison whose time does not depend on where a and b differ."""
-    if len(a) != len(b):
-        return False
-    r = 0
-    for i in range(len(a)):
-        r |= ord(a[i]) ^ ord(b[i])
-    return r == 0
+    """Comparison whose time does not depend on where a and b differ: the
+    (fast, C-level) equality runs on SHA-256 digests of both, so where a
+    mismatch is found says nothing about a and b themselves."""
+    return hashlib.sha256(a.encode()).digest() == hashlib.sha256(b.encode()).digest()
 
 
 def parse_auth(value):

@@ -34,7 +34,8 @@ import binascii
 from firmware.compat import const, fsync_file, fsync_dir
 from firmware.config.schema import ConfigError
 
-MAX_CONFIG_BYTES = const(16384)   # one generation file, header and trailer included
+MAX_CONFIG_BYTES = const(98304)   # one generation file, header and trailer included:
+                                  # 256 stations with HA1 credentials take about 55 KB
 MAX_ROLLBACK = const(10)          # rollback 1..MAX_ROLLBACK are kept (0 = committed)
 PREFIX = "c."
 TMP = ".tmp"

@@ -260,7 +260,8 @@ class GatewaySettings:
 
     def wanted(self):
         """Is there anything for the gateway to do?"""
-        return bool(self.peer is not None or self.stations or self.trunks)
+        fxs = [st for st in self.stations if st.fxs_port is not None]
+        return bool(self.peer is not None or fxs or self.trunks)
 
     def station_on(self, port):
         for s in self.stations:
