@@ -113,6 +113,26 @@ class Appliance:
         self.sip = SipCore(self, tp)
         self.commands.register("show sip statistics", lambda app, args: app.sip.statistics(),
                                "Show SIP transport and transaction counters")
+        self._start_security()
+
+    def _start_security(self):
+        """Allow list, blocked sources and rate limit apply to every SIP
+        request, with or without stations (firmware/callserver/security.py)."""
+        from firmware.callserver.security import Security
+        sec = Security(self.log.write)
+        s = getattr(self, "security_settings", None)
+        if s is not None:
+            sec.configure(s)
+        self.security = sec
+        clock = self.clock
+
+        def gate(msg, src, sec=sec, self=self):
+            a = src.addr
+            if a[1] == self.sip_port and a[0] in ("127.0.0.1", self.opts.sip_host):
+                return None     # the appliance itself: the analog gateway and the call server
+            return sec.gate(a[0], a[1], msg.method, clock.now())
+        self.sip.gate = gate
+        self.sip.stat_sections.append(("Security", sec.statistics))
 
     def rebind_sip(self, port):
         """Move the SIP service to another port live (config: sip port).  On

@@ -8,9 +8,9 @@ checks into the SIP core, and gives the console its views.
                              # server configured; survivability switches it later)
     cs.leaks()               # table sizes, for tests and show commands
 
-Request flow: core.gate -> Security.gate (allow list, blocked sources, rate
-limit; the appliance's own address is exempt: that is the analog gateway
-talking to us) -> REGISTER: Registrar.handle; a new INVITE without the
+Request flow: core.gate (app._start_security: allow list, blocked sources,
+rate limit; the appliance's own address is exempt: that is the analog
+gateway talking to us) -> REGISTER: Registrar.handle; a new INVITE without the
 gateway's `;line=` marker while in control: caller identification (below),
 then B2bua.incoming.
 
@@ -49,23 +49,13 @@ class CallServer:
         self.started = False
         from firmware.callserver.config import MAX_BINDINGS
         self.max_bindings = MAX_BINDINGS
-        from firmware.callserver.security import Security
-        sec = getattr(app, "security", None)
-        if sec is None:
-            sec = Security(app.log)
-            app.security = sec
-            s = getattr(app, "security_settings", None)
-            if s is not None:
-                sec.configure(s)
-        self.security = sec
+        self.security = app.security        # built with the SIP core (app._start_security)
         self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0}
         self.configure(app.callserver_settings)
         self.core.register_method_handler("REGISTER", self._register)
-        self.core.gate = self._gate
         self.ua.routes.append(self._route)
         self.core.stat_sections.append(("Registrar", self.registrar.statistics))
         self.core.stat_sections.append(("Calls", self._call_stats))
-        self.core.stat_sections.append(("Security", self.security.statistics))
         register_commands(app)
 
     def configure(self, settings):
@@ -110,11 +100,6 @@ class CallServer:
     # -- security
     def _own(self, src):
         return src.addr[0] == self.ua.host and src.addr[1] == self.ua.port
-
-    def _gate(self, msg, src):
-        if self._own(src):
-            return None
-        return self.security.gate(src.addr[0], src.addr[1], msg.method, self.now())
 
     def security_failed(self, src, user, reason):
         if not self._own(src):
