@@ -7,6 +7,9 @@ firmware/gateway/config.py, shared with the analog gateway):
             max-calls 64;               # concurrent calls (503 + Retry-After beyond)
             max-dialogs 128;            # SIP dialogs of the call server (503 beyond)
             registration { default-expires 600; min-expires 60; max-expires 3600; }
+            digest-algorithm [ md5 sha-256 ];   # offered in this order (default: md5 only:
+                                # baresip 1.0 fails on any SHA-256 challenge, SIPp and
+                                # many phones read only the first one)
             unknown-source reject;      # reject | trunk: INVITEs not from a station
             no-answer-timeout 60;       # seconds a call rings before 480
         }
@@ -47,6 +50,9 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
         S.Leaf("max-expires", S.Integer(60, 604800, "seconds"), default=3600,
                help="Longer requests are shortened to this"),
     )),
+    S.LeafList("digest-algorithm", S.Enum(("md5", "sha-256")), max_items=2,
+               help="Digest algorithms offered, in order of preference (default: md5; "
+                    "some phones fail on a challenge they do not know)"),
     S.Leaf("unknown-source", S.Enum(("reject", "trunk")), default="reject",
            help="INVITE from a source that is no station: reject (403) or take as a trunk call"),
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
@@ -65,6 +71,8 @@ class CallServerSettings:
         self.max_expires = cfg.get(c + "registration max-expires")
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
+        algs = cfg.get(c + "digest-algorithm") or ("md5",)
+        self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
         g = GatewaySettings(cfg)
         self.stations = g.stations

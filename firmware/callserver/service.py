@@ -85,10 +85,11 @@ class CallServer:
     # -- digest
     def digest(self):
         realm = self.settings.realm
-        if self._digest is None or self._digest_realm != realm:
+        algs = self.settings.algorithms
+        if self._digest is None or self._digest_realm != (realm, algs):
             self._digest = digest.DigestServer(realm, self.app.rng.token(16), self.app.rng,
-                                               nonce_ttl_ms=NONCE_TTL_MS)
-            self._digest_realm = realm
+                                               nonce_ttl_ms=NONCE_TTL_MS, algorithms=algs)
+            self._digest_realm = (realm, algs)
         return self._digest
 
     def lookup_ha1(self, user, realm, algorithm):
