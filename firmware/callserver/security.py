@@ -93,6 +93,7 @@ Security) when there is one.
 from firmware.compat import const
 from firmware.commands import CommandError
 from firmware.config import schema as S
+from firmware.config import voice  # noqa: F401  (declares `services` after `system`)
 from firmware.textfmt import table
 
 PARENT = "services convergence-services"

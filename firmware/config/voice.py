@@ -12,6 +12,7 @@ applies the domain and the SIP DSCP to the running SIP service, and moves the
 SIP service to a new port live through app.rebind_sip(port).
 """
 from firmware.config import schema as S
+from firmware.config import system  # noqa: F401  (declares `system` first: rendering order)
 
 S.register("", S.Container("services", "Service configuration"))
 S.register("services", S.Container(

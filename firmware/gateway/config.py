@@ -42,6 +42,7 @@ trunk is configured, to keep it out of the MicroPython heap otherwise.
 """
 from firmware.compat import const
 from firmware.config import schema as S
+from firmware.config import voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.gateway.dialplan import check_pattern
 
