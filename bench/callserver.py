@@ -7,8 +7,8 @@ registration and per call, for the appliance and two references.
 Targets (default: all):
   appliance      python -m firmware on CPython, stations from a --config file
   appliance-mpy  the same under .venv/bin/micropython (-X heapsize=8M, or
-                 --mpy-heap): rates,
-                 and heap from `show system memory` (gc.mem_alloc after gc.collect)
+                 --mpy-heap): rates, and heap from `show system memory`
+                 (gc.mem_alloc after gc.collect)
   kamailio       bench/refs/kamailio.cfg (registrar + proxy, digest, in-memory
                  usrloc); memory is shared memory in use (kamcmd core.shmmem)
   sippy          Sippy B2BUA (b2bua_simple) with a fixed next hop; calls only:
@@ -27,8 +27,9 @@ Method (SIPp, tests/interop/scenarios):
                sends no 180 (the tests' UAS does): sippy can deliver a 180
                after the 200 (its worker threads reorder), which SIPp rejects.
   memory       after registering N stations: the increase divided by N; with N
-               calls up (counted in `show calls`) and after they ended: the
-               difference divided by N.
+               calls up (counted in `show calls`): the increase over the heap
+               before them divided by N; and what is still held per call once
+               they ended (reported in the notes).
                Per call only for the appliance: kamailio, a proxy, keeps no
                call state after the INVITE transaction.
 
@@ -111,7 +112,6 @@ def bench_uas_scenario(tmp):
 
 class ApplianceTarget:
     registrar = True
-    call_list = True
 
     def __init__(self, plan, tmp, micropython=False):
         from tests.system.sip_appliance import Appliance
@@ -161,6 +161,15 @@ class ApplianceTarget:
         m = re.search(r"Transactions: (\d+)/", out)
         return int(m.group(1)) if m else None
 
+    def crash(self):
+        """The first task crash in the appliance's log, if any, for the error."""
+        try:
+            log = self.app.command("show log | match crashed", timeout_s=30)
+        except Exception:
+            return " (appliance console gone)"
+        lines = [ln.strip() for ln in log.splitlines() if "crashed" in ln]
+        return " (appliance log: %s)" % lines[0] if lines else ""
+
     def close(self):
         self.app.close()
 
@@ -181,7 +190,6 @@ def appliance_config(exts, max_regs, max_calls):
 
 class KamailioTarget:
     registrar = True
-    call_list = False     # a proxy keeps no call state once the INVITE transaction ends
     name = "kamailio"
 
     def __init__(self, plan, tmp):
@@ -200,7 +208,6 @@ class KamailioTarget:
 
 class SippyTarget:
     registrar = False
-    call_list = False
     name = "sippy"
 
     def __init__(self, plan, tmp):
@@ -361,30 +368,27 @@ def settled(plan, target, proc=None, stage=""):
         raise Failed("%s %s (transactions seen: %s)" % (stage, e, seen[-5:]))
 
 
-def memory_per(plan, target, tmp):
-    """(bytes per registration, bytes per held call)"""
+def memory_per_registration(plan, target, tmp):
     settled(plan, target)
     base = target.memory()
-    if base is None:
-        return None, None
-    per_reg = None
-    if target.registrar:
-        exts = reg_exts(plan)[:plan.heap_regs]
-        register(target, tmp, exts, sipprun.free_udp_port(), "heapregs")
-        settled(plan, target, stage="after registering")
-        per_reg = (target.memory() - base) / float(len(exts))
-    if not target.call_list:
-        return per_reg, None
+    exts = reg_exts(plan)[:plan.heap_regs]
+    register(target, tmp, exts, sipprun.free_udp_port(), "heapregs")
+    settled(plan, target, stage="after registering")
+    return (target.memory() - base) / float(len(exts))
+
+
+def memory_per_call(plan, target, tmp):
+    """(bytes per call up, bytes per call still held after they ended), on a
+    fresh server: only the call stations registered."""
     n = plan.heap_calls
     rig = CallRig(plan, target, tmp, n)
     callers, a, _ = call_exts(n)
     # every call hung up by the caller after a talk time long enough to
-    # measure with the calls up (after the transactions settle in a full run);
-    # bytes per call = (heap with the calls up - heap after they ended) / n,
-    # which leaves out whatever else changed since the calls began
+    # measure with the calls up (after the transactions settle in a full run)
     csv = sipprun.calls_csv(os.path.join(tmp, "held.csv"), callers, a, a)
     talk_ms = 3000 if plan.quick else 50000
     settled(plan, target, stage="before the calls")
+    before = target.memory()
     uac, uas = rig.start(n, talk_ms, csv=csv, uac_xml=bench_uac_caller_hangs_up(tmp))
     try:
         wait_until(lambda: target.calls_up(callers) >= n, 30, "%d calls up" % n, uac.proc)
@@ -402,7 +406,7 @@ def memory_per(plan, target, tmp):
     finally:
         uac.stop()
         uas.stop()
-    return per_reg, (up - after) / float(n)
+    return (up - before) / float(n), (after - before) / float(n)
 
 
 # -- driver --------------------------------------------------------------------
@@ -415,9 +419,11 @@ def measure(name, plan, tmp):
         "kamailio": lambda: KamailioTarget(plan, tmp),
         "sippy": lambda: SippyTarget(plan, tmp),
     }
-    steps = {"appliance": ("reg", "call"), "appliance-mpy": ("reg", "call", "mem"),
-             "kamailio": ("reg", "call", "mem"), "sippy": ("call",)}[name]
-    fns = {"reg": reg_rate, "call": call_rate, "mem": memory_per}
+    steps = {"appliance": ("reg", "call"),
+             "appliance-mpy": ("reg", "call", "memreg", "memcall"),
+             "kamailio": ("reg", "call", "memreg"), "sippy": ("call",)}[name]
+    fns = {"reg": reg_rate, "call": call_rate, "memreg": memory_per_registration,
+           "memcall": memory_per_call}
     for key in steps:      # a fresh server for each measurement
         try:
             t = makers[name]()
@@ -427,7 +433,11 @@ def measure(name, plan, tmp):
         try:
             row[key] = fns[key](plan, t, tmp)
         except Exception as e:
-            row["errors"].append("%s: %s" % (key, _short(e)))
+            why = ""
+            crash = getattr(t, "crash", None)
+            if crash is not None:
+                why = crash()
+            row["errors"].append("%s: %s%s" % (key, _short(e), why))
             if os.environ.get("BENCH_DEBUG"):
                 traceback.print_exc()
         finally:
@@ -479,8 +489,11 @@ def table(rows, plan):
             notes.append("CPython: no heap figure (see appliance-mpy)")
         if r["target"] == "kamailio":
             notes.append("memory = shm; proxy keeps no per-call state after the INVITE")
+        memcall = r.get("memcall") or (None, None)
+        mem = (r.get("memreg"), memcall[0])
+        if memcall[1] is not None:
+            notes.append("%.0f bytes per call still held after the calls ended" % memcall[1])
         notes += ["ERROR " + e for e in r["errors"]]
-        mem = r.get("mem") or (None, None)
         reg = r.get("reg")
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
             r["target"],
