@@ -11,6 +11,8 @@ PhoneNet's seed.
     net = PhoneNet(app.sched, seed=7, loss=0.1)      # drop 10 % each way
     p = net.add("2001", "Secret-2001", "branch.example.com", ("127.0.0.1", app.sip_port))
     net.start()                 # one reader task per phone + one timer task
+                                # (net.tasks_needed(); raise sched.max_tasks
+                                # when the appliance's table has no room)
     p.register()                # REGISTER (digest on 401/407), refresh at
                                 # 50-80 % of the granted expiry
     c = p.call("2002")          # INVITE sip:2002@domain to the server
@@ -26,8 +28,11 @@ from the seeded source, retried when taken).
 
 Phone
     p.user p.password p.auth_user p.domain p.server p.host p.port p.contact
-    p.expires (requested, default 600)  p.refresh (fractions, default
-    (0.5, 0.8))  p.retry_ms (after a failed REGISTER, +0-50 % jitter)
+    p.expires (requested, default 600; None: no Expires header, the server's
+    default applies; a 423 raises it to Min-Expires)  p.refresh (fractions,
+    default (0.5, 0.8))  p.retry_ms (after a failed REGISTER, +0-50 %
+    jitter)  p.max_auth_tries (digest retries per request, default 2; a
+    refresh first reuses the last challenge with the next nc)
     p.registered (bool: a 200 listed our Contact and it has not expired)
     p.reg_state in ("idle", "registering", "registered", "failed")
     p.granted (s, last granted expiry)
@@ -37,12 +42,17 @@ Phone
         p.max_calls calls -> 486; else answer after p.ring_ms, or just ring
         when ring_ms is None).  The phone sends 180 (with a To tag) at once.
     p.answer(call) / p.reject(call, status)  by hand
+    p.hangup(call): a UAS that has not yet got the ACK for its 2xx sends
+        its BYE once the ACK (or Timer L) comes (RFC 3261 §15)
+    p.hangup_all()   p.call_later(ms, fn, arg, name) -> entry (fn(arg) on
+        the phone's clock; p.cancel_timer(entry))
     p.on_event(p, call_or_None, event): "registered", "register_failed",
         "unregistered"; "incoming", "ringing", "answered", "confirmed" (UAS:
         ACK for our 2xx), "failed", "cancelled", "ended", "bye_done", "held",
         "resumed", "hold_failed", "remote_hold", "remote_resume", "rejected"
-    p.counters  dict of counters (see COUNTERS below; missing keys are 0),
-        with per-status keys such as "calls_failed_486", "reg_failed_403"
+    p.counters  dict of counters: those in COUNTERS below start at 0;
+        per-status and rarer ones ("calls_failed_486", "reg_failed_403",
+        "bye_failed_481", "reg_423", "late_2xx" ...) appear on first use
     p.leaks() -> {"transactions", "dialogs", "calls", "timers"}: table sizes
         (the registration refresh timer is not counted: it lives as long as
         the registration)
@@ -51,6 +61,7 @@ Phone
     p.trace   when PhoneNet(trace=N): the last N datagrams as (ms, dir,
         first line, Call-ID, CSeq); dir in tx, rx, tx-lost, rx-lost.
         p.trace_for(call_id) filters them.
+    net.leaks() / net.counters() / net.errors(): sums over the phones
 
 Call (the phone's view of one INVITE session)
     .role "uac" | "uas"   .state "calling" | "ringing" | "connected" |
@@ -67,7 +78,7 @@ Losses are applied at the phone's socket: `loss` on send, `rx_loss`
 that drops 10 % of the datagrams in each direction between every phone and
 the server.  Retransmissions are the transaction layer's (Timers A/E/G).
 
-Bounds: MAX_CALLS calls per phone (beyond: a local 503 for p.call(), 503 +
+Bounds: MAX_TRANSACTIONS per phone's transaction layer, MAX_CALLS calls per phone (beyond: a local 503 for p.call(), 503 +
 Retry-After for an incoming INVITE), the transaction layer's and dialog
 table's own bounds, TRACE ring of PhoneNet(trace=N) entries, MAX_ERRORS
 recorded errors.
@@ -87,9 +98,10 @@ from sip.digest import DigestClient
 from sip import sdp
 
 MAX_CALLS = 8
+MAX_TRANSACTIONS = 32  # per phone (a phone has a few at a time; the layer's default is 256)
 MAX_AUTH_TRIES = 2
 MAX_ERRORS = 16
-MAX_DATAGRAM = 65535
+MAX_DATAGRAM = 4096    # MicroPython's recvfrom(n) allocates n bytes, even for EAGAIN
 PORT_TRIES = 32
 CODECS = ("PCMU", "PCMA", "telephone-event")
 SDP_TYPE = "application/sdp"
@@ -115,6 +127,12 @@ COUNTERS = (
     "byes_sent", "bye_ok", "bye_failed", "byes_received",
     "reinvites_sent", "reinvite_ok", "reinvite_failed", "reinvite_glare",
     "reinvites_received", "reinvites_rejected_491",
+    # frequent per-status and rarer ones, preallocated so that a long run keeps
+    # a fixed footprint (others appear on first use)
+    "calls_failed_404", "calls_failed_408", "calls_failed_480", "calls_failed_486",
+    "calls_failed_603", "calls_in_rejected_486", "calls_in_rejected_603",
+    "reg_failed_401", "reg_failed_403", "reg_failed_408", "reg_423", "bye_failed_481",
+    "cancels_received", "cancel_200", "byes_deferred", "late_2xx", "stray_acks",
 )
 
 
@@ -240,12 +258,14 @@ class Phone:
         self.calls = []
         self.dialogs = DialogTable()
         self.digest = DigestClient()
+        self.digest.MAX_NONCES = 2      # a phone only reuses its latest challenges
         self.sock = None
         self.port = None
         self._bind()
         self.contact = "<sip:%s@%s:%d>" % (user, host, self.port)
         self.aor = "sip:%s@%s" % (user, domain)
-        self.layer = TransactionLayer(rng, via_host=host, via_port=self.port)
+        self.layer = TransactionLayer(rng, via_host=host, via_port=self.port,
+                                      max_transactions=MAX_TRANSACTIONS)
         self._timers = []          # heap of [at, seq, fn, arg, name]; fn None = cancelled
         self._tseq = 0
         self.next_at = None        # earliest deadline (layer or own timers), for PhoneNet
@@ -692,8 +712,8 @@ class Phone:
                     self._emit(c, "ringing")
             return
         if st < 300:
-            if c.state == TERMINATED or c.cancel_sent:
-                self._late_2xx(txn, resp, c)
+            if c.state == TERMINATED or c.cancel_sent or c.cancel_pending:
+                self._late_2xx(txn, resp, c)    # hung up meanwhile: ACK, then BYE
                 return
             try:
                 d, new = self.dialogs.on_uac_response(c.invite, resp)
@@ -766,7 +786,7 @@ class Phone:
         if c.end_reason == "bye_received":
             self.dialogs.remove(d)      # the far end has already ended it
             return
-        if c.cancel_sent and c.state != TERMINATED:
+        if (c.cancel_sent or c.cancel_pending) and c.state != TERMINATED:
             c.status = resp.status
             self._end(c, "cancelled")
             self.count("calls_cancelled")
@@ -1233,18 +1253,23 @@ class PhoneNet:
                 p.sock = None
 
     async def _reader(self, p):
+        # one recvfrom per readiness: a loop that reads until EAGAIN would
+        # allocate one more receive buffer per wake-up for nothing
         sched = self.sched
         sock = p.sock
         while True:
             await sched.readable(sock)
-            while True:
-                try:
-                    data, raw = sock.recvfrom(MAX_DATAGRAM)
-                except OSError as e:
-                    if _errno(e) not in _EAGAIN:
-                        p.count("recv_errors")
-                    break
-                p.datagram(data, peer(raw))
+            try:
+                data, raw = sock.recvfrom(MAX_DATAGRAM)
+            except OSError as e:
+                if _errno(e) not in _EAGAIN:
+                    p.count("recv_errors")
+                continue
+            except MemoryError:
+                p.count("recv_no_memory")       # a fragmented heap; try again later
+                await sched.sleep(10)
+                continue
+            p.datagram(data, peer(raw))
 
     async def _timer_task(self):
         clock = self.clock

@@ -5,7 +5,10 @@
 interpreters.
 
 50 SIP stations are configured on the appliance through its configuration
-engine (a boot configuration file of `set` lines), and 50 simulated phones
+engine (a boot configuration file of `set` lines for the domain, the
+call-server and security settings, then the stations in commits of ten; the
+sim board's 10 ms hardware poll is stopped: it has nothing to do with the
+call server and would dominate the run time), and 50 simulated phones
 (tests/sim/sipphone.py), each on its own loopback address, register with
 digest and keep refreshing (a mix of requested lifetimes: the server's
 default, 600 s, 3600 s, and one phone asking for 30 s that gets 423 and then
@@ -25,7 +28,9 @@ then nothing may be left: no calls, sessions, dialogs or call transactions in
 the appliance, exactly one binding per phone, no calls, dialogs, timers or
 call transactions in the phones, no phone errors, no crashed task.  Under
 MicroPython the heap in use (gc.collect(); gc.mem_alloc()) at the end must be
-within MEMORY_SLACK_PCT of the heap after the first simulated hour.
+within MEMORY_SLACK_PCT of the heap after the first simulated hour (both
+measured the same way: new calls held back until every call has ended and
+its transactions have run out; registrations go on).
 
 Success bound: every message that decides a call is carried by a transaction
 that retransmits it for 32 s (INVITE 7 times, BYE/CANCEL/re-INVITE 11 times,
@@ -38,7 +43,7 @@ measured rate.  A failure prints the seed, the failed calls with their
 histories and message traces, and the tables that leaked.
 
 Run alone: `.venv/bin/python -m pytest -q tests/sim/test_callserver_soak.py -s`
-or `.venv/bin/micropython tools/mpytest.py tests/sim/test_callserver_soak.py`;
+or `.venv/bin/micropython -X heapsize=8M tools/mpytest.py tests/sim/test_callserver_soak.py`;
 SOAK_SEED=<n> in the environment picks another seed.
 """
 import gc
@@ -65,7 +70,7 @@ LOSS = 0.10
 MEAN_CALL_S = 120
 MAX_CALL_S = 1800
 JUDGE_MS = 35000               # after the caller's side ended
-MIN_SUCCESS_PCT = 99.0
+MIN_SUCCESS_PCT = 99.9
 MEMORY_SLACK_PCT = 5
 MAX_FAILURES = 10              # failure details kept (counters count them all)
 STATIONS_PER_COMMIT = 10
@@ -73,6 +78,11 @@ STATIONS_PER_COMMIT = 10
 # take about 170 KB, too much next to the appliance in MicroPython's 2 MB heap
 TRACE = 0 if MICROPYTHON else 12
 HOUR_MS = 3600 * 1000
+# The appliance with 50 stations and calls in progress and the 50 simulated
+# phones share one interpreter: about 1.5 MB in use.  In the unix port's
+# default 2 MB heap that ends in fragmentation failures (no 16 KB block left
+# for the appliance's UDP receive buffer after some simulated hours).
+MIN_MPY_HEAP = 4 * 1024 * 1024
 
 
 def base_config():
@@ -205,7 +215,8 @@ class Soak:
         self.live = 0                 # plans not judged yet
         self.n = 0
         self.stats = {"offered": 0, "no_idle_pair": 0, "ok": 0, "failed": 0,
-                      "unexpected_incoming": 0, "wrong_caller": 0, "reboots": 0}
+                      "unexpected_incoming": 0, "wrong_caller": 0, "reboots": 0,
+                      "late_invites": 0, "paused": 0}
         for k in ("answer", "busy", "decline", "cancel"):
             self.stats[k] = 0
             self.stats[k + "_failed"] = 0
@@ -213,6 +224,7 @@ class Soak:
         self.failures = []            # details of the first MAX_FAILURES
         self.traffic_end = None
         self.driver = None
+        self.paused = False
 
     # ---- running ----------------------------------------------------------
     def now(self):
@@ -262,7 +274,19 @@ class Soak:
     def _pick(self, idle):
         return idle.pop(self.rng.randbelow(len(idle)))
 
+    def drain(self):
+        """Run until every planned call has been judged (no new ones while
+        paused or after the traffic's end), then until their transactions
+        have run out."""
+        end = self.now() + (MAX_CALL_S + 120) * 1000
+        while self.live and self.now() < end:
+            self.run_until(self.now() + 10000)
+        self.run_until(self.now() + 40000)
+
     def _offer(self):
+        if self.paused:
+            self.stats["paused"] += 1
+            return
         self.stats["offered"] += 1
         idle = [p for p in self.phones if self._idle(p)]
         if len(idle) < 2:
@@ -295,7 +319,7 @@ class Soak:
 
     def _reboot(self):
         idle = [p for p in self.phones if self._idle(p)]
-        if not idle:
+        if not idle or self.paused:
             return
         p = self._pick(idle)
         self.stats["reboots"] += 1
@@ -309,7 +333,7 @@ class Soak:
     # ---- phone hooks ------------------------------------------------------
     def _incoming(self, phone, call):
         pl = self.plans.get(phone)
-        if pl is None or pl.b is not phone or pl.cb is not None or pl.judging:
+        if pl is None or pl.b is not phone or pl.cb is not None:
             self.stats["unexpected_incoming"] += 1
             self._fail(pl, "unexpected INVITE to %s from %s" % (phone.user, call.remote), call)
             return ("reject", 486)
@@ -318,6 +342,12 @@ class Soak:
         if call.remote != pl.a.user:
             self.stats["wrong_caller"] += 1
             pl.bad = pl.bad or "callee saw caller %r, not %s" % (call.remote, pl.a.user)
+        if pl.judging:
+            # the caller has already given up (e.g. cancelled while every INVITE
+            # to this phone was lost so far): the server must CANCEL this leg
+            # once it rings (RFC 3261 §9.1); judged below: the leg must be over
+            self.stats["late_invites"] += 1
+            return ("ring",)
         if pl.kind == "busy":
             return ("reject", 486)
         if pl.kind == "decline":
@@ -414,8 +444,8 @@ class Soak:
                 return "callee never rang"
             if cb.state != "terminated":
                 return "callee still in the call"
-            if not cb.acked:
-                return "callee never got the ACK"
+            # (not cb.acked alone is no failure: the caller may hang up before a
+            # lost ACK was repeated; the BYE then ends the callee's call)
             if pl.hangup_by == "a":
                 if ca.end_reason != "bye_sent" or cb.end_reason != "bye_received":
                     return "caller hung up: caller %s, callee %s" % (ca.end_reason, cb.end_reason)
@@ -432,7 +462,9 @@ class Soak:
         if pl.kind == "cancel":
             if ca.end_reason != "cancelled":
                 return "cancelled call: caller %s %s" % (ca.end_reason, ca.status)
-            if ca.status not in (487, 200):     # 200: the CANCEL crossed the answer
+            # 200: the answer crossed the CANCEL (or came before any provisional,
+            # when the CANCEL may not be sent yet); 408: nothing came back at all
+            if ca.status not in (487, 200, 408):
                 return "cancelled call: status %s" % ca.status
             if cb is not None and cb.state != "terminated":
                 return "cancelled call: callee still in the call"
@@ -491,13 +523,13 @@ class Soak:
                 "%d failed %r; offered %d, no idle pair %d; kinds answer %d busy %d decline %d "
                 "cancel %d; reboots %d; phones sent %d (lost %d) received %d (lost %d); "
                 "registrations ok %d failed %d refreshes %d 423 %d; re-INVITEs %d ok %d glare %d; "
-                "phone stray %d no-dialog %d" % (
+                "late INVITEs %d; phone stray %d no-dialog %d" % (
                     self.seed, self.hours, len(self.phones), int(self.net.loss * 100), judged,
                     s["ok"], pct, s["failed"], self.reasons, s["offered"], s["no_idle_pair"],
                     s["answer"], s["busy"], s["decline"], s["cancel"], s["reboots"],
                     c["tx"], c["tx_lost"], c["rx"], c["rx_lost"], c["reg_ok"], c["reg_failed"],
                     c["reg_refreshes"], c.get("reg_423", 0), c["reinvites_sent"],
-                    c["reinvite_ok"], c["reinvite_glare"], c["stray_responses"],
+                    c["reinvite_ok"], c["reinvite_glare"], s["late_invites"], c["stray_responses"],
                     c["no_dialog"]))
 
 
@@ -514,12 +546,14 @@ def run_soak(seed=SEED, hours=HOURS, rate=CALLS_PER_HOUR, stations=STATIONS, los
                                           for p in s.phones if not p.registered]
         s.start_traffic(int(hours * HOUR_MS))
         s.run_until(HOUR_MS)
+        # the warm-up heap is measured like the final one, with no call up
+        s.paused = True
+        s.drain()
         facts["heap_warm"] = _heap()
+        s.paused = False
         s.run_until(int(hours * HOUR_MS))
         # traffic has stopped: let every planned call finish and be judged
-        end = s.now() + (MAX_CALL_S + 120) * 1000
-        while s.live and s.now() < end:
-            s.run_until(s.now() + 10000)
+        s.drain()
         facts["unjudged"] = s.live
         for p in s.phones:
             p.hangup_all()
@@ -587,5 +621,10 @@ def _seed():
 
 
 def test_call_server_soak_24h_50_stations_10pct_loss():
+    if MICROPYTHON:
+        heap = gc.mem_alloc() + gc.mem_free()
+        assert heap >= MIN_MPY_HEAP, (
+            "a %d-byte heap is too small for the appliance and 50 phones: run this file "
+            "with `micropython -X heapsize=8M` (tools/test-all reads the mpy-heapsize line)" % heap)
     s, f = run_soak(_seed())
     check(s, f)
