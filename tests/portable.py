@@ -16,3 +16,26 @@ def raises(exc_type, fn, *args, **kwargs):
     except exc_type as e:
         return e
     raise AssertionError("%s not raised by %r" % (exc_type.__name__, fn))
+
+
+def tmpdir(name, rng=None):
+    """A fresh directory under /tmp (MicroPython has no tempfile module)."""
+    import os
+    if rng is None:
+        from firmware.compat import Random
+        rng = Random()
+    base = "/tmp/branch-voice-test-%s-%d" % (name, rng.randbelow(1 << 30))
+    os.mkdir(base)
+    return base
+
+
+def rmtree(path):
+    """Remove a directory tree (MicroPython has no shutil)."""
+    import os
+    for name in os.listdir(path):
+        p = path + "/" + name
+        if os.stat(p)[0] & 0x4000:
+            rmtree(p)
+        else:
+            os.remove(p)
+    os.rmdir(path)

@@ -5,12 +5,12 @@ peer never answers, an inbound FXO call with caller ID, and no leaks or task
 crashes afterwards.  Under MicroPython this is the proof that the runtime, the
 SIP stack, the drivers and the chip models fit and run together."""
 import gc
-import os
 
 from firmware import cli
 from firmware.app import Appliance
 from firmware.compat import Random
 from firmware.sched import VirtualClock
+from tests.portable import tmpdir, rmtree
 
 B = "set services convergence-services "
 CONFIG = "\n".join((
@@ -23,22 +23,6 @@ CONFIG = "\n".join((
 )) + "\n"
 
 
-def _tmpdir(name):
-    base = "/tmp/branch-voice-test-%s-%d" % (name, Random().randbelow(1 << 30))
-    os.mkdir(base)
-    return base
-
-
-def _rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
-
-
 def _free_udp_port(rng):
     # a port nobody answers on: the peer call server is deliberately absent
     return 20000 + rng.randbelow(20000)
@@ -46,7 +30,7 @@ def _free_udp_port(rng):
 
 def test_whole_appliance_runs_a_day_in_the_life_without_leaks():
     rng = Random(7)
-    state = _tmpdir("state")
+    state = tmpdir("state")
     conf = state + "/boot.conf"
     with open(conf, "w") as f:
         f.write(CONFIG % _free_udp_port(rng))
@@ -85,4 +69,4 @@ def test_whole_appliance_runs_a_day_in_the_life_without_leaks():
         gc.collect()
     finally:
         app.close()
-        _rmtree(state)
+        rmtree(state)

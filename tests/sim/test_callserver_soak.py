@@ -51,6 +51,7 @@ import math
 import os
 
 from firmware.compat import Random, MICROPYTHON
+from tests.portable import tmpdir, rmtree
 from tests.sim.appliance import simulated
 from tests.sim.sipphone import PhoneNet
 # Loaded now, while the heap is young: the commit of the stations imports the
@@ -123,22 +124,6 @@ def expires_for(i):
     return 3600
 
 
-def _tmpdir(name, rng):
-    base = "/tmp/branch-voice-soak-%s-%d" % (name, rng.randbelow(1 << 30))
-    os.mkdir(base)
-    return base
-
-
-def _rmtree(path):
-    for name in os.listdir(path):
-        p = path + "/" + name
-        if os.stat(p)[0] & 0x4000:
-            _rmtree(p)
-        else:
-            os.remove(p)
-    os.rmdir(path)
-
-
 def _heap():
     gc.collect()
     return gc.mem_alloc() if MICROPYTHON else None
@@ -173,7 +158,7 @@ class Soak:
         self.hours = hours
         self.rate = rate
         self.reboots = reboots
-        self.dir = _tmpdir("state", Random())
+        self.dir = tmpdir("state", Random())
         conf = self.dir + "/soak.conf"
         with open(conf, "w") as f:
             f.write(base_config())
@@ -188,7 +173,7 @@ class Soak:
                 app.config.load_file("stations", stations_config(
                     min(stations, k + STATIONS_PER_COMMIT), k))
         except Exception:
-            _rmtree(self.dir)
+            rmtree(self.dir)
             raise
         self.cs = app.callserver
         # The sim board's hardware task polls the analog chips every 10 ms:
@@ -238,7 +223,7 @@ class Soak:
             self.net.close()
             self.app.close()
         finally:
-            _rmtree(self.dir)
+            rmtree(self.dir)
 
     def register_all(self):
         for p in self.phones:
