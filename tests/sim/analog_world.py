@@ -5,7 +5,7 @@ import os
 
 from hal import g711
 from hal.dsp import ToneGen, tone_ratio_pct
-from tests.sim.appliance import simulated
+from tests.sim.appliance import SimWorld, simulated
 from tests.sim.sippeer import SipPeer
 
 USERS = {"1001": "pw-alice-1", "1002": "pw-bob-12", "1003": "pw-carol-1", "1004": "pw-dave-12"}
@@ -51,7 +51,7 @@ def config_text(peer_port, rtp_base=30000, extra=()):
     return "\n".join(lines) + "\n"
 
 
-class World:
+class World(SimWorld):
     def __init__(self, tmp_path, seed=1, extra=(), challenge_invites=False):
         self.seed = seed
         self.peer = SipPeer(None, USERS, challenge_invites=challenge_invites)
@@ -73,21 +73,6 @@ class World:
     def close(self):
         self.peer.close()
         self.app.close()
-
-    def now(self):
-        return self.app.clock.now()
-
-    def run(self, ms):
-        self.app.sched.run(until=self.app.clock.now() + ms)
-
-    def run_until(self, cond, limit_ms, step=20):
-        end = self.now() + limit_ms
-        while self.now() < end:
-            if cond():
-                return self.now()
-            self.run(step)
-        assert cond(), "condition not met within %d ms (seed %d)" % (limit_ms, self.seed)
-        return self.now()
 
     def fxs(self, port):
         return self.gw.fxs[port]

@@ -14,3 +14,23 @@ def simulated(tmp_dir, seed=1, sim_options=None, args=()):
     app.boot()
     app.start()
     return app
+
+
+class SimWorld:
+    """Drives a simulated appliance (self.app, self.seed) on its virtual clock;
+    the analog and call-server test worlds build on it."""
+
+    def now(self):
+        return self.app.clock.now()
+
+    def run(self, ms):
+        self.app.sched.run(until=self.app.clock.now() + ms)
+
+    def run_until(self, cond, limit_ms, step=20):
+        end = self.now() + limit_ms
+        while self.now() < end:
+            if cond():
+                return self.now()
+            self.run(step)
+        assert cond(), "condition not met within %d ms (seed %d)" % (limit_ms, self.seed)
+        return self.now()

@@ -5,7 +5,7 @@ client for byte-level checks."""
 import os
 import socket
 
-from tests.sim.appliance import simulated
+from tests.sim.appliance import SimWorld, simulated
 from tests.sim.sipphone import PhoneNet
 
 B = "set services convergence-services "
@@ -16,7 +16,7 @@ def password(ext):
     return "Secret-" + ext
 
 
-class CsWorld:
+class CsWorld(SimWorld):
     def __init__(self, tmp_path, seed=1, sip_exts=("2001", "2002", "2003"), extra=(),
                  fxs=False, loss=0.0, hosts="distinct"):
         self.seed = seed
@@ -51,21 +51,6 @@ class CsWorld:
             s.close()
         self.net.close()
         self.app.close()
-
-    def now(self):
-        return self.app.clock.now()
-
-    def run(self, ms):
-        self.app.sched.run(until=self.app.clock.now() + ms)
-
-    def run_until(self, cond, limit_ms, step=20):
-        end = self.now() + limit_ms
-        while self.now() < end:
-            if cond():
-                return self.now()
-            self.run(step)
-        assert cond(), "condition not met within %d ms (seed %d)" % (limit_ms, self.seed)
-        return self.now()
 
     def cli(self, line):
         return self.app.commands.execute(self.app, line)
