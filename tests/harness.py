@@ -23,6 +23,18 @@ BOOT_RE = re.compile(r"booted on board (\S+): SIP port (\d+), console (\S+)")
 PROMPT_RE = re.compile(rb"\S+@\S+[>#] $")
 
 
+def stop_process(proc, grace_s):
+    """End a child: SIGTERM, up to grace_s seconds to exit, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def read_line(stream, deadline):
     """Read one line from a pipe before the deadline (monotonic seconds)."""
     buf = b""
@@ -111,13 +123,8 @@ class Booted:
         if self.port is not None:
             self.port.close()
             self.port = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         if self.proc is not None:
             self.proc.stdout.close()
             if self.proc.stdin:

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tests.harness import stop_process  # noqa: E402
 from tests.interop.sipprun import free_udp_port, sip_ping  # noqa: E402
 
 KAMAILIO_CFG = os.path.join(HERE, "kamailio.cfg")
@@ -53,13 +54,7 @@ class _Server:
         return self.proc.pid
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 15)
         self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

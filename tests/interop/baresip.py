@@ -36,6 +36,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.harness import stop_process
+
 MODULE_PATH = "/usr/lib/baresip/modules"
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -374,14 +376,9 @@ class Baresip:
                 pass
         if self.proc.poll() is None:
             try:
-                self.proc.wait(timeout_s)
+                self.proc.wait(timeout_s)       # it was told to quit
             except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(5)
+                stop_process(self.proc, 5)
         if self.sock is not None:
             self.sock.close()
             self.sock = None

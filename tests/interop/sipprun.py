@@ -20,6 +20,8 @@ import socket
 import subprocess
 import time
 
+from tests.harness import stop_process
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "scenarios")
 
@@ -188,13 +190,7 @@ class Sipp:
         return Result(self.name, rc, output, _read_stats(self.stat_path), errors, wall)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 10)
         if not self._out.closed:
             self._out.close()
 
