@@ -128,11 +128,20 @@ class Appliance:
 
         def gate(msg, src, sec=sec, self=self):
             a = src.addr
-            if a[1] == self.sip_port and a[0] in ("127.0.0.1", self.opts.sip_host):
+            if self.own_address(a):
                 return None     # the appliance itself: the analog gateway and the call server
             return sec.gate(a[0], a[1], msg.method, clock.now())
         self.sip.gate = gate
         self.sip.stat_sections.append(("Security", sec.statistics))
+
+    def own_address(self, addr):
+        """Is addr the appliance's own SIP socket, the source of what the analog
+        gateway and the call server send each other?  (The UA's address:
+        the bound host, 127.0.0.1 for a wildcard bind.)"""
+        host = self.sip_transports.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return addr[1] == self.sip_port and addr[0] == host
 
     def rebind_sip(self, port):
         """Move the SIP service to another port live (config: sip port).  On

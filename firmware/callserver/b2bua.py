@@ -245,7 +245,7 @@ class B2bua:
         self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
                          "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
-                         "reinvites_relayed": 0, "unknown_source": 0}
+                         "reinvites_relayed": 0}
 
     def busy(self, name):
         return self.active.get(name, 0)

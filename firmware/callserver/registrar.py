@@ -239,14 +239,17 @@ class Registrar:
                 if self.count > self.peak:
                     self.peak = self.count
                 self.counters["registered"] += 1
-                cs.station_changed(st.name)
             else:
                 old.host, old.port, old.transport = host, port, src.transport
                 old.expires_at = now + life * 1000
                 old.call_id, old.cseq, old.user_agent, old.dest = call_id, cseq, ua_text, dest
                 old.nat = nat
                 self.counters["refreshed"] += 1
-        self._arm()
+            # no scan of every binding per REGISTER: the deadline only moves earlier
+            # here; a refresh or removal leaves it early, and on_timer() rescans then
+            exp = now + life * 1000
+            if self._deadline is None or exp < self._deadline:
+                self._deadline = exp
         self._ok(sreq, st, now)
 
     def _ok(self, sreq, st, now):
@@ -277,7 +280,6 @@ class Registrar:
             del self.by_station[name]
         self.count -= 1
         self.counters[why] += 1
-        self.cs.station_changed(name)
 
     def _remove_all(self, name, why):
         for b in list(self.by_station.get(name) or ()):

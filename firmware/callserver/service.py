@@ -99,16 +99,13 @@ class CallServer:
         return st.ha1_for(realm, algorithm)
 
     # -- security
-    def _own(self, src):
-        return src.addr[0] == self.ua.host and src.addr[1] == self.ua.port
-
     def security_failed(self, src, user, reason):
-        if not self._own(src):
+        if not self.app.own_address(src.addr):
             self.security.auth_failed(src.addr[0], src.addr[1], user or "-", reason, self.now())
             self._rearm()
 
     def security_blocked(self, src):
-        return not self._own(src) and self.security.is_blocked(src.addr[0], self.now())
+        return not self.app.own_address(src.addr) and self.security.is_blocked(src.addr[0], self.now())
 
     def security_record(self, src, user, reason):
         self.security.record(src.addr[0], src.addr[1], user or "-", reason, self.now())
@@ -139,7 +136,7 @@ class CallServer:
                     sreq.respond(400, "Malformed Proxy-Authorization Header")
                     return True
                 if res.outcome != digest.OK or res.username != st.user_id:
-                    if res.outcome == digest.FAILED or (res.outcome == digest.OK):
+                    if res.outcome in (digest.FAILED, digest.OK):   # OK: another station's user
                         self.counters["invite_auth_failures"] += 1
                         self.security_failed(src, res.username, "call: wrong credentials")
                     else:
@@ -191,9 +188,6 @@ class CallServer:
         self.registrar.on_timer(now)
         self.security.on_timer(now)
         self._rearm()
-
-    def station_changed(self, name):
-        pass
 
     # -- views
     def leaks(self):
