@@ -311,7 +311,13 @@ class Scheduler:
             if s.arg.flag:
                 self._wake(task, True)
             else:
-                s.arg._waiters.append((task, token))
+                # Drop waits that ended by timeout (stale token) first: a task
+                # polling an event that is rarely set would otherwise grow the
+                # list without bound.  Live entries are at most one per task.
+                ev = s.arg
+                if ev._waiters:
+                    ev._waiters = [w for w in ev._waiters if w[0]._token == w[1]]
+                ev._waiters.append((task, token))
         elif kind != _WAIT_TIMER:
             self._wake(task, None, TypeError("bad wait %r" % kind))
 

@@ -86,7 +86,11 @@ from sip.transaction import (TransactionLayer, TransactionError, stateless_respo
                              response_address, _req_key)
 
 MAX_SERVER_TRANSACTIONS = const(128)
-MAX_TU_TIMERS = const(256)
+# Up to three TU timers per call (the INVITE's guard and no-answer timers,
+# the B2BUA's ring timeout), plus the registrar's and security's deadlines.
+MAX_TU_TIMERS = const(1024)
+TU_TIMERS_COMPACT_MIN = const(32)     # cancelled entries are dropped once the
+                                      # table has doubled since the last sweep
 INVITE_NO_ANSWER_MS = const(3000)
 PROCEEDING_LIMIT_MS = const(180000)   # a TU that never answers an INVITE gets 480
 NON_INVITE_LIMIT_MS = const(30000)    # ... a non-INVITE: 500 (before Timer F fires)
@@ -115,7 +119,10 @@ class Timer:
         self.active = True
 
     def cancel(self):
+        # Drop the callback now: a cancelled timer waits in the table until the
+        # next compaction, and its closure may hold a whole call.
         self.active = False
+        self.fn = None
 
 
 class ServerRequest:
@@ -195,6 +202,7 @@ class SipCore:
         self.layer = TransactionLayer(app.rng, max_transactions=MAX_SERVER_TRANSACTIONS)
         self.handlers = {}
         self.timers = []
+        self._compact_at = TU_TIMERS_COMPACT_MIN
         self.invite_no_answer_ms = INVITE_NO_ANSWER_MS
         self.supported = []
         self.on_response = None   # fn(resp, src, txn) for client transactions (later)
@@ -258,8 +266,9 @@ class SipCore:
         return ", ".join(ms)
 
     def call_later(self, ms, fn):
-        if len(self.timers) >= MAX_TU_TIMERS:
+        if len(self.timers) >= self._compact_at or len(self.timers) >= MAX_TU_TIMERS:
             self.timers = [t for t in self.timers if t.active]
+            self._compact_at = max(TU_TIMERS_COMPACT_MIN, 2 * len(self.timers))
             if len(self.timers) >= MAX_TU_TIMERS:
                 raise TimerTableFull("TU timer table full (%d)" % MAX_TU_TIMERS)
         t = Timer(self.app.clock.now() + ms, fn)

@@ -156,6 +156,24 @@ def test_event_wait_with_timeout_and_set():
     assert out == [("timeout", 100), ("set", 500)]
 
 
+def test_timed_out_waits_do_not_pile_up_on_an_event_that_is_never_set():
+    s, _ = _new()
+    ev = S.Event(s)
+    timeouts = [0]
+
+    async def poller():
+        for _ in range(1000):
+            try:
+                await ev.wait(10)
+            except S.TimeoutError:
+                timeouts[0] += 1
+
+    s.spawn(poller(), "poller")
+    s.run()
+    assert timeouts[0] == 1000
+    assert len(ev._waiters) <= 1, len(ev._waiters)
+
+
 def test_a_crashing_task_is_logged_and_ended_without_stopping_others():
     s, logs = _new()
     out = []
