@@ -34,6 +34,9 @@ Receive policy
     dropped and counted.
   * Nothing is ever sent to a broadcast or multicast address (dropped,
     "dropped_broadcast").
+  * A datagram that finds no heap for its receive buffer, even after a
+    garbage collection, is read away and counted ("dropped_no_memory"); the
+    receive task keeps serving.
 
 TCP: at most MAX_TCP_CONNECTIONS connections (beyond: the new connection is
 closed and "tcp_refused" counted), one scheduler task each; framing by
@@ -50,6 +53,8 @@ Port 0: UDP picks a free port and TCP binds the same number (CPython reads it
 back with getsockname; MicroPython has none, so a random port from the
 injected random source is tried, up to PORT_TRIES times).
 """
+import gc
+import select
 import socket
 
 from firmware.compat import const, MICROPYTHON
@@ -323,19 +328,43 @@ class Transports:
         return lambda: self._accept_task(s, fam)
 
     async def _udp_task(self, s):
-        limit = self.max_message
+        # recvfrom(n) allocates n bytes before it knows whether a datagram is
+        # there (MicroPython), so the burst loop asks poll() first instead of
+        # paying 16 KB of garbage for the EAGAIN that ends every burst.
+        ready = select.poll()
+        ready.register(s.fileno(), select.POLLIN)   # by fd: works on both interpreters
         while True:
             await self.sched.readable(s)
             while True:
-                try:
-                    data, raw = s.recvfrom(limit + 1)
-                except OSError as e:
-                    if _errno(e) in _EAGAIN:
-                        break
-                    self.count("recv_errors")
-                    break  # ICMP errors (ECONNREFUSED ...) surface here; keep serving
-                self.count("udp_received")
-                self.datagram(data, Source("UDP", peer(raw)))
+                got = self._udp_receive(s)
+                if got is None:
+                    break
+                if got is not False:
+                    self.count("udp_received")
+                    self.datagram(got[0], Source("UDP", peer(got[1])))
+                if not ready.poll(0):
+                    break
+
+    def _udp_receive(self, s):
+        """(data, raw address); None when nothing is waiting; False for a
+        datagram dropped for want of a contiguous receive buffer (the heap is
+        collected and the read tried once more first: a fragmented heap must
+        cost one datagram, never the receive task)."""
+        limit = self.max_message
+        for attempt in (0, 1, 2):
+            try:
+                if attempt == 2:
+                    s.recvfrom(1)       # discard it (the rest of a datagram is dropped)
+                    self.count("dropped_no_memory")
+                    return False
+                return s.recvfrom(limit + 1)
+            except MemoryError:
+                gc.collect()
+            except OSError as e:
+                if _errno(e) not in _EAGAIN:
+                    self.count("recv_errors")  # ICMP errors (ECONNREFUSED ...); keep serving
+                return None
+        return None
 
     def datagram(self, data, src):
         """Handle one datagram's bytes (also the entry point for tests)."""

@@ -29,7 +29,7 @@ configured, so that its code stays out of the heap otherwise.
 from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
-from firmware.gateway.config import BASE, GatewaySettings, realm_of
+from firmware.gateway.config import BASE, settings_of, realm_of
 
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
@@ -74,7 +74,7 @@ class CallServerSettings:
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
-        g = GatewaySettings(cfg)
+        g = settings_of(cfg)
         self.stations = g.stations
         self.trunks = g.trunks
         self.peer = g.peer
@@ -99,8 +99,12 @@ class CallServerSettings:
         return None, None
 
 
+def _settings(app, cfg):
+    return cfg.derived("callserver", lambda c: CallServerSettings(c, app))
+
+
 def check(app, old, new):
-    s = CallServerSettings(new, app)
+    s = _settings(app, new)
     if not s.min_expires <= s.default_expires <= s.max_expires:
         raise ConfigError(BASE + " call-server registration default-expires", s.default_expires,
                           "must lie between min-expires (%d) and max-expires (%d)" % (
@@ -148,7 +152,7 @@ def _lazy(name):
 
 
 def apply(app, old, new):
-    settings = CallServerSettings(new, app)
+    settings = _settings(app, new)
     app.callserver_settings = settings
     if hasattr(app, "commands"):   # the real views are in service.py, loaded with the server
         app.commands.register("show sip registrations", _lazy("_show_registrations"),

@@ -83,11 +83,12 @@ class ConfigEngine:
                 tree = self.parse(prev[2], lenient=True) if prev else {}
                 self.last_gen = self.store.save("\n".join(render_set(tree)), self._meta(
                     "automatic rollback: commit confirmed not confirmed before restart"))
+        view = Config(tree)
         try:
-            self._apply({}, tree)
+            self._apply(Config({}), view)
         except ConfigError as e:
             app.log.error("configuration could not be applied at boot: %s" % e)
-        self.committed = Config(tree)
+        self.committed = view
         self.candidate = copy_tree(tree)
 
     def parse(self, text, lenient=False, name="configuration"):
@@ -161,9 +162,10 @@ class ConfigEngine:
         return {"ms": self.app.clock.now(), "wall": wall_time(), "user": self.app.user,
                 "confirm": confirm, "comment": comment}
 
-    def check(self, tree):
-        """Validate a whole tree; returns its flash text.  Raises ConfigError."""
-        view = Config(tree)
+    def check(self, tree, view=None):
+        """Validate a whole tree (view: its Config, when the caller has one);
+        returns its flash text.  Raises ConfigError."""
+        view = view or Config(tree)
         validate_tree(tree, view)
         text = "\n".join(render_set(tree))
         limit = self.store.max_bytes if self.store else None
@@ -176,9 +178,9 @@ class ConfigEngine:
                 check(self.app, old, view)
         return text
 
-    def _apply(self, old_tree, new_tree):
-        """Run every apply hook; on a refusal undo the ones that ran, re-raise."""
-        old, new = Config(old_tree), Config(new_tree)
+    def _apply(self, old, new):
+        """Run every apply hook (old, new: Config views); on a refusal undo
+        the ones that ran, re-raise."""
         done = []
         for hook in S.HOOKS:
             try:
@@ -198,25 +200,27 @@ class ConfigEngine:
         """Validate, apply and persist tree (default: the candidate) as one step.
         Returns a message; raises ConfigError and changes nothing on failure."""
         tree = copy_tree(self.candidate if tree is None else tree)
-        text = self.check(tree)
+        view = Config(tree)       # one view: hooks' derived settings are built once
+        text = self.check(tree, view)
         if check_only:
             return "configuration check succeeds"
-        old_tree = self.committed.tree
+        old = self.committed
+        old_tree = old.tree
         unchanged = tree == old_tree
         pending = self.confirm is not None
-        self._apply(old_tree, tree)
+        self._apply(old, view)
         if not (unchanged and not pending and not confirm and self.last_gen):
             try:
                 self.last_gen = self.store.save(text, self._meta(comment, confirm))
             except Exception as e:
                 try:
-                    self._apply(tree, old_tree)
+                    self._apply(view, old)
                 except ConfigError as e2:
                     self.app.log.error("undo after a failed write: %s" % e2)
                 if isinstance(e, ConfigError):
                     raise
                 raise ConfigError("", None, "cannot write the configuration to flash: %s" % e)
-        self.committed = Config(tree)
+        self.committed = view
         msg = []
         if confirm:
             restore = self.confirm[2] if pending else old_tree

@@ -56,10 +56,14 @@ class FileFlash:
         return os.listdir(self.path)
 
     def read(self, name, limit):
-        """Up to limit + 1 bytes of a file, or None if it cannot be read."""
+        """Up to limit + 1 bytes of a file, or None if it cannot be read.
+        Sized by stat: read(limit + 1) would make MicroPython allocate the
+        whole bound (96 KB) for every generation it looks at."""
+        import os
         try:
+            size = os.stat(self._p(name))[6]
             with open(self._p(name), "rb") as f:
-                return f.read(limit + 1)
+                return f.read(min(size, limit) + 1)
         except OSError:
             return None
 

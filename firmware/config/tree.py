@@ -462,6 +462,23 @@ def validate_tree(tree, view, node=None, path=None):
 _MISSING = object()
 
 
+class Section:
+    __slots__ = ("sub", "node")
+
+    def __init__(self, sub, node):
+        self.sub = sub
+        self.node = node
+
+    def get(self, leaf):
+        v = self.sub.get(leaf)
+        if v is not None:
+            return v
+        child = self.node.child(leaf)
+        if child is None:
+            raise KeyError(leaf)      # a typo in a feature module, not bad input
+        return getattr(child, "default", None)
+
+
 class Config:
     """A committed (or candidate) configuration, read by feature modules:
 
@@ -475,6 +492,17 @@ class Config:
 
     def __init__(self, tree):
         self.tree = tree
+        self._derived = {}
+
+    def derived(self, key, build):
+        """build(self), computed once per view and kept with it: the feature
+        hooks' check and apply read the same settings (a 50-station parse
+        costs some 400 KB of garbage on MicroPython, so once, not four times).
+        The result is shared: treat it as read-only, like the view."""
+        v = self._derived.get(key)
+        if v is None:
+            v = self._derived[key] = build(self)
+        return v
 
     def _path(self, path):
         return path.split() if isinstance(path, str) else list(path)
@@ -491,6 +519,14 @@ class Config:
 
     def has(self, path):
         return get_subtree(self.tree, self._path(path)) is not None
+
+    def section(self, path):
+        """The container or list entry at path, for reading many of its
+        leaves: section.get(leaf) is one dict lookup (or the schema default),
+        not a walk of the whole path per leaf."""
+        words = self._path(path)
+        sub = get_subtree(self.tree, words)
+        return Section(sub if isinstance(sub, dict) else {}, node_at(words)[0])
 
     def entries(self, path):
         v = get_subtree(self.tree, self._path(path))

@@ -180,14 +180,14 @@ S.register(BASE, S.Container("media", "RTP media of the analog ports", children=
 
 class Station:
     def __init__(self, name, cfg):
-        p = "%s station %s " % (BASE, name)
+        c = cfg.section("%s station %s" % (BASE, name))
         self.name = name
-        self.extension = cfg.get(p + "extension")
-        self.fxs_port = cfg.get(p + "fxs-port")
-        self.display_name = cfg.get(p + "display-name")
-        self.user_id = cfg.get(p + "user-id") or self.extension
-        self.type = cfg.get(p + "type") or ("fxs" if self.fxs_port is not None else "sip")
-        self.ha1 = cfg.get(p + "password-ha1")
+        self.extension = c.get("extension")
+        self.fxs_port = c.get("fxs-port")
+        self.display_name = c.get("display-name")
+        self.user_id = c.get("user-id") or self.extension
+        self.type = c.get("type") or ("fxs" if self.fxs_port is not None else "sip")
+        self.ha1 = c.get("password-ha1")
         self.credential = None        # (user, realm, md5, sha256) of the stored HA1
         if self.ha1:
             try:
@@ -196,12 +196,12 @@ class Station:
                 pass
         # what the UA's digest client signs with: fn(realm, algorithm) -> HA1
         self.password = self.ha1_for if self.credential is not None else None
-        self.max_contacts = cfg.get(p + "max-contacts")
-        self.nat_port = cfg.get(p + "nat-check") != "ip"
-        self.did = cfg.get(p + "did")
-        self.cor = cfg.get(p + "class-of-restriction")
-        self.forward_unreachable = cfg.get(p + "forward-unreachable")
-        self.call_waiting = cfg.get(p + "call-waiting") != "disable"
+        self.max_contacts = c.get("max-contacts")
+        self.nat_port = c.get("nat-check") != "ip"
+        self.did = c.get("did")
+        self.cor = c.get("class-of-restriction")
+        self.forward_unreachable = c.get("forward-unreachable")
+        self.call_waiting = c.get("call-waiting") != "disable"
 
     def ha1_for(self, realm, algorithm):
         """HA1 for a digest challenge (realm, MD5 or SHA-256), or None."""
@@ -213,18 +213,23 @@ class Station:
 
 class Trunk:
     def __init__(self, name, cfg):
-        p = "%s trunk %s " % (BASE, name)
+        c = cfg.section("%s trunk %s" % (BASE, name))
         self.name = name
-        self.fxo_port = cfg.get(p + "fxo-port")
-        self.did_target = cfg.get(p + "did-target")
-        self.prefix = cfg.get(p + "prefix")
-        self.replace_prefix = cfg.get(p + "replace-prefix") or ""
-        self.answer_polarity = cfg.get(p + "answer-supervision") == "polarity-reversal"
-        sup = cfg.get(p + "disconnect-supervision")
+        self.fxo_port = c.get("fxo-port")
+        self.did_target = c.get("did-target")
+        self.prefix = c.get("prefix")
+        self.replace_prefix = c.get("replace-prefix") or ""
+        self.answer_polarity = c.get("answer-supervision") == "polarity-reversal"
+        sup = c.get("disconnect-supervision")
         self.supervision = tuple(sup) if sup else ("battery", "loop", "busy")
-        self.dial_delay_ms = cfg.get(p + "dial-delay")
-        self.user_id = cfg.get(p + "user-id")
-        self.password = cfg.get(p + "password")
+        self.dial_delay_ms = c.get("dial-delay")
+        self.user_id = c.get("user-id")
+        self.password = c.get("password")
+
+
+def settings_of(cfg):
+    """The GatewaySettings of a configuration view, parsed once per view."""
+    return cfg.derived("gateway", GatewaySettings)
 
 
 class GatewaySettings:
@@ -306,7 +311,7 @@ def _board_ports(app, kind):
 
 
 def check(app, old, new):
-    s = GatewaySettings(new)
+    s = settings_of(new)
     fxs = _board_ports(app, "fxs")
     fxo = _board_ports(app, "fxo")
     seen = {}
@@ -365,7 +370,7 @@ def _show_gateway(app, args):
 
 
 def apply(app, old, new):
-    settings = GatewaySettings(new)
+    settings = settings_of(new)
     app.gateway_settings = settings
     if hasattr(app, "commands"):  # the real command is in service.py, loaded with the gateway
         app.commands.register("show gateway", _show_gateway,

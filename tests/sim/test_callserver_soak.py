@@ -165,9 +165,10 @@ class Soak:
         try:
             self.app = app = simulated(self.dir + "/state", seed, args=("--config", conf))
             # The stations in commits of STATIONS_PER_COMMIT, as an operator
-            # might load them: one 50-station commit allocates about 2.7 MB on
-            # MicroPython and leaves its 2 MB heap so fragmented that the
-            # 13 KB configuration file cannot be allocated.
+            # might load them: one 50-station commit allocates about 1.1 MB on
+            # MicroPython, more than half of its default 2 MB heap, in small
+            # pieces that fragment it (measured with gc disabled around
+            # load_file).
             for k in range(0, stations, STATIONS_PER_COMMIT):
                 gc.collect()
                 app.config.load_file("stations", stations_config(

@@ -202,6 +202,44 @@ def test_handler_exception_is_counted_and_the_reader_keeps_serving(rig):
     c.close()
 
 
+class _StarvedSocket:
+    """A UDP socket whose next `fails` big reads find no heap (MemoryError)."""
+
+    def __init__(self, fails, datagrams):
+        self.fails = fails
+        self.datagrams = list(datagrams)
+        self.reads = []
+
+    def recvfrom(self, n):
+        self.reads.append(n)
+        if n > 1 and self.fails:
+            self.fails -= 1
+            raise MemoryError("memory allocation failed, allocating %d bytes" % n)
+        if not self.datagrams:
+            raise OSError(11, "EAGAIN")
+        return self.datagrams.pop(0)[:n], ("127.0.0.1", 5062)
+
+
+def test_udp_read_without_heap_collects_retries_then_drops_one_datagram(rig):
+    once = _StarvedSocket(1, [b"first"])
+    assert rig.tp._udp_receive(once) == (b"first", ("127.0.0.1", 5062))
+    assert rig.tp.counters.get("dropped_no_memory", 0) == 0
+    twice = _StarvedSocket(2, [b"lost", b"next"])
+    assert rig.tp._udp_receive(twice) is False
+    assert twice.reads[-1] == 1 and rig.tp.counters["dropped_no_memory"] == 1
+    assert rig.tp._udp_receive(twice) == (b"next", ("127.0.0.1", 5062))
+    assert rig.tp._udp_receive(twice) is None
+
+
+def test_udp_burst_is_read_in_one_wake(rig):
+    c = udp_client()
+    for i in range(5):
+        c.sendto(options(rig.port, cid="burst%d" % i), ("127.0.0.1", rig.port))
+    rig.pump(1)
+    assert [m.call_id for m, _ in rig.got] == ["burst%d" % i for i in range(5)]
+    c.close()
+
+
 # --- TCP -------------------------------------------------------------------------
 
 def test_tcp_framing_across_segments_and_response_on_the_same_connection(rig):
