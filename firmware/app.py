@@ -7,7 +7,7 @@ builds it with the real clock.
 import gc
 
 from firmware import version, textfmt
-from firmware.compat import Random, wall_time, MICROPYTHON
+from firmware.compat import Random, wall_time, tune_gc, MICROPYTHON
 from firmware.commands import Registry
 from firmware.log import Log
 from firmware.sched import Scheduler, RealClock, RESTART
@@ -235,6 +235,7 @@ class Appliance:
         if self.console is not None:
             self.console_stream.activate()
             self.sched.spawn(self.console.run, "console", RESTART)
+        self.gc_threshold = tune_gc()   # after boot: the share is of what boot left free
 
     def run(self):
         self.start()
@@ -317,7 +318,11 @@ def _show_memory(app, args):
     gc.collect()
     try:
         free, used = gc.mem_free(), gc.mem_alloc()
-        return "Heap: %d bytes used, %d bytes free, %d total" % (used, free, used + free)
+        out = "Heap: %d bytes used, %d bytes free, %d total" % (used, free, used + free)
+        t = getattr(app, "gc_threshold", None)
+        if t:
+            out += "\nGarbage collection: after every %d bytes allocated" % t
+        return out
     except AttributeError:
         import resource
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -176,3 +176,25 @@ def sleep_ms(ms):
         _time.sleep_ms(ms)
     else:
         _time.sleep(ms / 1000)
+
+
+GC_THRESHOLD_MIN = const(65536)
+GC_THRESHOLD_SHARE = const(8)     # collect after allocating 1/8 of the heap free at boot
+
+
+def tune_gc():
+    """MicroPython: collect after a share of the heap has been allocated
+    instead of only when it is exhausted.  Left alone, garbage fills the whole
+    heap between collections, so the objects that survive (bindings, lingering
+    transactions) end up scattered over all of it, and after some minutes of
+    load no 16 KB hole is left for a UDP receive buffer even with 85 % of the
+    heap free (measured: 223 datagrams dropped in a 3 s REGISTER run on an
+    8 MB heap).  With a threshold the churn stays in the low part of the heap
+    and the top stays whole.  Returns the threshold (None on CPython)."""
+    if not MICROPYTHON:
+        return None
+    import gc
+    gc.collect()
+    t = max(GC_THRESHOLD_MIN, gc.mem_free() // GC_THRESHOLD_SHARE)
+    gc.threshold(t)
+    return t

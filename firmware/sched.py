@@ -79,11 +79,14 @@ class VirtualClock:
         return self._ms
 
     def advance_to(self, t):
+        # whole milliseconds, like ticks_ms: a float deadline (a test's
+        # run(until=now + 0.5 * x)) must not turn every later time into a float
         if t > self._ms:
-            self._ms = t
+            i = int(t)
+            self._ms = i if i == t else i + 1     # ceil: never before a deadline
 
     def burn(self, ms):
-        self._ms += ms
+        self._ms += int(ms)
 
 
 # --- awaitables -------------------------------------------------------------

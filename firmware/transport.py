@@ -64,6 +64,8 @@ from sip.errors import SipParseError
 from sip.transaction import salvage_response, stamp_via as _stamp_via
 
 MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
+UDP_PEEK_BYTES = const(2048)         # first read of a datagram (see _udp_receive)
+_MSG_PEEK = const(2)                 # Linux; MicroPython's socket module has no name for it
 MAX_TCP_CONNECTIONS = const(16)      # each is one scheduler task (MAX_TASKS 64)
 MAX_TCP_OUTBUF = const(65536)        # unsent bytes per connection
 TCP_IDLE_MS = const(120000)          # idle connection lifetime
@@ -357,7 +359,16 @@ class Transports:
                     s.recvfrom(1)       # discard it (the rest of a datagram is dropped)
                     self.count("dropped_no_memory")
                     return False
-                return s.recvfrom(limit + 1)
+                # Peek with a buffer that fits nearly every SIP datagram, then
+                # read it away with a 1-byte one: MicroPython allocates the
+                # whole buffer size for each read, and 16 KB per datagram
+                # would run a collection every few dozen datagrams.
+                got = s.recvfrom(UDP_PEEK_BYTES, _MSG_PEEK)
+                if len(got[0]) < UDP_PEEK_BYTES:
+                    s.recvfrom(1)
+                    return got
+                got = None
+                return s.recvfrom(limit + 1)       # a big one: read it whole
             except MemoryError:
                 gc.collect()
             except OSError as e:

@@ -174,6 +174,21 @@ def test_timed_out_waits_do_not_pile_up_on_an_event_that_is_never_set():
     assert len(ev._waiters) <= 1, len(ev._waiters)
 
 
+def test_the_virtual_clock_stays_in_whole_milliseconds():
+    s, _ = _new()
+    seen = []
+
+    async def sleeper():
+        await s.sleep(10)
+        seen.append(s.clock.now())
+
+    s.spawn(sleeper(), "sleeper")
+    s.run(until=2.5)
+    assert s.clock.now() == 3 and isinstance(s.clock.now(), int)
+    s.run()
+    assert seen == [10] and isinstance(seen[0], int)
+
+
 def test_a_crashing_task_is_logged_and_ended_without_stopping_others():
     s, logs = _new()
     out = []

@@ -210,14 +210,15 @@ class _StarvedSocket:
         self.datagrams = list(datagrams)
         self.reads = []
 
-    def recvfrom(self, n):
-        self.reads.append(n)
+    def recvfrom(self, n, flags=0):
+        self.reads.append((n, flags))
         if n > 1 and self.fails:
             self.fails -= 1
             raise MemoryError("memory allocation failed, allocating %d bytes" % n)
         if not self.datagrams:
             raise OSError(11, "EAGAIN")
-        return self.datagrams.pop(0)[:n], ("127.0.0.1", 5062)
+        data = self.datagrams[0] if flags & T._MSG_PEEK else self.datagrams.pop(0)
+        return data[:n], ("127.0.0.1", 5062)
 
 
 def test_udp_read_without_heap_collects_retries_then_drops_one_datagram(rig):
@@ -226,9 +227,29 @@ def test_udp_read_without_heap_collects_retries_then_drops_one_datagram(rig):
     assert rig.tp.counters.get("dropped_no_memory", 0) == 0
     twice = _StarvedSocket(2, [b"lost", b"next"])
     assert rig.tp._udp_receive(twice) is False
-    assert twice.reads[-1] == 1 and rig.tp.counters["dropped_no_memory"] == 1
+    assert twice.reads[-1] == (1, 0) and rig.tp.counters["dropped_no_memory"] == 1
     assert rig.tp._udp_receive(twice) == (b"next", ("127.0.0.1", 5062))
     assert rig.tp._udp_receive(twice) is None
+
+
+def test_udp_datagrams_are_peeked_small_and_read_whole_when_big(rig):
+    big = b"B" * (T.UDP_PEEK_BYTES + 10)
+    sock = _StarvedSocket(0, [b"small", big])
+    assert rig.tp._udp_receive(sock)[0] == b"small"
+    assert sock.reads == [(T.UDP_PEEK_BYTES, T._MSG_PEEK), (1, 0)]
+    del sock.reads[:]
+    assert rig.tp._udp_receive(sock)[0] == big
+    assert sock.reads == [(T.UDP_PEEK_BYTES, T._MSG_PEEK), (rig.tp.max_message + 1, 0)]
+
+
+def test_udp_big_datagram_over_loopback_arrives_whole(rig):
+    c = udp_client()
+    body = b"v=0\r\n" + b"a=x-filler:" + b"y" * (T.UDP_PEEK_BYTES * 2) + b"\r\n"
+    c.sendto(options(rig.port, cid="big", body=body), ("127.0.0.1", rig.port))
+    c.sendto(options(rig.port, cid="small"), ("127.0.0.1", rig.port))
+    rig.pump(1)
+    assert [(m.call_id, len(m.body)) for m, _ in rig.got] == [("big", len(body)), ("small", 0)]
+    c.close()
 
 
 def test_udp_burst_is_read_in_one_wake(rig):
