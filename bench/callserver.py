@@ -3,6 +3,7 @@ station-to-station calls per second, and heap (or shared memory) per
 registration and per call, for the appliance and two references.
 
     .venv/bin/python bench/callserver.py [--quick] [--targets a,b,...] [--out FILE]
+                                         [--heap-goal BYTES]
 
 Targets (default: all):
   appliance      python -m firmware on CPython, stations from a --config file
@@ -34,8 +35,10 @@ Method (SIPp, tests/interop/scenarios):
                call state after the INVITE transaction.
 
 Prints a Markdown table and writes it to bench/results/callserver.md (or
---out).  Reports numbers; exits 1 only when a measurement could not be made
-(a server did not start, SIPp failed outright), never on speed.
+--out).  Reports numbers; exits 1 when a measurement could not be made (a
+server did not start, SIPp failed outright) and, with --heap-goal, when the
+appliance's MicroPython heap per registration or per ended call exceeds it
+(CI runs `--quick --heap-goal 1024`); never on speed.
 """
 import argparse
 import os
@@ -74,8 +77,8 @@ class Plan:
         self.reg_users = 10 if quick else 20      # registrations in flight
         self.call_users = 5 if quick else 20      # calls in flight
         self.calibrate = 30 if quick else 100     # registrations / calls to size a run
-        self.heap_regs = 20 if quick else 100     # registrations for memory/registration
-        self.heap_calls = 5 if quick else 20      # calls held for memory/call
+        self.heap_regs = 50 if quick else 100     # registrations for memory/registration
+        self.heap_calls = 10 if quick else 20     # calls held for memory/call
         self.max_count = 20000 if quick else 300000   # cap of one measured run
 
 
@@ -352,10 +355,10 @@ def wait_until(pred, deadline_s, what, proc=None, interval_s=0.1):
 
 
 def settled(plan, target, proc=None, stage=""):
-    """Full runs: wait until the SIP transaction table is empty (the last
-    transactions linger 32 s, Timer J/L/M, absorbing retransmissions), so the
-    memory figures are bindings and calls, not transactions."""
-    if plan.quick or not hasattr(target, "transactions"):
+    """Wait until the SIP transaction table is empty (the last transactions
+    linger 32 s, Timer J/L/M, absorbing retransmissions), so the memory
+    figures are bindings and calls, not transactions."""
+    if not hasattr(target, "transactions"):
         return
     seen = []
 
@@ -384,9 +387,9 @@ def memory_per_call(plan, target, tmp):
     rig = CallRig(plan, target, tmp, n)
     callers, a, _ = call_exts(n)
     # every call hung up by the caller after a talk time long enough to
-    # measure with the calls up (after the transactions settle in a full run)
+    # measure with the calls up (after the transactions settle)
     csv = sipprun.calls_csv(os.path.join(tmp, "held.csv"), callers, a, a)
-    talk_ms = 3000 if plan.quick else 50000
+    talk_ms = 50000
     settled(plan, target, stage="before the calls")
     before = target.memory()
     uac, uas = rig.start(n, talk_ms, csv=csv, uac_xml=bench_uac_caller_hangs_up(tmp))
@@ -474,8 +477,7 @@ def table(rows, plan):
         "All processes share %d CPU cores." % (
             plan.reg_users, plan.call_users, plan.seconds, plan.mpy_heap,
             plan.heap_regs, plan.heap_calls,
-            "including the SIP transactions still absorbing retransmissions (quick run)"
-            if plan.quick else "measured once the appliance's transaction table is empty",
+            "measured once the appliance's transaction table is empty",
             os.cpu_count() or 0),
         "",
         "| target | REGISTER/s | calls/s | bytes/registration | bytes/call | notes |",
@@ -505,13 +507,17 @@ def table(rows, plan):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a few seconds per target (CI)")
+    ap.add_argument("--quick", action="store_true", help="short rate runs (CI); memory is still measured settled, "
+                         "so about 3 minutes in all")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS),
                     help="comma-separated subset of %s" % ", ".join(ALL_TARGETS))
     ap.add_argument("--seconds", type=float, help="length of each measured run")
     ap.add_argument("--mpy-heap", default="8M",
                     help="MicroPython heap for appliance-mpy (-X heapsize=), default 8M")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "callserver.md"))
+    ap.add_argument("--heap-goal", type=int, metavar="BYTES",
+                    help="exit 1 when appliance-mpy's heap per registration, or what a call "
+                         "still holds after it ended, exceeds BYTES (a memory goal, not speed)")
     args = ap.parse_args(argv)
     plan = Plan(args.quick, args.seconds, args.mpy_heap)
     names = [n.strip() for n in args.targets.split(",") if n.strip()]
@@ -535,7 +541,29 @@ def main(argv=None):
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(text)
-    return 1 if any(r["errors"] for r in rows) else 0
+    failed = any(r["errors"] for r in rows)
+    if args.heap_goal is not None:
+        for problem in memory_over(rows, args.heap_goal):
+            print("callserver: MEMORY GOAL MISSED: " + problem, file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
+def memory_over(rows, limit):
+    """What exceeds the heap goal in the appliance-mpy row (nothing measured
+    counts as a miss)."""
+    out = []
+    for r in rows:
+        if r["target"] != "appliance-mpy":
+            continue
+        reg = r.get("memreg")
+        held = (r.get("memcall") or (None, None))[1]
+        if reg is None or reg > limit:
+            out.append("heap per registration %s bytes (goal <= %d)" % (fmt_bytes(reg), limit))
+        if held is None or held > limit:
+            out.append("heap still held per ended call %s bytes (goal <= %d)" % (
+                fmt_bytes(held), limit))
+    return out
 
 
 if __name__ == "__main__":
