@@ -164,6 +164,20 @@ class ApplianceTarget:
         m = re.search(r"Transactions: (\d+)/", out)
         return int(m.group(1)) if m else None
 
+    def tables(self):
+        """{table: peak} from `show sip statistics`: the largest each table got."""
+        out = self.app.command("show sip statistics", timeout_s=30)
+        peaks = {}
+        m = re.search(r"Transactions: \d+/(\d+) \(peak (\d+)\)", out)
+        if m:
+            peaks["transactions"] = int(m.group(2))
+            peaks["transactions max"] = int(m.group(1))
+        for name in ("bindings", "calls", "dialogs"):
+            m = re.search(r"^\s*%s peak\s+(\d+)" % name, out, re.M)
+            if m:
+                peaks[name] = int(m.group(1))
+        return peaks
+
     def crash(self):
         """The first task crash in the appliance's log, if any, for the error."""
         try:
@@ -435,6 +449,9 @@ def measure(name, plan, tmp):
             break
         try:
             row[key] = fns[key](plan, t, tmp)
+            if hasattr(t, "tables"):
+                for k, v in t.tables().items():
+                    row.setdefault("tables", {})[k] = max(v, row.get("tables", {}).get(k, 0))
         except Exception as e:
             why = ""
             crash = getattr(t, "crash", None)
@@ -495,6 +512,11 @@ def table(rows, plan):
         mem = (r.get("memreg"), memcall[0])
         if memcall[1] is not None:
             notes.append("%.0f bytes per call still held after the calls ended" % memcall[1])
+        tb = r.get("tables")
+        if tb:
+            notes.append("largest tables: %d/%d transactions, %d bindings, %d calls, %d dialogs" % (
+                tb.get("transactions", 0), tb.get("transactions max", 0), tb.get("bindings", 0),
+                tb.get("calls", 0), tb.get("dialogs", 0)))
         notes += ["ERROR " + e for e in r["errors"]]
         reg = r.get("reg")
         lines.append("| %s | %s | %s | %s | %s | %s |" % (

@@ -526,7 +526,8 @@ class SipCore:
                  "  Transport: UDP/TCP port %s, IPv6 %s, DSCP %s, TCP connections %d/%d" % (
                      tp.port, "yes" if tp.ipv6 else "no",
                      "-" if tp.dscp is None else tp.dscp, len(tp.conns), tp.max_connections),
-                 "  Transactions: %d/%d" % (len(self.layer), self.layer.max_transactions)]
+                 "  Transactions: %d/%d (peak %d)" % (len(self.layer), self.layer.max_transactions,
+                                                      self.layer.peak)]
         for group in (tp.counters, self.layer.stats, self.counters):
             for name in sorted(group):
                 lines.append("  %-32s %d" % (name.replace("_", " "), group[name]))

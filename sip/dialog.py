@@ -328,6 +328,7 @@ class DialogTable:
     def __init__(self, max_dialogs=MAX_DIALOGS):
         self.max_dialogs = max_dialogs
         self._d = {}
+        self.peak = 0             # most dialogs held at once
         self.stats = {"overflow": 0}
 
     def __len__(self):
@@ -344,6 +345,8 @@ class DialogTable:
             self.stats["overflow"] += 1
             raise DialogTableFull("dialog table full (%d)" % self.max_dialogs)
         self._d[k] = d
+        if len(self._d) > self.peak:
+            self.peak = len(self._d)
         return d
 
     def find(self, call_id, local_tag, remote_tag):

@@ -499,6 +499,7 @@ class TransactionLayer:
         self.trying_delay = trying_delay
         self.retransmit_2xx = retransmit_2xx
         self._txns = {}
+        self.peak = 0             # most transactions held at once (sizing MAX_TRANSACTIONS)
         self._acc = {}          # ACK-to-2xx index -> Accepted IST
         self._seq = 0
         self._out = []
@@ -590,6 +591,8 @@ class TransactionLayer:
         self._seq += 1
         txn.seq = self._seq
         self._txns[txn.key] = txn
+        if len(self._txns) > self.peak:
+            self.peak = len(self._txns)
         return True
 
     # ---- client side ----

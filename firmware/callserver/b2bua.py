@@ -240,6 +240,7 @@ class B2bua:
     def __init__(self, cs):
         self.cs = cs
         self.calls = []
+        self.peak = 0             # most calls at once (sizing max-calls)
         self.next_id = 0
         self.active = {}          # station name -> calls it is in
         self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
@@ -336,6 +337,8 @@ class B2bua:
             return
         self.calls.append(call)
         self.counters["calls"] += 1
+        if len(self.calls) > self.peak:
+            self.peak = len(self.calls)
         for st in (caller, callee):
             if st is not None:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
@@ -366,7 +369,9 @@ class B2bua:
             call.end("shutdown")
 
     def statistics(self):
-        out = [("calls now", len(self.calls))]
+        ua = self.cs.ua
+        out = [("calls now", len(self.calls)), ("calls peak", self.peak),
+               ("dialogs now", len(ua.dialogs)), ("dialogs peak", ua.dialogs.peak)]
         for k in sorted(self.counters):
             out.append((k.replace("_", " "), self.counters[k]))
         return out
