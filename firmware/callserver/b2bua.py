@@ -39,11 +39,25 @@ classed 011/00 international, 1/0 national, else local; 403 beyond the
 station's class); else 404.  A station without a registered contact gets
 480, or its calls go to forward-unreachable (at most MAX_FORWARD_HOPS
 times).  A station already in a call gets 486 unless it has call waiting.
+
+Hunt groups (an extension, or a DID for trunk calls, answered by member
+stations, SIP phones or FXS ports alike): ring-all forks to every member's
+contacts at once; linear rings one member after the other, each for
+ring-timeout; circular does the same starting after the member who
+answered the group's last call.  Members already in a call without call
+waiting are skipped (they count as 486), a member that refuses or fails
+passes the call on at once, a leg whose turn has passed is cancelled and
+ignored if it answers late (ACK + BYE).  When no member is left the call
+goes to the group's no-answer target (a station, another group or an
+outside number, at most MAX_FORWARD_HOPS times), else fails with the best
+status: 486 when every member was busy, 480 when they only rang out.  The
+member who answers is the call's callee from then on (busy, `show calls`).
 """
 from firmware.compat import const
 from firmware.gateway.ua import InviteSession, PENDING, CONFIRMED, TERMINATED
+from firmware.callserver.config import MAX_HUNT_GROUPS
 
-MAX_FORKS = const(8)            # contacts rung at once for one call
+MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
 MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
 
 _COR_RANK = {"internal": 0, "local": 1, "national": 2, "international": 3}
@@ -84,6 +98,15 @@ def fix_sdp(body, public):
     return b"\n".join(lines) if changed else body
 
 
+class _Target:
+    """A leg destination shaped like a registrar binding (contact, dest, nat)."""
+    nat = False
+
+    def __init__(self, contact, dest):
+        self.contact = contact
+        self.dest = dest
+
+
 def _public_of(flow):
     return flow[0] if flow is not None else None
 
@@ -106,6 +129,9 @@ class Call:
         self.answered = None
         self.timer = None
         self.rung = False
+        self.group = None             # HuntGroup the call was dialled to
+        self.steps = []               # groups: member Stations still to ring, in turn
+        self.hops = 0                 # forwards taken (no-answer targets)
 
     def __repr__(self):
         return "<Call %d %s->%s %s>" % (self.id, self.caller_num, self.number, self.state)
@@ -123,11 +149,14 @@ class Call:
             self.state = "ringing"
 
     def on_answer(self, s):
-        if self.b is not None or self.a.state not in ("calling", "early"):
-            s.bye()
+        if self.b is not None or s not in self.legs or self.a.state not in ("calling", "early"):
+            s.bye()              # late fork, or a member whose turn had passed
             self._drop_leg(s)
             return
         self.b = s
+        if self.callee is None and s.user is not None:   # a hunt group member answered
+            self.callee = s.user
+            self.b2b.member_answered(self, s.user)
         for leg in self.legs:
             if leg is not s:
                 leg.cancel()
@@ -142,9 +171,14 @@ class Call:
         self.b2b.counters["answered"] += 1
 
     def on_failed(self, s, status):
+        if s not in self.legs:
+            return               # a leg already cancelled (hunting moved on)
         self._drop_leg(s)
         self.statuses.append(status)
         if self.b is None and not self.legs and self.state != "ended":
+            if self.group is not None:
+                self.b2b.hunt(self)
+                return
             self.a.reject(self._best())
             self.end("failed %d" % self._best())
 
@@ -171,6 +205,8 @@ class Call:
                 leg.hangup()
             self.end("caller " + reason)
         else:
+            if s is not self.b and s not in self.legs:
+                return           # a cancelled leg ending late
             self._drop_leg(s)
             if s is self.b or not self.legs:
                 if self.a.state == CONFIRMED:
@@ -221,6 +257,9 @@ class Call:
 
     def no_answer(self):
         self.timer = None
+        if self.group is not None and self.b is None and self.state != "ended":
+            self.b2b.hunt(self)     # this member (ring-all: the group) rang long enough
+            return
         if self.state in ("routing", "ringing") and self.b is None:
             for leg in self.legs:
                 leg.cancel()
@@ -240,13 +279,14 @@ class B2bua:
     def __init__(self, cs):
         self.cs = cs
         self.calls = []
+        self.rotor = {}           # circular hunt group name -> member index to start at
         self.peak = 0             # most calls at once (sizing max-calls)
         self.next_id = 0
         self.active = {}          # station name -> calls it is in
         self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
                          "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
-                         "reinvites_relayed": 0}
+                         "reinvites_relayed": 0, "group_calls": 0, "forks_capped": 0}
 
     def busy(self, name):
         return self.active.get(name, 0)
@@ -257,6 +297,11 @@ class B2bua:
         st = s.by_ext.get(number)
         if st is None and trunk_call:
             st = s.by_did.get(number)
+        g = s.group_by_ext.get(number)
+        if g is None and trunk_call:
+            g = s.group_by_did.get(number)
+        if g is not None:
+            return ("group", g)
         if st is not None:
             if not self.cs.registrar.contacts(st.name):
                 fwd = st.forward_unreachable
@@ -299,7 +344,7 @@ class B2bua:
             sreq.respond(404)
             return
         route = self._resolve(number, caller, trunk_call)
-        if route[0] not in ("station", "trunk"):
+        if route[0] not in ("station", "trunk", "group"):
             sreq.respond(route[0], route[1])
             return
         callee = route[1] if route[0] == "station" else None
@@ -309,43 +354,145 @@ class B2bua:
             return
         self.next_id += 1
         call = Call(self, sreq, caller, caller_num, caller_name, callee,
-                    callee.extension if callee is not None else route[1])
+                    route[1].extension if route[0] != "trunk" else route[1])
         a = InviteSession.uas(cs.ua, sreq, call)
         a.flow = flow
         call.a = a
-        body = fix_sdp(a.remote_body, _public_of(flow))
-        domain = cs.core.domain
-        from_uri = "sip:%s@%s" % (caller_num or "anonymous", domain)
-        if callee is not None:
-            to_uri = "sip:%s@%s" % (callee.extension, domain)
-            targets = [(b.contact, b.dest, b) for b in cs.registrar.contacts(callee.name)[:MAX_FORKS]]
-        else:
-            to_uri = "sip:%s@%s" % (route[1], domain)
-            gw = (cs.ua.host, cs.ua.port)
-            targets = [("sip:%s@%s:%d;line=fxo" % (route[1], gw[0], gw[1]), gw, None)]
-        for contact, dest, b in targets:
-            leg = cs.ua.invite(contact, from_uri, to_uri, dest, body, call, display=caller_name,
-                               contact_user=caller_num or "anonymous")
-            if leg is None:
-                continue
-            if b is not None and b.nat:
-                leg.flow = dest
-            call.legs.append(leg)
-        if not call.legs:
+        call.body = fix_sdp(a.remote_body, _public_of(flow))
+        call.from_uri = "sip:%s@%s" % (caller_num or "anonymous", cs.core.domain)
+        call.to_uri = "sip:%s@%s" % (call.number, cs.core.domain)
+        if route[0] == "group":
+            self._admit(call)
+            self.counters["group_calls"] += 1
+            call.group = route[1]
+            call.steps = self._hunt_order(route[1])
+            self.hunt(call)
+            return
+        if not self._ring(call, route):
             a.reject(503, "No Route Available")
             call.state = "ended"
             return
+        self._admit(call)
+
+    def _ring(self, call, route):
+        """Start the legs of a station or trunk route: how many started."""
+        cs = self.cs
+        if route[0] == "station":
+            return self._fork(call, None, cs.registrar.contacts(route[1].name))
+        gw = (cs.ua.host, cs.ua.port)
+        return self._fork(call, None, (_Target("sip:%s@%s:%d;line=fxo" % (route[1], gw[0], gw[1]),
+                                               gw),))
+
+    def _fork(self, call, member, bindings):
+        """One UAC leg per binding (contact); member: the hunt group member
+        they belong to (None for a plain station or trunk call)."""
+        cs = self.cs
+        n = 0
+        for b in bindings:
+            if len(call.legs) >= MAX_FORKS:
+                self.counters["forks_capped"] += 1
+                break
+            leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
+                               display=call.caller_name,
+                               contact_user=call.caller_num or "anonymous")
+            if leg is None:
+                continue
+            leg.user = member
+            if b.nat:
+                leg.flow = b.dest
+            call.legs.append(leg)
+            n += 1
+        return n
+
+    def _admit(self, call):
+        s = self.cs.settings
         self.calls.append(call)
         self.counters["calls"] += 1
         if len(self.calls) > self.peak:
             self.peak = len(self.calls)
-        for st in (caller, callee):
+        for st in (call.caller, call.callee):
             if st is not None:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
+        if call.group is None:
+            self._ring_timer(call, s.no_answer_ms)
+
+    def _ring_timer(self, call, ms):
+        call._stop_timer()
         try:
-            call.timer = cs.core.call_later(s.no_answer_ms, call.no_answer)
-        except Exception:
+            call.timer = self.cs.core.call_later(ms, call.no_answer)
+        except Exception:      # TU timer table full: the caller can still hang up
             call.timer = None
+
+    # -- hunt groups
+    def _hunt_order(self, g):
+        """The steps of a hunt: lists of member Stations rung together."""
+        by_ext = self.cs.settings.by_ext
+        members = [by_ext[m] for m in g.members if m in by_ext]
+        if not members:
+            return []
+        if g.type == "ring-all":
+            return [members]
+        if g.type == "circular":
+            k = self.rotor.get(g.name, 0) % len(members)
+            members = members[k:] + members[:k]
+        return [[m] for m in members]
+
+    def hunt(self, call):
+        """Ring the next step of call's hunt group; when none is left, the
+        group's no-answer target, else the best failure (480 when members
+        only rang out)."""
+        for leg in call.legs:
+            leg.cancel()
+        call.legs = []
+        call._stop_timer()
+        g = call.group
+        while call.steps:
+            n = 0
+            for st in call.steps.pop(0):
+                if st is call.caller:
+                    continue
+                if self.busy(st.name) and not st.call_waiting:
+                    call.statuses.append(486)
+                    continue
+                n += self._fork(call, st, self.cs.registrar.contacts(st.name))
+            if n:
+                self._ring_timer(call, g.ring_ms)
+                return
+        call.group = None
+        target = g.no_answer_target
+        if target and call.hops < MAX_FORWARD_HOPS:
+            call.hops += 1
+            self.counters["forwarded"] += 1
+            route = self._resolve(target, call.caller, False, call.hops)
+            if route[0] == "group":
+                call.group = route[1]
+                call.steps = self._hunt_order(route[1])
+                return self.hunt(call)
+            if route[0] == "station" and self.busy(route[1].name) and not route[1].call_waiting:
+                route = (486, None)
+            if route[0] in ("station", "trunk"):
+                call.to_uri = "sip:%s@%s" % (target, self.cs.core.domain)
+                if self._ring(call, route):
+                    if route[0] == "station":
+                        call.callee = route[1]
+                        self.active[route[1].name] = self.active.get(route[1].name, 0) + 1
+                    self._ring_timer(call, self.cs.settings.no_answer_ms)
+                    return
+            else:
+                call.statuses.append(route[0])
+        status = call._best()
+        call.a.reject(status, "No Answer" if status == 480 else None)
+        call.end("hunt group: %d" % status)
+
+    def member_answered(self, call, st):
+        """A hunt group member took the call: it is now in a call, and a
+        circular group starts after it next time."""
+        self.active[st.name] = self.active.get(st.name, 0) + 1
+        g = call.group
+        if g is not None and g.type == "circular" and st.extension in g.members:
+            if g.name not in self.rotor and len(self.rotor) >= MAX_HUNT_GROUPS:
+                self.rotor = {}       # groups renamed or deleted over time: start over
+            self.rotor[g.name] = g.members.index(st.extension) + 1
 
     def ended(self, call, why):
         if call in self.calls:

@@ -13,6 +13,14 @@ firmware/gateway/config.py, shared with the analog gateway):
             unknown-source reject;      # reject | trunk: INVITEs not from a station
             no-answer-timeout 60;       # seconds a call rings before 480
         }
+        hunt-group sales {
+            extension 600;
+            member [ 2001 2002 1001 ];  # station extensions (SIP or FXS), hunting order
+            type linear;                # linear | circular | ring-all
+            ring-timeout 15;            # per member (ring-all: the whole group)
+            no-answer-target 2010;      # else 480 when nobody answers
+            did 5550600;
+        }
     }
 
 Commit checks (precise errors): a SIP station without a password, an FXS
@@ -20,7 +28,9 @@ station without fxs-port (or a SIP station with one), a stored HA1 for
 another user or realm than the station now has (the password must be typed
 again), min-expires > default-expires > max-expires, a DID used twice, a
 forward-unreachable target that is the station itself, licence count above
-MAX_BINDINGS.
+MAX_BINDINGS; a hunt group whose extension is a station's extension or user
+ID or another group's, without members, with a member that is no station's
+extension, with a DID already used, or that is its own no-answer target.
 
 The apply hook keeps CallServerSettings on app.callserver_settings and
 builds the CallServer (firmware/callserver/service.py) once a station is
@@ -34,6 +44,8 @@ from firmware.gateway.config import BASE, settings_of, realm_of
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
 MAX_CS_DIALOGS = const(512)     # dialogs, ceiling of max-dialogs
+MAX_HUNT_GROUPS = const(32)
+MAX_GROUP_MEMBERS = const(16)
 
 S.register(BASE, S.Container("call-server", "The branch call server: registrar and call control", children=(
     S.Leaf("max-registrations", S.Integer(1, MAX_BINDINGS), default=100,
@@ -58,6 +70,35 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
            help="How long a call rings before it ends with 480"),
 )))
+
+S.register(BASE, S.List(
+    "hunt-group", "Stations answering one extension together (ring group) or in turn (hunt group)",
+    key=S.Name(), max_entries=MAX_HUNT_GROUPS, key_help="Group name", children=(
+        S.Leaf("extension", S.String(2, 8, digits=True), mandatory=True,
+               help="Extension number of the group"),
+        S.LeafList("member", S.String(2, 8, digits=True), max_items=MAX_GROUP_MEMBERS,
+                   help="Station extensions, in hunting order (SIP phones or FXS ports)"),
+        S.Leaf("type", S.Enum(("linear", "circular", "ring-all")), default="linear",
+               help="linear: first member first; circular: after the last one who answered; "
+                    "ring-all: every member at once"),
+        S.Leaf("ring-timeout", S.Integer(5, 120, "seconds"), default=15,
+               help="How long a member rings before the next (ring-all: the whole group)"),
+        S.Leaf("no-answer-target", S.String(1, 24, charset="0123456789*#"),
+               help="Number that gets the call when no member answers (default: 480)"),
+        S.Leaf("did", S.String(1, 16, digits=True), help="Direct inward dialling number"),
+    )))
+
+
+class HuntGroup:
+    def __init__(self, name, cfg):
+        c = cfg.section("%s hunt-group %s" % (BASE, name))
+        self.name = name
+        self.extension = c.get("extension")
+        self.members = tuple(c.get("member") or ())
+        self.type = c.get("type")
+        self.ring_ms = c.get("ring-timeout") * 1000
+        self.no_answer_target = c.get("no-answer-target")
+        self.did = c.get("did")
 
 
 class CallServerSettings:
@@ -86,6 +127,13 @@ class CallServerSettings:
             self.by_user[st.user_id] = st
             if st.did:
                 self.by_did[st.did] = st
+        self.groups = [HuntGroup(n, cfg) for n in cfg.entries(BASE + " hunt-group")]
+        self.group_by_ext = {}
+        self.group_by_did = {}
+        for g in self.groups:
+            self.group_by_ext[g.extension] = g
+            if g.did:
+                self.group_by_did[g.did] = g
 
     def station_for_aor(self, user):
         """The station an AoR / From user names: extension or user ID."""
@@ -135,11 +183,36 @@ def check(app, old, new):
             raise ConfigError(path + " user-id", st.user_id, "already used by another station")
         if st.did:
             if st.did in dids:
-                raise ConfigError(path + " did", st.did, "already the DID of station %s" % dids[st.did])
-            dids[st.did] = st.name
+                raise ConfigError(path + " did", st.did, "already the DID of %s" % dids[st.did])
+            dids[st.did] = "station " + st.name
         if st.forward_unreachable == st.extension:
             raise ConfigError(path + " forward-unreachable", st.forward_unreachable,
                               "is the station's own extension")
+    seen = {}
+    for g in s.groups:
+        path = "%s hunt-group %s" % (BASE, g.name)
+        if g.extension in s.by_ext:
+            raise ConfigError(path + " extension", g.extension,
+                              "is the extension of station %s" % s.by_ext[g.extension].name)
+        if g.extension in s.by_user:
+            raise ConfigError(path + " extension", g.extension,
+                              "is the user ID of station %s" % s.by_user[g.extension].name)
+        if g.extension in seen:
+            raise ConfigError(path + " extension", g.extension,
+                              "already the extension of hunt group %s" % seen[g.extension])
+        seen[g.extension] = g.name
+        if not g.members:
+            raise ConfigError(path + " member", None, "a hunt group needs at least one member")
+        for m in g.members:
+            if m not in s.by_ext:
+                raise ConfigError(path + " member", m, "no station has this extension")
+        if g.did:
+            if g.did in dids:
+                raise ConfigError(path + " did", g.did, "already the DID of %s" % dids[g.did])
+            dids[g.did] = "hunt group " + g.name
+        if g.no_answer_target == g.extension:
+            raise ConfigError(path + " no-answer-target", g.no_answer_target,
+                              "is the group's own extension")
 
 
 def _lazy(name):

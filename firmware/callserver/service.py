@@ -246,7 +246,10 @@ def _show_calls(app, args):
         who = c.caller_num or "anonymous"
         if c.caller is None:
             who += " (trunk)"
-        rows.append((str(c.id), who, c.number, c.state, duration(now - since)))
+        callee = c.number
+        if c.callee is not None and c.callee.extension != c.number:
+            callee += " (%s)" % c.callee.extension   # the hunt group member or forward target
+        rows.append((str(c.id), who, callee, c.state, duration(now - since)))
     return head + "\n" + table(rows)
 
 

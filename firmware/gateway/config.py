@@ -249,6 +249,10 @@ class GatewaySettings:
             }
         self.stations = [Station(n, cfg) for n in cfg.entries(BASE + " station")]
         self.trunks = [Trunk(n, cfg) for n in cfg.entries(BASE + " trunk")]
+        # hunt groups are the call server's (firmware/callserver/config.py); the
+        # analog side dials them and lets trunks deliver DIDs to them
+        self.group_exts = tuple(cfg.get("%s hunt-group %s extension" % (BASE, n))
+                                for n in cfg.entries(BASE + " hunt-group"))
         d = BASE + " dial-plan "
         self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
         self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
@@ -291,8 +295,8 @@ class GatewaySettings:
         if self.patterns is not None:
             return self.patterns
         out = []
-        for s in self.stations:
-            p = "X" * len(s.extension)
+        for ext in [s.extension for s in self.stations] + list(self.group_exts):
+            p = "X" * len(ext)
             if p not in out:
                 out.append(p)
         for t in self.trunks:
@@ -343,14 +347,16 @@ def check(app, old, new):
             raise ConfigError(path + " fxo-port", t.fxo_port,
                               "FXO port %d is already used by trunk %s" % (t.fxo_port, seen[t.fxo_port]))
         seen[t.fxo_port] = t.name
-        if t.did_target and t.did_target != "auto-attendant" and t.did_target not in exts:
-            raise ConfigError(path + " did-target", t.did_target, "no station has this extension")
+        if (t.did_target and t.did_target != "auto-attendant" and t.did_target not in exts
+                and t.did_target not in s.group_exts):
+            raise ConfigError(path + " did-target", t.did_target,
+                              "no station or hunt group has this extension")
         if t.prefix:
-            for e in exts:
+            for e in list(exts) + list(s.group_exts):
                 if e.startswith(t.prefix):
                     raise ConfigError(path + " prefix", t.prefix,
-                                      "extension %s of station %s starts with the trunk prefix" % (
-                                          e, exts[e]))
+                                      "extension %s of %s starts with the trunk prefix" % (
+                                          e, "station " + exts[e] if e in exts else "a hunt group"))
     if s.flash_min >= s.flash_max:
         raise ConfigError(BASE + " analog hook-flash-min", s.flash_min,
                           "must be less than hook-flash-max (%d)" % s.flash_max)

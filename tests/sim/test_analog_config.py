@@ -31,7 +31,7 @@ def test_commit_errors_are_precise(tmp_path):
         e = _commit_error(app, base + [B + "trunk t fxo-port 3"])
         assert "trunk t fxo-port 3: this board has no FXO port 3" in e, e
         e = _commit_error(app, base + [B + "trunk t fxo-port 1", B + "trunk t did-target 2000"])
-        assert "did-target 2000: no station has this extension" in e, e
+        assert "did-target 2000: no station or hunt group has this extension" in e, e
         e = _commit_error(app, base + [B + "trunk t fxo-port 1", B + "trunk t prefix 1"])
         assert "extension 1001 of station a starts with the trunk prefix" in e, e
         e = _commit_error(app, [B + "dial-plan pattern 9.1"])
