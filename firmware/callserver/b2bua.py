@@ -132,6 +132,7 @@ class Call:
         self.group = None             # HuntGroup the call was dialled to
         self.steps = []               # groups: member Stations still to ring, in turn
         self.hops = 0                 # forwards taken (no-answer targets)
+        self.aa = None                # AaCall while the auto attendant holds the caller
 
     def __repr__(self):
         return "<Call %d %s->%s %s>" % (self.id, self.caller_num, self.number, self.state)
@@ -149,10 +150,13 @@ class Call:
             self.state = "ringing"
 
     def on_answer(self, s):
-        if self.b is not None or s not in self.legs or self.a.state not in ("calling", "early"):
+        if self.b is not None or s not in self.legs or (
+                self.aa is None and self.a.state not in ("calling", "early")):
             s.bye()              # late fork, or a member whose turn had passed
             self._drop_leg(s)
             return
+        if self.aa is not None:
+            return self._answer_from_attendant(s)
         self.b = s
         if self.callee is None and s.user is not None:   # a hunt group member answered
             self.callee = s.user
@@ -179,8 +183,52 @@ class Call:
             if self.group is not None:
                 self.b2b.hunt(self)
                 return
-            self.a.reject(self._best())
-            self.end("failed %d" % self._best())
+            self.fail(self._best())
+
+    def fail(self, status, reason=None):
+        """Nobody took the call: the caller gets status, or goes back to the
+        auto attendant when it came from there."""
+        for leg in self.legs:
+            leg.cancel()
+        self.legs = []
+        self._stop_timer()
+        if self.aa is not None and self.a.state == CONFIRMED:
+            if self.callee is not None:
+                self.b2b.release_station(self.callee)
+                self.callee = None
+            self.b2b.cs.attendant.transfer_failed(self, status)
+            return
+        self.a.reject(status, reason)
+        self.end("failed %d" % status)
+
+    def _answer_from_attendant(self, s):
+        """The transfer target answered: re-INVITE the caller with its SDP
+        (the target got the caller's original offer) and free the attendant."""
+        self.b = s
+        for leg in self.legs:
+            if leg is not s:
+                leg.cancel()
+        self.legs = [s]
+        self._stop_timer()
+        if self.callee is None and s.user is not None:
+            self.callee = s.user
+            self.b2b.member_answered(self, s.user)
+        self.b2b.cs.attendant.release(self)
+
+        def done(status, s=s):
+            if not 200 <= status < 300 and self.state != "ended":
+                s.bye()
+                self.a.bye()
+                self.end("caller refused the transfer (%d)" % status)
+
+        if not self.a.reinvite(fix_sdp(s.remote_body, _public_of(s.flow)), done):
+            s.bye()
+            self.a.bye()
+            self.end("caller busy with another offer")
+            return
+        self.state = "connected"
+        self.answered = self.b2b.cs.now()
+        self.b2b.counters["answered"] += 1
 
     def _best(self):
         sts = self.statuses
@@ -261,11 +309,7 @@ class Call:
             self.b2b.hunt(self)     # this member (ring-all: the group) rang long enough
             return
         if self.state in ("routing", "ringing") and self.b is None:
-            for leg in self.legs:
-                leg.cancel()
-            self.legs = []
-            self.a.reject(480, "No Answer")
-            self.end("no answer")
+            self.fail(480, "No Answer")
 
     def end(self, why):
         if self.state == "ended":
@@ -302,6 +346,8 @@ class B2bua:
             g = s.group_by_did.get(number)
         if g is not None:
             return ("group", g)
+        if number == s.attendant.extension and self.cs.attendant is not None:
+            return ("attendant", s.attendant)
         if st is not None:
             if not self.cs.registrar.contacts(st.name):
                 fwd = st.forward_unreachable
@@ -344,7 +390,7 @@ class B2bua:
             sreq.respond(404)
             return
         route = self._resolve(number, caller, trunk_call)
-        if route[0] not in ("station", "trunk", "group"):
+        if route[0] not in ("station", "trunk", "group", "attendant"):
             sreq.respond(route[0], route[1])
             return
         callee = route[1] if route[0] == "station" else None
@@ -361,6 +407,14 @@ class B2bua:
         call.body = fix_sdp(a.remote_body, _public_of(flow))
         call.from_uri = "sip:%s@%s" % (caller_num or "anonymous", cs.core.domain)
         call.to_uri = "sip:%s@%s" % (call.number, cs.core.domain)
+        if route[0] == "attendant":
+            self._admit(call, ring=False)
+            if not cs.attendant.take(call):
+                a.reject(486, "Attendant Busy")
+                call.end("attendant busy")
+                return
+            call.state = "attendant"
+            return
         if route[0] == "group":
             self._admit(call)
             self.counters["group_calls"] += 1
@@ -404,7 +458,7 @@ class B2bua:
             n += 1
         return n
 
-    def _admit(self, call):
+    def _admit(self, call, ring=True):
         s = self.cs.settings
         self.calls.append(call)
         self.counters["calls"] += 1
@@ -413,7 +467,7 @@ class B2bua:
         for st in (call.caller, call.callee):
             if st is not None:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
-        if call.group is None:
+        if ring and call.group is None:
             self._ring_timer(call, s.no_answer_ms)
 
     def _ring_timer(self, call, ms):
@@ -481,8 +535,44 @@ class B2bua:
             else:
                 call.statuses.append(route[0])
         status = call._best()
-        call.a.reject(status, "No Answer" if status == 480 else None)
-        call.end("hunt group: %d" % status)
+        call.fail(status, "No Answer" if status == 480 else None)
+
+    # -- the auto attendant's transfers
+    def transfer_from_attendant(self, call, number):
+        """Ring number for a caller the attendant holds (see attendant.py)."""
+        route = self._resolve(number, None, False)
+        call.statuses = []
+        call.to_uri = "sip:%s@%s" % (number, self.cs.core.domain)
+        call.number = number
+        if route[0] == "group":
+            call.group = route[1]
+            call.steps = self._hunt_order(route[1])
+            return self.hunt(call)
+        if route[0] == "station":
+            st = route[1]
+            if self.busy(st.name) and not st.call_waiting:
+                return call.fail(486)
+        elif route[0] != "trunk":
+            return call.fail(route[0])
+        if not self._ring(call, route):
+            return call.fail(480)
+        if route[0] == "station":
+            call.callee = route[1]
+            self.active[route[1].name] = self.active.get(route[1].name, 0) + 1
+        call.state = "ringing"
+        self._ring_timer(call, self.cs.settings.no_answer_ms)
+
+    def hang_up_attendant(self, call):
+        if call.a is not None:
+            call.a.bye()
+        call.end("attendant hung up")
+
+    def release_station(self, st):
+        n = self.active.get(st.name, 0) - 1
+        if n > 0:
+            self.active[st.name] = n
+        else:
+            self.active.pop(st.name, None)
 
     def member_answered(self, call, st):
         """A hunt group member took the call: it is now in a call, and a
@@ -495,17 +585,15 @@ class B2bua:
             self.rotor[g.name] = g.members.index(st.extension) + 1
 
     def ended(self, call, why):
+        if call.aa is not None:
+            self.cs.attendant.release(call)
         if call in self.calls:
             self.calls.remove(call)
             if call.answered is not None:
                 self.counters["completed"] += 1
             for st in (call.caller, call.callee):
                 if st is not None:
-                    n = self.active.get(st.name, 0) - 1
-                    if n > 0:
-                        self.active[st.name] = n
-                    else:
-                        self.active.pop(st.name, None)
+                    self.release_station(st)
 
     def hangup_all(self):
         for call in list(self.calls):

@@ -39,12 +39,15 @@ configured, so that its code stays out of the heap otherwise.
 from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
-from firmware.gateway.config import BASE, settings_of, realm_of
+from firmware.gateway.config import BASE, settings_of, realm_of, _ENA
 
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
 MAX_CS_DIALOGS = const(512)     # dialogs, ceiling of max-dialogs
 MAX_HUNT_GROUPS = const(32)
+MAX_PROMPT_BYTES = const(491520)   # a 60 s G.711 greeting (+ a WAV header)
+_FILE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+_DIAL_CHARS = "0123456789*#"
 MAX_GROUP_MEMBERS = const(16)
 
 S.register(BASE, S.Container("call-server", "The branch call server: registrar and call control", children=(
@@ -89,6 +92,44 @@ S.register(BASE, S.List(
     )))
 
 
+S.register(BASE, S.Container(
+    "auto-attendant", "Answers calls with a greeting and transfers them by the digits dialled",
+    children=(
+        S.Leaf("extension", S.String(2, 8, digits=True),
+               help="Extension of the attendant (a trunk's did-target auto-attendant rings it)"),
+        S.Leaf("greeting", S.String(1, 64, charset=_FILE_CHARS),
+               help="Prompt file in the flash's prompts/ directory: WAV (G.711 u-law or A-law, "
+                    "8 kHz mono) or raw .ul/.al (default: two beeps)"),
+        S.Leaf("digit-timeout", S.Integer(2, 20, "seconds"), default=5,
+               help="Wait for the first or the next digit"),
+        S.Leaf("max-retries", S.Integer(0, 5), default=2,
+               help="Greeting replays after no input or an invalid entry"),
+        S.Leaf("operator", S.String(1, 24, charset=_DIAL_CHARS),
+               help="Number for 0 and for callers who enter nothing valid (default: hang up)"),
+        S.Leaf("dial-by-extension", S.Enum(_ENA), default="enable",
+               help="Callers may dial a station or hunt group extension"),
+        S.List("menu", "A single-key choice of the greeting", key=S.String(1, 1, charset="0123456789*"),
+               max_entries=11, key_help="Key", children=(
+                   S.Leaf("target", S.String(1, 24, charset=_DIAL_CHARS), mandatory=True,
+                          help="Number the key transfers to"),
+               )),
+    )))
+
+
+class AttendantSettings:
+    def __init__(self, cfg):
+        c = cfg.section(BASE + " auto-attendant")
+        self.extension = c.get("extension")
+        self.greeting = c.get("greeting")
+        self.digit_ms = c.get("digit-timeout") * 1000
+        self.max_retries = c.get("max-retries")
+        self.operator = c.get("operator")
+        self.by_extension = c.get("dial-by-extension") != "disable"
+        self.menu = {}
+        for key in cfg.entries(BASE + " auto-attendant menu"):
+            self.menu[key] = cfg.get("%s auto-attendant menu %s target" % (BASE, key))
+
+
 class HuntGroup:
     def __init__(self, name, cfg):
         c = cfg.section("%s hunt-group %s" % (BASE, name))
@@ -128,6 +169,7 @@ class CallServerSettings:
             if st.did:
                 self.by_did[st.did] = st
         self.groups = [HuntGroup(n, cfg) for n in cfg.entries(BASE + " hunt-group")]
+        self.attendant = AttendantSettings(cfg)
         self.group_by_ext = {}
         self.group_by_did = {}
         for g in self.groups:
@@ -213,6 +255,34 @@ def check(app, old, new):
         if g.no_answer_target == g.extension:
             raise ConfigError(path + " no-answer-target", g.no_answer_target,
                               "is the group's own extension")
+    _check_attendant(app, s)
+
+
+def _check_attendant(app, s):
+    aa = s.attendant
+    path = BASE + " auto-attendant"
+    if aa.extension is None:
+        if aa.greeting or aa.menu or aa.operator:
+            raise ConfigError(path + " extension", None, "the auto attendant needs an extension")
+        return
+    if aa.extension in s.by_ext or aa.extension in s.by_user or aa.extension in s.group_by_ext:
+        raise ConfigError(path + " extension", aa.extension,
+                          "already the extension of a station or hunt group")
+    for key, target in aa.menu.items():
+        if target == aa.extension:
+            raise ConfigError("%s menu %s target" % (path, key), target, "is the attendant itself")
+    if aa.operator == aa.extension:
+        raise ConfigError(path + " operator", aa.operator, "is the attendant itself")
+    if aa.greeting:
+        from firmware.callserver.prompt import open_prompt, PromptError
+        try:
+            open_prompt(prompt_path(app, aa.greeting)).close()
+        except PromptError as e:
+            raise ConfigError(path + " greeting", aa.greeting, str(e))
+
+
+def prompt_path(app, name):
+    return "%s/prompts/%s" % (getattr(app, "state_dir", "."), name)
 
 
 def _lazy(name):

@@ -51,6 +51,7 @@ class CallServer:
         self.max_bindings = MAX_BINDINGS
         self.security = app.security        # built with the SIP core (app._start_security)
         self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0}
+        self.attendant = None     # built once an auto-attendant extension is configured
         self.configure(app.callserver_settings)
         self.core.register_method_handler("REGISTER", self._register)
         self.ua.routes.append(self._route)
@@ -61,6 +62,10 @@ class CallServer:
     def configure(self, settings):
         old = self.settings
         self.settings = settings
+        if settings.attendant.extension and self.attendant is None:
+            from firmware.callserver.attendant import Attendant
+            self.attendant = Attendant(self)
+            self.core.stat_sections.append(("Auto attendant", self.attendant.statistics))
         if old is not None:
             for st in old.stations:
                 if settings.by_user.get(st.user_id) is None or \
@@ -123,6 +128,11 @@ class CallServer:
         s = self.settings
         f = req.from_
         fuser = f.uri.user_plain if f.uri.scheme == "sip" else f.uri.user
+        if self.app.own_address(src.addr) and _from_own_trunk(req):
+            # an inbound PSTN call from this appliance's FXO port: a trunk call,
+            # whatever number the caller ID shows
+            self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+            return True
         st = s.station_for_aor(fuser or "")
         flow = None
         if st is not None:
@@ -201,6 +211,14 @@ class CallServer:
         for k in sorted(self.counters):
             out.append((k.replace("_", " "), self.counters[k]))
         return out
+
+
+def _from_own_trunk(req):
+    """The analog gateway's FXO agent puts trunk-<name> in its Contact."""
+    cs = req.contact
+    if not cs or cs[0] == "*":
+        return False
+    return (cs[0].uri.user or "").startswith("trunk-")
 
 
 def _contact_differs(req, addr):

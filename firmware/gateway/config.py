@@ -253,6 +253,7 @@ class GatewaySettings:
         # analog side dials them and lets trunks deliver DIDs to them
         self.group_exts = tuple(cfg.get("%s hunt-group %s extension" % (BASE, n))
                                 for n in cfg.entries(BASE + " hunt-group"))
+        self.attendant_ext = cfg.get(BASE + " auto-attendant extension")
         d = BASE + " dial-plan "
         self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
         self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
@@ -295,7 +296,10 @@ class GatewaySettings:
         if self.patterns is not None:
             return self.patterns
         out = []
-        for ext in [s.extension for s in self.stations] + list(self.group_exts):
+        exts = [s.extension for s in self.stations] + list(self.group_exts)
+        if self.attendant_ext:
+            exts.append(self.attendant_ext)
+        for ext in exts:
             p = "X" * len(ext)
             if p not in out:
                 out.append(p)
@@ -347,6 +351,9 @@ def check(app, old, new):
             raise ConfigError(path + " fxo-port", t.fxo_port,
                               "FXO port %d is already used by trunk %s" % (t.fxo_port, seen[t.fxo_port]))
         seen[t.fxo_port] = t.name
+        if t.did_target == "auto-attendant" and not s.attendant_ext:
+            raise ConfigError(path + " did-target", t.did_target,
+                              "no auto attendant is configured (auto-attendant extension)")
         if (t.did_target and t.did_target != "auto-attendant" and t.did_target not in exts
                 and t.did_target not in s.group_exts):
             raise ConfigError(path + " did-target", t.did_target,

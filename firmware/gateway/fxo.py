@@ -134,8 +134,9 @@ class FxoAgent:
         t = self.trunk
         gw = self.gw
         target = t.did_target
-        if not target or target == "auto-attendant":
-            # the auto attendant belongs to the call server (later issue)
+        if target == "auto-attendant":
+            target = gw.settings.attendant_ext   # the call server's attendant (a commit check)
+        if not target:
             self.log("no DID target for the call; ignoring it")
             self.state = REJECTED
             return

@@ -16,7 +16,8 @@ it; otherwise every byte goes through a 256-entry µ-law<->A-law table.
 
 Receive policy: packets shorter than 12 bytes, with a version other than
 2, a payload type other than the negotiated one (telephone-event packets
-are counted in `events` and ignored), CSRCs/extension, or a payload other
+are counted in `events`; each key press, RFC 4733, is added once to
+`digits`, read with take_digits()), CSRCs/extension, or a payload other
 than 160 bytes are dropped and counted ("bad").  A packet is accepted from
 any source (symmetric RTP is not enforced).
 
@@ -38,6 +39,8 @@ from firmware.transport import sockaddr
 MAX_SESSIONS = const(16)
 PLAYOUT_FRAMES = const(8)
 MAX_PACKETS_PER_POLL = const(16)
+MAX_EVENT_DIGITS = const(16)     # RFC 4733 digits kept until taken (oldest dropped)
+_EVENT_KEYS = "0123456789*#ABCD"
 FRAME = const(160)
 HEADER = const(12)
 RX_BUF = const(1500)
@@ -123,6 +126,8 @@ class RtpSession:
         self.received = 0
         self.bad = 0
         self.events = 0
+        self.digits = ""         # RFC 4733 key presses received, oldest first (take_digits)
+        self._event_ts = None    # timestamp of the event last counted as a key press
         self.overflow = 0
         self.lost = 0
         self._last_seq = None
@@ -196,6 +201,7 @@ class RtpSession:
             if pt != self.pt:
                 if self.event_pt is not None and pt == self.event_pt:
                     self.events += 1
+                    self._event(buf, off, n, ts)
                 else:
                     self.bad += 1
                 continue
@@ -220,6 +226,18 @@ class RtpSession:
                 for i in range(FRAME):
                     slot[i] = xl[buf[off + i]]
             self._count += 1
+
+    def _event(self, buf, off, n, ts):
+        """RFC 4733 §2.3: one key press is every packet with the same
+        timestamp (retransmitted end packets included): count it once."""
+        if n - off < 4 or ts == self._event_ts or buf[off] >= len(_EVENT_KEYS):
+            return
+        self._event_ts = ts
+        self.digits = (self.digits + _EVENT_KEYS[buf[off]])[-MAX_EVENT_DIGITS:]
+
+    def take_digits(self):
+        d, self.digits = self.digits, ""
+        return d
 
     def pop(self):
         if self._count == 0:

@@ -19,7 +19,7 @@ except ImportError:
 
 from hal import fsk, tones, g711
 from hal.bus import Ring
-from hal.dsp import ToneGen
+from hal.dsp import ToneGen, dtmf_freqs
 from hal.sim.bus import History
 
 ISO_MS = const(100)
@@ -56,6 +56,7 @@ class VirtualLine:
         self.answered_at = None
         self.rx = Ring(MAX_RX)
         self.seizures = 0
+        self._dtmf = []          # (start, end, (f1, f2)) keyed by the far end
 
     # ---- far end actions ------------------------------------------------------------
     def ring(self, cadence=None, caller_id=None, count=0):
@@ -115,6 +116,17 @@ class VirtualLine:
     def stop_tone(self):
         self._tone = None
 
+    def send_dtmf(self, digits, on_ms=100, off_ms=100):
+        """The far end keys digits: in-band DTMF pairs toward the DAA (while
+        seized), starting now; returns when the last one ends."""
+        t = self.model.t
+        self._dtmf = []
+        for d in digits:
+            self._dtmf.append((t, t + on_ms, dtmf_freqs(d)))
+            t += on_ms + off_ms
+        self._next_frame = min(self._next_frame, self.model.t)
+        return t
+
     # ---- physical state seen by the DAA -----------------------------------------------
     @property
     def seized(self):
@@ -162,11 +174,23 @@ class VirtualLine:
             self._next_frame += 20
             if pcm is None:
                 continue
+            while self._dtmf and self._dtmf[0][1] <= t:
+                self._dtmf.pop(0)
             if self._mod is not None and t >= self._fsk_t:
                 more = self._mod.next_frame(self._buf)
                 pcm.inject(m.pcm_chan, self._buf)
                 if not more:
                     self._mod = None
+            elif self._dtmf and self.seized:
+                start, end, freqs = self._dtmf[0]
+                if t >= start:
+                    self._gen.set(freqs, 5000)
+                    self._gen.fill(self._buf, g711.encoder(self.law))
+                else:
+                    s = g711.silence(self.law)
+                    for i in range(160):
+                        self._buf[i] = s
+                pcm.inject(m.pcm_chan, self._buf)
             elif self._tone is not None and self.seized:
                 cad = self._tone_cad
                 on = True
@@ -184,7 +208,8 @@ class VirtualLine:
                     for i in range(160):
                         self._buf[i] = s
                 pcm.inject(m.pcm_chan, self._buf)
-        if self._mod is None and self._tone is None and self._next_frame < now - 20:
+        if self._mod is None and self._tone is None and not self._dtmf and \
+                self._next_frame < now - 20:
             self._next_frame = now - now % 20
 
 
