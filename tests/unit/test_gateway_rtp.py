@@ -88,6 +88,34 @@ def test_receive_queue_is_bounded_and_bad_packets_are_counted():
         mm.close(b)
 
 
+def test_rfc4733_key_presses_count_once_per_event():
+    mm, a, b = _pair(31350)
+    try:
+        b.set_remote("127.0.0.1", a.port, 0, 101)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dst = sockaddr("127.0.0.1", b.port)
+        seq = [1]
+
+        def event(key, ts, end, dur):
+            h = bytearray(12)
+            build_header(h, 101, seq[0], ts, 77, False)
+            seq[0] += 1
+            s.sendto(bytes(h) + bytes([key, (0x80 if end else 0) | 10, dur >> 8, dur & 0xFF]), dst)
+
+        for key, ts in ((5, 1000), (11, 2000), (10, 3000)):       # "5", "#", "*"
+            for i in range(3):
+                event(key, ts, i == 2, 160 * (i + 1))
+            event(key, ts, True, 480)                           # end retransmitted
+        event(99, 4000, True, 160)                              # no key: ignored
+        s.close()
+        b.poll()
+        assert b.events == 13
+        assert b.take_digits() == "5#*" and b.take_digits() == ""
+    finally:
+        mm.close(a)
+        mm.close(b)
+
+
 def test_pcma_peer_gets_translated_frames():
     mm, a, b = _pair(31400)
     try:
