@@ -170,6 +170,8 @@ S.register(BASE, S.Container("analog", "Analog port settings", children=(
            help="Shortest on-hook that counts as a hook flash"),
     S.Leaf("hook-flash-max", S.Integer(100, 2000, "ms"), default=800,
            help="Longest on-hook that counts as a hook flash (longer: hang-up)"),
+    S.Leaf("conference-hangup", S.Enum(("transfer", "drop")), default="transfer",
+           help="On-hook in a three-way call: connect the other two (transfer) or end both"),
 )))
 
 S.register(BASE, S.Container("media", "RTP media of the analog ports", children=(
@@ -265,6 +267,7 @@ class GatewaySettings:
         self.country = cfg.get(a + "country")
         self.flash_min = cfg.get(a + "hook-flash-min")
         self.flash_max = cfg.get(a + "hook-flash-max")
+        self.conference_hangup = cfg.get(a + "conference-hangup")
         m = BASE + " media "
         self.rtp_min = cfg.get(m + "rtp-port-min")
         self.rtp_max = cfg.get(m + "rtp-port-max")

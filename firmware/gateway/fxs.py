@@ -37,7 +37,11 @@ held party = B, consultation = C:
     final, or no outcome within ua.REFER_WAIT_MS: "transfer failed" recall:
     C dropped, the phone rings (caller ID of B); off-hook resumes B; no answer
     within RECALL_RING_MS ends B.  Logged as a warning.
-In a conference, on-hook still drops both calls.
+In a conference, on-hook transfers the same way (attended: the original
+party is REFERred to the consultation with Replaces) unless
+`analog conference-hangup drop` is set.  On-hook with a call on hold and no
+transfer to make (at dial tone, or after a busy consultation) recalls: the
+phone rings with the held party's caller ID, off-hook resumes it.
 Transferee (REFER received on one of our legs): a new INVITE to the
 Refer-To target through the call server (Replaces and Referred-By copied);
 when it is answered the port's media moves to it and the old dialog is BYEd
@@ -202,6 +206,18 @@ class FxsAgent:
         self._stop_tone()
         if self._try_transfer():
             return
+        held = self._held_leg()
+        if held is not None and held.session is not None and held.session.state == "confirmed":
+            # a call left on hold (at dial tone, or after a failed consultation):
+            # ring the phone back rather than drop the held party
+            for l in list(self.legs):
+                if l is not held:
+                    l.hangup()
+                    self._drop(l)
+            self.digits = ""
+            self.log("on-hook with %s on hold: recall" % held.number)
+            self._recall(held)
+            return
         for l in list(self.legs):
             l.hangup()
             self._drop(l)
@@ -360,10 +376,17 @@ class FxsAgent:
 
     # -- transfer: transferor (this port hangs up in a consultation)
     def _try_transfer(self):
-        if self.state not in (TALK, CALLING) or self.station is None:
+        if self.station is None:
             return False
-        held = self._held_leg()
         live = [l for l in self.legs if l.state != "ended"]
+        if self.state == CONFERENCE and self.gw.settings.conference_hangup == "transfer":
+            # three-way: the port leaves, the other two stay together
+            others = [l for l in live if not l.consult]
+            held = others[0] if len(others) == 1 else None
+        elif self.state in (TALK, CALLING):
+            held = self._held_leg()
+        else:
+            return False
         if held is None or len(live) != 2:
             return False
         consult = [l for l in live if l.consult and l is not held]

@@ -202,3 +202,83 @@ def test_failed_transfer_rings_a_back_and_reconnects_b(tmp_path, case):
         w.assert_no_leaks()
     finally:
         w.close()
+
+
+def _conference(w):
+    """A (1) talks to B (2), consults C (3), C answers, A flashes: three-way."""
+    p1, p3 = w.phones[1], w.phones[3]
+    w.call(1, "1002", 2)
+    _consult(w, "1003")
+    p3.off_hook()
+    w.run_until(lambda: w.fxs(3).state == "talk" and w.fxs(1).state == "talk", 2000)
+    p1.flash()
+    w.run_until(lambda: w.fxs(1).state == "conference", 2000)
+    w.run_until(lambda: not w.fxs(2).legs[0].remote_hold, 2000)
+
+
+def test_hanging_up_a_three_way_call_transfers_the_other_two(tmp_path):
+    w = World(tmp_path, seed=25)
+    try:
+        w.settle()
+        p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
+        _conference(w)
+        log0 = len(w.peer.log)
+        p1.on_hook()
+        w.run_until(lambda: w.fxs(1).state == "idle", 5000)
+        w.run(500)
+        flow = _methods(w)[log0:]
+        assert flow[0] == "REFER" and "CANCEL" not in flow, (flow, w.seed)
+        assert w.fxs(1).transfers == 1 and not w.fxs(1).legs
+        assert w.fxs(2).state == "talk" and w.fxs(3).state == "talk"
+        assert w.fxs(3).legs[0].number == "1002", (w.fxs(3).legs[0].number, w.seed)
+        n23, n32 = _two_way(w, 2, 3)
+        assert n23 >= 45 and n32 >= 45, (n23, n32, w.seed)
+        p2.on_hook()
+        w.run(1200)
+        p3.on_hook()
+        w.assert_no_leaks()
+    finally:
+        w.close()
+
+
+def test_conference_hangup_drop_ends_both_calls(tmp_path):
+    w = World(tmp_path, seed=26,
+              extra=["set services convergence-services analog conference-hangup drop"])
+    try:
+        w.settle()
+        p1, p2, p3 = w.phones[1], w.phones[2], w.phones[3]
+        _conference(w)
+        p1.on_hook()
+        w.run_until(lambda: w.fxs(2).state == "tone" and w.fxs(3).state == "tone", 5000)
+        assert w.fxs(1).transfers == 0
+        p2.on_hook()
+        p3.on_hook()
+        w.assert_no_leaks()
+    finally:
+        w.close()
+
+
+def test_hanging_up_with_a_call_on_hold_rings_back(tmp_path):
+    w = World(tmp_path, seed=27)
+    try:
+        w.settle()
+        p1, p2 = w.phones[1], w.phones[2]
+        w.call(1, "1002", 2)
+        p1.flash()
+        w.run_until(lambda: w.fxs(1).state == "dialtone" and w.fxs(2).legs[0].remote_hold, 2000)
+        n1 = len(p1.caller_ids)
+        p1.on_hook()
+        w.run_until(lambda: p1.ringing, 3000)
+        w.run_until(lambda: len(p1.caller_ids) > n1, 8000)
+        assert p1.caller_ids[-1]["number"] == "1002", (p1.caller_ids[-1], w.seed)
+        assert w.fxs(2).state == "talk", w.fxs(2).state      # B was not dropped
+        p1.off_hook()
+        w.run_until(lambda: w.fxs(1).state == "talk" and not w.fxs(2).legs[0].remote_hold, 2000)
+        n12, n21 = _two_way(w, 1, 2)
+        assert n12 >= 45 and n21 >= 45, (n12, n21, w.seed)
+        p1.on_hook()
+        w.run(1200)
+        p2.on_hook()
+        w.assert_no_leaks()
+    finally:
+        w.close()
