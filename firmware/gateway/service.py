@@ -15,7 +15,9 @@ trunk (prefix stripped, replace-prefix prepended; the first idle trunk with
 that prefix); else 404.  Outbound PSTN calls therefore reach the FXO port
 through the call server in control, which routes the prefix back to the
 appliance (documented choice: no local shortcut, so the call server sees
-and accounts every call).
+and accounts every call).  Only a call server may start calls here: an
+INVITE from any other source than this appliance's SIP socket or the peer
+call server's host gets 403 (counted "refused_source", access-logged).
 
 Modules: ua.py (SIP UA layer, reusable), leg.py (call leg = session + RTP),
 media.py (RTP, mixer), dialplan.py, fxs.py, fxo.py, config.py.
@@ -88,7 +90,7 @@ class GatewayService:
         self.started = False
         self.task = None
         self._wake = Event(app.sched)
-        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0}
+        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0, "refused_source": 0}
         s = getattr(app, "gateway_settings", None)
         if s is not None:
             self.configure(s)
@@ -241,8 +243,28 @@ class GatewayService:
         self.incoming(sreq)
         return True
 
+    def from_call_server(self, src):
+        """New calls to the ports come only through a call server: this
+        appliance's own (local) or the peer's host.  Anyone else could ring
+        the phones, seize an FXO line past the class of restriction, or take
+        over a call with Replaces."""
+        if self.app.own_address(src.addr):
+            return True
+        p = self.settings.peer if self.settings is not None else None
+        return p is not None and src.addr[0] in (p["address"], p["registrar"])
+
     def incoming(self, sreq):
         self._wake.set()
+        if not self.from_call_server(sreq.source):
+            self.counters["refused_source"] += 1
+            sec = getattr(self.app, "security", None)
+            if sec is not None:
+                f = sreq.request.from_
+                sec.record(sreq.source.addr[0], sreq.source.addr[1],
+                           (f.uri.user if f is not None else None) or "-",
+                           "call to an analog port not from the call server", self.app.clock.now())
+            sreq.respond(403, "Forbidden (Not From The Call Server)")
+            return
         user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
             sreq.request.uri.user
         s = self.settings

@@ -314,3 +314,36 @@ def test_nated_phone_gets_requests_at_its_source_and_its_sdp_rewritten(tmp_path)
         w.assert_no_leaks(bindings=2)
     finally:
         w.close()
+
+
+def test_analog_ports_take_new_calls_only_from_the_call_server(tmp_path):
+    from sip.message import parse
+    w = CsWorld(tmp_path, seed=41, sip_exts=("2001",), fxs=True,
+                extra=[B + "trunk pstn fxo-port 1", B + "trunk pstn prefix 9"])
+    try:
+        gw = w.app.gateway
+        w.register_all()
+        w.run_until(lambda: gw.port_ready("fxs", 1) and gw.port_ready("fxo", 1), 3000)
+        sock = w.raw("127.0.0.9")
+        here = "127.0.0.9:%d" % sock.getsockname()[1]
+        sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\n" \
+              "m=audio 4000 RTP/AVP 0\r\n"
+        for n, ruri in enumerate(("sip:1001@127.0.0.1:%d;line=fxs1" % w.app.sip_port,
+                                  "sip:95551234@127.0.0.1:%d;line=fxo" % w.app.sip_port)):
+            invite = "\r\n".join([
+                "INVITE %s SIP/2.0" % ruri,
+                "Via: SIP/2.0/UDP %s;branch=z9hG4bKrogue%d;rport" % (here, n),
+                "Max-Forwards: 70", "From: <sip:mallory@%s>;tag=r%d" % (here, n),
+                "To: <%s>" % ruri.split(";")[0], "Call-ID: rogue%d@x" % n, "CSeq: 1 INVITE",
+                "Contact: <sip:mallory@%s>" % here, "Content-Type: application/sdp",
+                "Content-Length: %d" % len(sdp), "", sdp])
+            replies = [parse(r) for r in w.exchange(sock, invite, 500)]
+            final = [r for r in replies if r.status >= 200]
+            assert final and final[0].status == 403, [(r.status, r.reason) for r in replies]
+            assert "Not From The Call Server" in final[0].reason
+        assert gw.counters["refused_source"] == 2
+        assert not w.app.hardware.sim.phones[1].ringing and not w.app.hardware.sim.lines[1].seized
+        assert "not from the call server" in w.cli("show security access-log")
+        w.assert_no_leaks(bindings=3)
+    finally:
+        w.close()
