@@ -5,8 +5,12 @@ Keys of a board dict:
   spi:  {bus_id: {"bus": n, "mode": 3, "speed_hz": hz, "cs_pins": (gpio, ...)}}
   i2c:  {bus_id: {"bus": n, "freq": hz}}
   pcm:  {"kind": "sim"|"file"|"bcm2835"|"tdm", "channels": n, ...}
+        file: "rx"/"tx" FIFO path patterns; tdm: "device" (a TDM character
+        device, interleaved timeslots); bcm2835: "alsa" (ALSA device of the
+        Pi's PCM block, driven through arecord/aplay from alsa-utils)
   fxs:  ({"port": n, "chip": "si3215"|"si3210", "spi": bus_id, "cs": n,
-          "pcm_chan": n, "timeslot": n}, ...)
+          "pcm_chan": n, "timeslot": n, "chain": n}, ...)
+        chain: position on a daisy chain sharing cs (channel-select byte 1 << n)
   fxo:  ({"port": n, "chip": "si3050", "spi": bus_id, "cs": n, "cid": n,
           "pcm_chan": n, "supervision": (...), "answer_polarity": bool}, ...)
   poe:  ({"chip": "tps23861", "i2c": bus_id, "addr": 0x30, "ports": (1, 2, 3, 4),

@@ -145,7 +145,7 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
             else:
                 spi = be.spi(spec.get("spi", 0), spec["cs"], True)
             drv = Si3210(spi, hw.pcm, spec["pcm_chan"], spec.get("timeslot"), country, law,
-                         name=label, chip=chip)
+                         name=label, chip=chip, chain=spec.get("chain"))
             if init:
                 drv.init(now, sleep_ms)
             hw.fxs[port] = drv

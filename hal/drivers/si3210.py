@@ -170,8 +170,12 @@ class Si3210:
     def __init__(self, spi, pcm=None, pcm_chan=0, timeslot=None, country="US",
                  law="ulaw", name="fxs", chip="Si3210/Si3215", hook_debounce_ms=20, flash_min_ms=100,
                  flash_max_ms=800, pulse_interdigit_ms=300,
-                 vbat_timeout_ms=VBAT_TIMEOUT_MS, cal_timeout_ms=CAL_TIMEOUT_MS):
+                 vbat_timeout_ms=VBAT_TIMEOUT_MS, cal_timeout_ms=CAL_TIMEOUT_MS, chain=None):
         self.spi = spi
+        # daisy-chained modules share a chip select: each access starts with
+        # the channel-select byte 1 << chain (HARDWARE.md, SPI framing)
+        self.chain = chain
+        self._sel = None if chain is None else (1 << chain) & 0xFF
         self.pcm = pcm
         self.pcm_chan = pcm_chan
         self.timeslot = pcm_chan if timeslot is None else timeslot
@@ -185,8 +189,8 @@ class Si3210:
         self.pulse_interdigit_ms = pulse_interdigit_ms
         self.vbat_timeout_ms = vbat_timeout_ms
         self.cal_timeout_ms = cal_timeout_ms
-        self._tx = bytearray(2)
-        self._rx = bytearray(2)
+        self._tx = bytearray(2 if chain is None else 3)
+        self._rx = bytearray(len(self._tx))
         self.product = None
         self.revision = None
         self._istate = _I_IDLE
@@ -227,15 +231,23 @@ class Si3210:
     # ---- register access ---------------------------------------------------------
     def read(self, reg):
         tx = self._tx
-        tx[0] = reg | 0x80
-        tx[1] = 0
+        i = 0
+        if self._sel is not None:
+            tx[0] = self._sel
+            i = 1
+        tx[i] = reg | 0x80
+        tx[i + 1] = 0
         self.spi.write_readinto(tx, self._rx)
-        return self._rx[1]
+        return self._rx[i + 1]
 
     def write(self, reg, value):
         tx = self._tx
-        tx[0] = reg & 0x7F
-        tx[1] = value & 0xFF
+        i = 0
+        if self._sel is not None:
+            tx[0] = self._sel
+            i = 1
+        tx[i] = reg & 0x7F
+        tx[i + 1] = value & 0xFF
         self.spi.write_readinto(tx, self._rx)
 
     def _wait_indirect(self):

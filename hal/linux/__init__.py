@@ -1,4 +1,5 @@
-"""Linux backend (CPython only): spidev, smbus2, gpiozero, pyserial, file/FIFO PCM.
+"""Linux backend (CPython only): spidev, smbus2, gpiozero, pyserial; PCM over
+FIFOs, a TDM character device, or the Pi's PCM block through ALSA.
 
 Each class imports its library inside __init__, so importing this package never
 fails on a host without the library; only using the class does.
@@ -128,6 +129,125 @@ class FilePCM(bus.PCM):
             self.tx[chan].dropped += 1
 
 
+TDM_MAX_READ_FRAMES = 4         # frames taken from the stream per pump (a backlog is drained over ticks)
+_SILENCE = {"ulaw": 0xFF, "alaw": 0xD5}
+
+
+class StreamPCM(bus.PCM):
+    """TDM over one interleaved byte stream: each 8 kHz sample period carries
+    one G.711 byte per timeslot, so 20 ms of N channels are 160*N bytes with
+    channel c at offsets c, c+N, ...  Bytes come from rx_fd (non-blocking);
+    for every frame received one frame is written to tx_fd, built from each
+    channel's next queued frame or silence, so the line's clock paces both
+    directions.  A full transmit stream drops the frame (tx_dropped)."""
+
+    def __init__(self, channels, rx_fd, tx_fd, law="ulaw", procs=()):
+        bus.PCM.__init__(self, channels)
+        self.rx_fd = rx_fd
+        self.tx_fd = tx_fd
+        self.procs = list(procs)         # ALSA helper processes, ended by close()
+        self.frame = bus.FRAME_BYTES * channels
+        self._part = b""
+        self._silence = bytes([_SILENCE[law]]) * bus.FRAME_BYTES
+        self._out = bytearray(self.frame)
+        self.frames_in = 0
+        self.frames_out = 0
+        self.tx_dropped = 0
+        self.eof = False
+
+    def pump(self):
+        if self.eof:
+            return
+        for _ in range(TDM_MAX_READ_FRAMES):
+            try:
+                data = os.read(self.rx_fd, self.frame - len(self._part))
+            except BlockingIOError:
+                return
+            if not data:
+                self.eof = True          # the helper or device went away: a fault to report
+                return
+            buf = self._part + data
+            if len(buf) < self.frame:
+                self._part = buf
+                return
+            self._part = b""
+            n = self.channels
+            for c in range(n):
+                self.rx[c].push(buf[c::n])
+            self.frames_in += 1
+            self._send()
+
+    def _send(self):
+        out = self._out
+        n = self.channels
+        for c in range(n):
+            f = self.tx[c].pop()
+            out[c::n] = f if f is not None else self._silence
+        try:
+            os.write(self.tx_fd, out)
+            self.frames_out += 1
+        except BlockingIOError:
+            self.tx_dropped += 1
+
+    def read_frame(self, chan):
+        self.pump()
+        return self.rx[chan].pop()
+
+    def write_frame(self, chan, frame):
+        if len(frame) != bus.FRAME_BYTES:
+            self.bad_frames += 1
+            raise ValueError("PCM frame must be %d bytes" % bus.FRAME_BYTES)
+        self.tx[chan].push(bytes(frame))
+
+    def close(self):
+        for f in getattr(self, "_files", ()):
+            try:
+                f.close()             # closes the pipe fds (EOF to aplay)
+            except OSError:
+                pass
+        if not getattr(self, "_files", None):
+            for fd in {self.rx_fd, self.tx_fd}:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(2)
+            except Exception:
+                p.kill()
+                p.wait()
+
+
+def tdm_device_pcm(channels, path, law):
+    """A TDM character device (SRX-class boards): one fd both ways."""
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+    return StreamPCM(channels, fd, fd, law)
+
+
+def alsa_pcm(channels, device, law, period_us=20000):
+    """The Pi's PCM/I2S block as an ALSA device (a device-tree overlay sets it
+    to DSP-A framing, 8 kHz, one byte per timeslot): arecord and aplay from
+    alsa-utils move the raw interleaved stream through pipes."""
+    import subprocess
+    fmt = "MU_LAW" if law == "ulaw" else "A_LAW"
+    common = ["-q", "-D", device, "-t", "raw", "-f", fmt, "-r", "8000", "-c", str(channels),
+              "--period-time=%d" % period_us, "--buffer-time=%d" % (period_us * 4)]
+    try:
+        rec = subprocess.Popen(["arecord"] + common, stdout=subprocess.PIPE)
+        play = subprocess.Popen(["aplay"] + common, stdin=subprocess.PIPE)
+    except OSError as e:
+        raise OSError(e.errno, "cannot start arecord/aplay (alsa-utils): %s" % e.strerror)
+    rx, tx = rec.stdout.fileno(), play.stdin.fileno()
+    os.set_blocking(rx, False)
+    os.set_blocking(tx, False)
+    p = StreamPCM(channels, rx, tx, law, (rec, play))
+    p._files = (rec.stdout, play.stdin)    # keep the pipe objects (and fds) alive
+    return p
+
+
 class Backend:
     name = "linux"
 
@@ -151,9 +271,14 @@ class Backend:
 
     def pcm(self, spec):
         kind = spec.get("kind", "file")
-        if kind != "file":
-            raise NotImplementedError(
-                "board %s: PCM kind %r needs an ALSA/TDM helper; use kind 'file' with "
-                "rx/tx FIFO paths" % (self.board.get("name"), kind))
-        return FilePCM(spec.get("channels", 8), spec.get("rx", "/run/voice/pcm%d.rx"),
-                       spec.get("tx", "/run/voice/pcm%d.tx"))
+        channels = spec.get("channels", 8)
+        law = self.board.get("law", "ulaw")
+        if kind == "file":
+            return FilePCM(channels, spec.get("rx", "/run/voice/pcm%d.rx"),
+                           spec.get("tx", "/run/voice/pcm%d.tx"))
+        if kind == "tdm":
+            return tdm_device_pcm(channels, spec.get("device", "/dev/tdm0"), law)
+        if kind == "bcm2835":
+            return alsa_pcm(channels, spec.get("alsa", "hw:0,0"), law)
+        raise NotImplementedError("board %s: unknown PCM kind %r (file, tdm, bcm2835)" % (
+            self.board.get("name"), kind))

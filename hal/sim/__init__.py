@@ -20,6 +20,7 @@ class World:
         self.daas = {}
         self.pses = []
         self.spis = {}
+        self.chains = {}          # (spi bus, cs) -> DaisyChain of the modules sharing it
         self.i2c = {}
         self.pins = {}
         self.pcm = None
@@ -52,7 +53,17 @@ class Backend:
         product = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         m = Si3210Model(self.now, product=product, pcm=self.world.pcm,
                         pcm_chan=spec["pcm_chan"], law=law, **opts)
-        spi = SimSPI(m, self.now, cs_per_byte=True)
+        target = m
+        if spec.get("chain") is not None:
+            # daisy-chained modules on one chip select share one bus model
+            from hal.sim.si3210 import DaisyChain
+            key = (spec.get("spi", 0), spec["cs"])
+            chain = self.world.chains.get(key)
+            if chain is None:
+                chain = self.world.chains[key] = DaisyChain()
+            chain.add(spec["chain"], m)
+            target = chain
+        spi = SimSPI(target, self.now, cs_per_byte=True)
         self._bus_faults(spi, bus_opts)
         w = self.world
         w.slics[port] = m

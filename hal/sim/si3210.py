@@ -282,3 +282,57 @@ class Si3210Model:
                 r[29] = val >> 8
                 self.history.add(("ir", v, val))
             self._busy = self.indirect_busy_reads
+
+
+MAX_CHAIN = const(8)
+
+
+class DaisyChain:
+    """Several ProSLIC models on one chip select: every access is the
+    channel-select byte (exactly one bit: 1 << position) and then the chip's
+    own two bytes, sent to that model.  A select byte naming no chip, or
+    several, is a protocol error (answered 0xFF until the access ends)."""
+
+    def __init__(self):
+        self.models = []
+        self._target = None        # model index, -1 for a bad select, None: expecting one
+        self._left = 0
+        self.protocol_errors = 0
+        self.selects = {}          # select byte -> accesses that began with it
+
+    def add(self, position, model):
+        if position >= MAX_CHAIN:
+            raise ValueError("daisy chain position %d beyond %d" % (position, MAX_CHAIN - 1))
+        while len(self.models) <= position:
+            self.models.append(None)
+        self.models[position] = model
+
+    def advance(self, now):
+        for m in self.models:
+            if m is not None:
+                m.advance(now)
+
+    def spi_frame(self, frame):
+        if len(frame) != 1:
+            self.protocol_errors += 1
+            self._target = None
+            return b"\xff" * len(frame)
+        b = frame[0]
+        if self._target is None:
+            idx = -1
+            for i in range(len(self.models)):
+                if b == (1 << i) and self.models[i] is not None:
+                    idx = i
+            if idx < 0:
+                self.protocol_errors += 1
+            self.selects[b] = self.selects.get(b, 0) + 1
+            self._target = idx
+            self._left = 2
+            return b"\x00"
+        t = self._target
+        self._left -= 1
+        if self._left == 0:
+            self._target = None
+        if t < 0:
+            return b"\xff"
+        return self.models[t].spi_frame(frame)

@@ -76,10 +76,87 @@ def test_linux_file_pcm(tmp_path):
     assert (tmp_path / "tx0").read_bytes() == b"\x02" * 160
 
 
-def test_linux_pcm_kind_not_implemented_names_board():
+def test_linux_pcm_kind_unknown_names_board():
     from hal.linux import Backend
-    e = pytest.raises(NotImplementedError, Backend({"name": "rpi_oak8x"}).pcm, {"kind": "bcm2835"})
-    assert "rpi_oak8x" in str(e.value)
+    e = pytest.raises(NotImplementedError, Backend({"name": "rpi_oak8x"}).pcm, {"kind": "i2s9"})
+    assert "rpi_oak8x" in str(e.value) and "i2s9" in str(e.value)
+
+
+def _interleave(frames):
+    n = len(frames)
+    out = bytearray(160 * n)
+    for c, f in enumerate(frames):
+        out[c::n] = f
+    return bytes(out)
+
+
+def test_tdm_stream_is_split_into_channels_and_answered_frame_for_frame():
+    from hal.linux import StreamPCM
+    rx_r, rx_w = os.pipe()
+    tx_r, tx_w = os.pipe()
+    os.set_blocking(rx_r, False)
+    p = StreamPCM(3, rx_r, tx_w, "ulaw")
+    try:
+        assert p.read_frame(0) is None and p.frames_in == 0          # nothing yet
+        first = [bytes([0x10 + c]) * 160 for c in range(3)]
+        second = [bytes(range(c, c + 160)) for c in range(3)]
+        data = _interleave(first) + _interleave(second)
+        os.write(rx_w, data[:300])                                  # a partial frame
+        assert p.read_frame(1) is None
+        p.write_frame(1, b"\x42" * 160)                             # toward the line, slot 1
+        os.write(rx_w, data[300:])
+        assert p.read_frame(0) == first[0]
+        assert [p.read_frame(c) for c in (1, 2)] == first[1:]
+        assert [p.read_frame(c) for c in range(3)] == second
+        assert p.frames_in == 2 and p.frames_out == 2
+        out = os.read(tx_r, 10000)
+        assert out == _interleave([b"\xff" * 160, b"\x42" * 160, b"\xff" * 160]) + \
+            _interleave([b"\xff" * 160] * 3)                          # then silence everywhere
+        pytest.raises(ValueError, p.write_frame, 0, b"short")
+        os.close(rx_w)
+        assert p.read_frame(0) is None and p.eof
+    finally:
+        for fd in (tx_r,):
+            os.close(fd)
+        p.close()
+
+
+def test_tdm_device_that_is_missing_is_a_reported_fault(tmp_path):
+    from hal.linux import Backend
+    e = pytest.raises(OSError, Backend({"name": "srx210", "law": "ulaw"}).pcm,
+                      {"kind": "tdm", "channels": 4, "device": str(tmp_path / "tdm0")})
+    assert "tdm0" in str(e.value)
+
+
+def test_bcm2835_pcm_runs_arecord_and_aplay_on_the_alsa_device(tmp_path, monkeypatch):
+    import select
+    from hal.linux import Backend
+    frames = [bytes([0x20 + c]) * 160 for c in range(2)]
+    (tmp_path / "frame.bin").write_bytes(_interleave(frames))
+    (tmp_path / "arecord").write_text(
+        '#!/bin/sh\necho "$@" > %s/arecord.args\ncat %s/frame.bin\n' % (tmp_path, tmp_path))
+    (tmp_path / "aplay").write_text(
+        '#!/bin/sh\necho "$@" > %s/aplay.args\ncat > %s/played.bin\n' % (tmp_path, tmp_path))
+    for name in ("arecord", "aplay"):
+        os.chmod(tmp_path / name, 0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (tmp_path, os.environ["PATH"]))
+    p = Backend({"name": "rpi_oak8x", "law": "alaw"}).pcm(
+        {"kind": "bcm2835", "channels": 2, "alsa": "hw:1,0"})
+    try:
+        assert select.select([p.rx_fd], [], [], 10)[0], "arecord gave no data"
+        p.write_frame(0, b"\x01" * 160)
+        got = None
+        for _ in range(100):               # bytes may come in pieces; each pump takes what is there
+            got = p.read_frame(1)
+            if got is not None or not select.select([p.rx_fd], [], [], 10)[0]:
+                break
+        assert got == frames[1] and p.read_frame(0) == frames[0]
+    finally:
+        p.close()
+    args = (tmp_path / "arecord.args").read_text().split()
+    assert args[:10] == ["-q", "-D", "hw:1,0", "-t", "raw", "-f", "A_LAW", "-r", "8000", "-c"], args
+    assert args[10] == "2" and (tmp_path / "aplay.args").read_text().split() == args
+    assert (tmp_path / "played.bin").read_bytes() == _interleave([b"\x01" * 160, b"\xd5" * 160])
 
 
 def test_mpy_backend_with_fake_machine(monkeypatch):

@@ -251,3 +251,37 @@ def test_multi_byte_cs_frame_is_protocol_error():
     d.spi.cs_per_byte = False
     d.read(8)
     assert m.protocol_errors == 1
+
+
+def test_daisy_chained_slics_share_a_chip_select_with_a_channel_select_byte():
+    from hal.builder import build
+    board = {"name": "chain", "law": "ulaw", "pcm": {"kind": "sim", "channels": 4},
+             "fxs": tuple({"port": i + 1, "chip": "si3215", "spi": 0, "cs": 0, "chain": i,
+                           "pcm_chan": i} for i in range(3))}
+    hw = build(board, "sim")
+    assert sorted(hw.fxs) == [1, 2, 3] and not hw.faults, hw.faults
+    w = hw.sim
+    chain = w.chains[(0, 0)]
+    assert chain.protocol_errors == 0
+    assert sorted(chain.selects) == [1, 2, 4] and min(chain.selects.values()) > 50
+    # each module saw only its own bring-up, and each was calibrated
+    for port in (1, 2, 3):
+        m = w.slics[port]
+        assert (14, 0x10) in m.history.writes(), port
+        assert hw.fxs[port].product == "Si3215"
+    before = [len(w.slics[p].history.writes()) for p in (1, 2, 3)]
+    hw.fxs[2].write(64, 2)         # one write to port 2 reaches its module only
+    after = [len(w.slics[p].history.writes()) for p in (1, 2, 3)]
+    assert after[1] == before[1] + 1 and after[0] == before[0] and after[2] == before[2]
+    assert w.slics[2].history.writes()[-1] == (64, 2) and w.slics[2].regs[64] == 2
+
+
+def test_daisy_chain_select_naming_no_module_is_a_protocol_error():
+    from hal.sim.si3210 import DaisyChain
+    clock = SimClock()
+    chain = DaisyChain()
+    chain.add(0, Si3210Model(clock))
+    spi = SimSPI(chain, clock, cs_per_byte=True)
+    d = Si3210(spi, None, 0, chain=2)            # nothing at position 2
+    assert d.read(0) == 0xFF and chain.protocol_errors == 1
+    assert raises(ValueError, chain.add, 8, Si3210Model(clock))
