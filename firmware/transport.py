@@ -74,6 +74,8 @@ PORT_TRIES = const(16)
 FORCE_RPORT = True
 
 _IPPROTO_IP = const(0)
+_IPPROTO_TCP = const(6)
+_TCP_NODELAY = const(1)
 _IP_TOS = const(1)
 _IPPROTO_IPV6 = const(41)
 _IPV6_TCLASS = const(67)
@@ -446,6 +448,12 @@ class Transports:
                     s.close()
                     continue
                 s.setblocking(False)
+                try:
+                    # SIP messages are written whole: Nagle would hold one back
+                    # behind a delayed ACK of the previous (tens of ms per request)
+                    s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+                except OSError:
+                    pass
                 c = TcpConnection(s, addr, fam, self.sched.clock.now())
                 self._mark(s, fam)
                 try:

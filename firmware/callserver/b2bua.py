@@ -403,6 +403,9 @@ class B2bua:
                     route[1].extension if route[0] != "trunk" else route[1])
         a = InviteSession.uas(cs.ua, sreq, call)
         a.flow = flow
+        if sreq.source.transport == "TCP":     # in-dialog requests back over its connection
+            a.flow = sreq.source.addr
+            a.flow_transport = "TCP"
         call.a = a
         call.body = fix_sdp(a.remote_body, _public_of(flow))
         call.from_uri = "sip:%s@%s" % (caller_num or "anonymous", cs.core.domain)
@@ -446,14 +449,17 @@ class B2bua:
             if len(call.legs) >= MAX_FORKS:
                 self.counters["forks_capped"] += 1
                 break
+            tcp = getattr(b, "transport", "UDP") == "TCP"
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
                                display=call.caller_name,
-                               contact_user=call.caller_num or "anonymous")
+                               contact_user=call.caller_num or "anonymous",
+                               transport="TCP" if tcp else "UDP")
             if leg is None:
                 continue
             leg.user = member
-            if b.nat:
+            if b.nat or tcp:
                 leg.flow = b.dest
+                leg.flow_transport = "TCP" if tcp else "UDP"
             call.legs.append(leg)
             n += 1
         return n

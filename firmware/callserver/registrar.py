@@ -29,7 +29,8 @@ Processing order for a REGISTER (each step answers and stops on failure):
   6. 200 with every live contact of the station and its remaining lifetime.
 
 NAT: a binding remembers the packet source (received/rport) and the
-transport.  When the Contact's host:port differs from the source, the phone
+transport (TCP: requests to the phone go back over the connection it
+registered on).  When the Contact's host:port differs from the source, the phone
 is behind NAT and requests to it go to the source address and port
 (station nat-check ip-port, default) or to the source address with the
 Contact's port (nat-check ip).
@@ -229,7 +230,12 @@ class Registrar:
                 if old is not None:
                     self._remove(st.name, old, "unregistered")
                 continue
-            dest, nat = _nat_dest(uri, host, port, st.nat_port)
+            if src.transport == "TCP":
+                # the phone's connection is the only way back to it (the
+                # transport opens no connections): requests reuse it
+                dest, nat = (host, port), False
+            else:
+                dest, nat = _nat_dest(uri, host, port, st.nat_port)
             if old is None:
                 b = Binding(st.name, text, host, port, src.transport, now + life * 1000,
                             call_id, cseq, ua_text, dest, nat, now)

@@ -187,6 +187,14 @@ def dialog_dest(d):
     return flow if flow is not None else _dest_of(d.next_hop())
 
 
+def dialog_transport(d):
+    """TCP when the far end's flow is a TCP connection (a phone registered
+    over TCP: requests go back over that connection), else UDP."""
+    if getattr(d, "flow", None) is not None:
+        return getattr(d, "flow_transport", "UDP")
+    return "UDP"
+
+
 def _dest_of(uri):
     return (uri.host.strip("[]"), uri.port or 5060)
 
@@ -257,13 +265,15 @@ class UserAgent:
     def contact(self, user, params=""):
         return "<sip:%s@%s%s>" % (user, self.hostport(), params)
 
-    def via(self):
-        return "SIP/2.0/UDP %s;branch=%s;rport" % (self.hostport(), self.layer.new_branch())
+    def via(self, transport="UDP"):
+        return "SIP/2.0/%s %s;branch=%s;rport" % (transport, self.hostport(),
+                                                  self.layer.new_branch())
 
     def new_request(self, method, ruri, from_uri, to_uri, display=None, call_id=None,
-                    cseq=1, contact_user=None, headers=(), body=b"", content_type=None):
+                    cseq=1, contact_user=None, headers=(), body=b"", content_type=None,
+                    transport="UDP"):
         req = Request(method, ruri)
-        req.add("Via", self.via())
+        req.add("Via", self.via(transport))
         req.add("Max-Forwards", "70")
         frm = "<%s>;tag=%s" % (from_uri, self.rng.token(6))
         if display:
@@ -288,7 +298,7 @@ class UserAgent:
         response (a 408 is synthesised on Timer B/F).  None when the
         transaction table is full (counted; handler gets a 503)."""
         if req.top_via is None:
-            req.add("Via", self.via(), True)
+            req.add("Via", self.via(transport), True)
         try:
             txn = self.layer.send_request(req, dest, transport, self.now())
         except TransactionError:
@@ -299,15 +309,16 @@ class UserAgent:
         self.core._flush()
         return txn
 
-    def send_ack(self, txn, ack, dest):
-        self.layer.send_ack(txn, ack, dest, "UDP", self.now())
+    def send_ack(self, txn, ack, dest, transport="UDP"):
+        self.layer.send_ack(txn, ack, dest, transport, self.now())
         self.core._flush()
 
     def in_dialog(self, dialog, method, handler, body=b"", content_type=None, headers=()):
+        t = dialog_transport(dialog)
         req = dialog.create_request(method, self.rng, body, content_type, headers,
-                                    via=("UDP", self.hostport()))
+                                    via=(t, self.hostport()))
         req.add("User-Agent", self.user_agent)
-        return self.send(req, dialog_dest(dialog), handler)
+        return self.send(req, dialog_dest(dialog), handler, t)
 
     # -- client side events from the core
     def _on_response(self, resp, src, txn):
@@ -325,8 +336,9 @@ class UserAgent:
             d = self.dialogs.match_response(resp)
             if d is not None:
                 try:
-                    ack = d.create_ack(resp.cseq.num, self.rng, via=("UDP", self.hostport()))
-                    self.layer.send_stateless(ack, dialog_dest(d), "UDP")
+                    t = dialog_transport(d)
+                    ack = d.create_ack(resp.cseq.num, self.rng, via=(t, self.hostport()))
+                    self.layer.send_stateless(ack, dialog_dest(d), t)
                     self.core._flush()
                 except SipError:
                     pass
@@ -563,7 +575,7 @@ class UserAgent:
 
     # -- sessions
     def invite(self, ruri, from_uri, to_uri, dest, sdp_body, owner, display=None,
-               auth=None, headers=(), contact_user=None):
+               auth=None, headers=(), contact_user=None, transport="UDP"):
         """Start a UAC INVITE session; None when the session table is full."""
         if len(self.sessions) >= MAX_SESSIONS:
             self.count("session_overflow")
@@ -578,16 +590,17 @@ class UserAgent:
                 user = "gw"
         req = self.new_request("INVITE", ruri, from_uri, to_uri, display,
                                contact_user=user, headers=headers, body=sdp_body,
-                               content_type=_SDP)
+                               content_type=_SDP, transport=transport)
         req.add("Allow", _ALLOW)
         s.invite = req
         s.dest = dest
+        s.transport = transport
         s.auth = auth
         s.call_id = req.call_id
         s.local_tag = req.from_.tag
         self.sessions.append(s)
         self.count("invites_out")
-        s.txn = self.send(req, dest, s._uac_response)
+        s.txn = self.send(req, dest, s._uac_response, transport)
         return s
 
     def remove(self, sess):
@@ -627,6 +640,8 @@ class InviteSession:
         self.refer_out = None     # ReferClient: our REFER in this dialog
         self.user = None          # free slot for the owner
         self.flow = None          # (host, port) requests in its dialogs go to (NAT), else None
+        self.flow_transport = "UDP"   # "TCP": the flow is the phone's TCP connection
+        self.transport = "UDP"    # UAC: how the INVITE (and its CANCEL) went
         self.remote_body = None   # the far end's last SDP as received (bytes)
         self.offer_sreq = None    # an in-dialog re-INVITE the owner answers later
 
@@ -654,6 +669,7 @@ class InviteSession:
             if d is not None:
                 d.user = self
                 d.flow = self.flow
+                d.flow_transport = self.flow_transport
                 if new:
                     self.dialogs.append(d)
                 if self.dialog is None:
@@ -676,10 +692,12 @@ class InviteSession:
                 return
             d.user = self
             d.flow = self.flow
+            d.flow_transport = self.flow_transport
             if d not in self.dialogs:
                 self.dialogs.append(d)
-            ack = d.create_ack(self.invite.cseq.num, ua.rng, via=("UDP", ua.hostport()))
-            ua.send_ack(self.txn, ack, dialog_dest(d))
+            t = dialog_transport(d)
+            ack = d.create_ack(self.invite.cseq.num, ua.rng, via=(t, ua.hostport()))
+            ua.send_ack(self.txn, ack, dialog_dest(d), t)
             if self.state == TERMINATED or self.cancel_pending or (
                     self.dialog is not None and d is not self.dialog and self.state == CONFIRMED):
                 # cancelled meanwhile, or a second fork answered: end that dialog
@@ -709,7 +727,7 @@ class InviteSession:
                 req.remove("via")
                 req.remove("authorization")
                 req.remove("proxy-authorization")
-                req.add("Via", ua.via(), True)
+                req.add("Via", ua.via(self.transport), True)
                 req.set("CSeq", "%d INVITE" % (self.invite.cseq.num + 1))
                 try:
                     val = DigestClient().authorize("INVITE", str(req.uri), ch, self.auth[0],
@@ -720,7 +738,7 @@ class InviteSession:
                     req.add("Authorization" if st == 401 else "Proxy-Authorization", val)
                     self.invite = req
                     self.provisional = False
-                    self.txn = ua.send(req, self.dest, self._uac_response)
+                    self.txn = ua.send(req, self.dest, self._uac_response, self.transport)
                     return
         self.final_status = st
         was = self.state
@@ -735,7 +753,7 @@ class InviteSession:
         self.end_reason = "cancelled"
         c = create_cancel(self.invite)
         ua.count("cancels_out")
-        ua.send(c, self.dest, _ignore)
+        ua.send(c, self.dest, _ignore, self.transport)
         try:
             if self.txn is not None:
                 ua.layer.cancel_sent(self.txn, ua.now())
@@ -804,6 +822,7 @@ class InviteSession:
             return
         d.user = self
         d.flow = self.flow
+        d.flow_transport = self.flow_transport
         self.dialog = d
         self.dialogs.append(d)
 
@@ -927,17 +946,18 @@ class InviteSession:
                 return
             if resp.status < 300 and d.state != "terminated":
                 d.on_response(self._last_reinvite, resp)
-                ack = d.create_ack(resp.cseq.num, ua.rng, via=("UDP", ua.hostport()))
-                ua.send_ack(self._reinvite, ack, dialog_dest(d))
+                t = dialog_transport(d)
+                ack = d.create_ack(resp.cseq.num, ua.rng, via=(t, ua.hostport()))
+                ua.send_ack(self._reinvite, ack, dialog_dest(d), t)
                 self._take_sdp(resp)
             if on_done is not None:
                 on_done(resp.status)
 
         req = d.create_request("INVITE", ua.rng, sdp, _SDP,
                                (("Contact", ua.contact(d.local_uri.uri.user or "gw")),),
-                               via=("UDP", ua.hostport()))
+                               via=(dialog_transport(d), ua.hostport()))
         self._last_reinvite = req
-        self._reinvite = ua.send(req, dialog_dest(d), handler)
+        self._reinvite = ua.send(req, dialog_dest(d), handler, dialog_transport(d))
         return True
 
     def _reinvite_in(self, sreq):

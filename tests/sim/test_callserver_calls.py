@@ -347,3 +347,110 @@ def test_analog_ports_take_new_calls_only_from_the_call_server(tmp_path):
         w.assert_no_leaks(bindings=3)
     finally:
         w.close()
+
+
+class _TcpPhone:
+    """A station registered over TCP: a raw connection that registers with
+    digest and answers the INVITE it gets on that same connection."""
+
+    def __init__(self, w, ext):
+        import socket
+        from sip.message import StreamFramer
+        self.w = w
+        self.ext = ext
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.connect(("127.0.0.1", w.app.sip_port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.framer = StreamFramer()
+        self.host, self.port = self.sock.getsockname()
+        self.got = []
+        self.n = 0
+
+    def send(self, text):
+        self.sock.sendall(text.encode() if isinstance(text, str) else text)
+
+    def pump(self, ms=300):
+        self.w.run(ms)
+        while True:
+            try:
+                data = self.sock.recv(65535)
+            except OSError:
+                break
+            if not data:
+                break
+            for m in self.framer.feed(data):
+                from sip.message import parse
+                self.got.append(parse(m) if isinstance(m, bytes) else m)
+
+    def register(self):
+        from sip.digest import DigestClient
+        from firmware.compat import Random
+        auth = None
+        for cseq in (1, 2):
+            self.n += 1
+            lines = ["REGISTER sip:%s SIP/2.0" % DOMAIN,
+                     "Via: SIP/2.0/TCP %s:%d;branch=z9hG4bKtcpreg%d;rport" % (self.host, self.port, self.n),
+                     "Max-Forwards: 70", "From: <sip:%s@%s>;tag=tr1" % (self.ext, DOMAIN),
+                     "To: <sip:%s@%s>" % (self.ext, DOMAIN), "Call-ID: tcpreg@x",
+                     "CSeq: %d REGISTER" % cseq,
+                     "Contact: <sip:%s@%s:%d;transport=tcp>" % (self.ext, self.host, self.port)]
+            if auth:
+                lines.append("Authorization: " + auth)
+            self.send("\r\n".join(lines + ["Content-Length: 0", "", ""]))
+            self.pump()
+            last = self.got[-1]
+            if last.status == 401:
+                auth = DigestClient().authorize("REGISTER", "sip:" + DOMAIN,
+                                                last.get_all("www-authenticate"), self.ext,
+                                                password(self.ext), Random(3))
+                continue
+            return last.status
+
+    def requests(self, method):
+        return [m for m in self.got if getattr(m, "method", None) == method]
+
+    def answer(self, req, status, body=b""):
+        from sip.message import Response
+        r = Response.for_request(req, status, None, "tcpans")
+        if status == 200:
+            r.add("Contact", "<sip:%s@%s:%d;transport=tcp>" % (self.ext, self.host, self.port))
+            if body:
+                r.set("Content-Type", "application/sdp")
+                r.body = body
+        self.send(r.serialize())
+
+
+def test_a_phone_registered_over_tcp_gets_its_calls_on_that_connection(tmp_path):
+    w = CsWorld(tmp_path, seed=43, sip_exts=("2001", "2002"))
+    try:
+        w.register_all(("2001",))
+        tcp = _TcpPhone(w, "2002")
+        assert tcp.register() == 200
+        b = w.cs.registrar.contacts("s2002")[0]
+        assert b.transport == "TCP" and b.dest == (tcp.host, tcp.port), (b.transport, b.dest)
+        c = w.phones["2001"].call("2002")
+        tcp.pump(500)
+        invites = tcp.requests("INVITE")
+        assert len(invites) == 1, tcp.got
+        inv = invites[0]
+        assert inv.top_via.transport == "TCP", inv.get("via")
+        sdp = ("v=0\r\no=- 2 2 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\n"
+               "m=audio 41000 RTP/AVP 0\r\n" % (tcp.host, tcp.host)).encode()
+        tcp.answer(inv, 200, sdp)
+        w.run_until(lambda: c.state == "connected", 3000)
+        tcp.pump(300)
+        assert tcp.requests("ACK"), [getattr(m, "method", m.status) for m in tcp.got]
+        w.phones["2001"].hangup(c)                  # the BYE comes over TCP too
+        tcp.pump(300)
+        byes = tcp.requests("BYE")
+        assert byes and byes[0].top_via.transport == "TCP", tcp.got
+        tcp.answer(byes[0], 200)
+        w.run_until(lambda: c.state == "terminated", 3000)
+        assert w.app.sip_transports.counters["tcp_no_connection"] == 0
+        assert w.app.sip_transports.counters["udp_sent"] > 0
+        tcp.sock.close()
+        w.run(200)
+        w.assert_no_leaks()
+    finally:
+        w.close()

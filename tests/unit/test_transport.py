@@ -286,6 +286,15 @@ def test_tcp_framing_across_segments_and_response_on_the_same_connection(rig):
     c.close()
 
 
+def test_tcp_connections_send_without_nagle_delay(rig):
+    c = socket.create_connection(("127.0.0.1", rig.port))
+    rig.pump()
+    assert len(rig.tp.conns) == 1
+    s = rig.tp.conns[0].sock
+    assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    c.close()
+
+
 def test_tcp_oversize_message_gets_513_and_close():
     r = Rig(max_message=1024)
     try:
