@@ -28,8 +28,10 @@ SDP is passed through unchanged; only when a phone is behind NAT (its
 packets come from another address than its Contact) its private c= address
 is replaced by the public source address, so that media can flow directly
 between the phones (the appliance never relays RTP).  An INVITE without SDP
-(delayed offer) is refused with 488: the B2BUA would have to hold back the
-ACK, which it does not do.
+(delayed offer, RFC 3261 §13.2.1) goes on without SDP; the callee's 2xx
+offer is passed to the caller, the ACK to the callee is held back until the
+caller's ACK brings the answer, which it then carries (no answer: both
+sides get BYE).  The auto attendant needs the offer (488 without).
 
 Routing of the Request-URI user (the number): a station's extension (or its
 DID, for trunk calls) -> that station; an emergency number -> the first FXO
@@ -133,6 +135,7 @@ class Call:
         self.steps = []               # groups: member Stations still to ring, in turn
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
+        self.delayed = False          # the caller sent no offer: its ACK answers the callee's
 
     def __repr__(self):
         return "<Call %d %s->%s %s>" % (self.id, self.caller_num, self.number, self.state)
@@ -243,7 +246,16 @@ class Call:
         return min(real)
 
     def on_confirmed(self, s):
-        pass
+        """The caller's ACK: for a delayed offer it carries the answer to the
+        callee's offer, which goes on in the callee's ACK."""
+        if s is not self.a or not self.delayed or self.b is None:
+            return
+        body = fix_sdp(self.a.remote_body, _public_of(self.a.flow)) if self.a.remote_sdp else None
+        self.b.send_ack(body)
+        if body is None:                  # no answer: the session cannot be set up
+            self.b.bye()
+            self.a.bye()
+            self.end("no answer in the ACK")
 
     def on_ended(self, s, reason):
         if self.state == "ended":
@@ -330,7 +342,8 @@ class B2bua:
         self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
                          "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
-                         "reinvites_relayed": 0, "group_calls": 0, "forks_capped": 0}
+                         "reinvites_relayed": 0, "group_calls": 0, "forks_capped": 0,
+                         "delayed_offers": 0}
 
     def busy(self, name):
         return self.active.get(name, 0)
@@ -380,10 +393,6 @@ class B2bua:
             self.counters["over_limit"] += 1
             sreq.respond(503, "Call Limit Reached", (("Retry-After", "10"),))
             return
-        if not req.body:
-            self.counters["no_offer"] += 1
-            sreq.respond(488, "SDP Offer Required")
-            return
         number = req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
         if not number:
             self.counters["not_found"] += 1
@@ -408,9 +417,17 @@ class B2bua:
             a.flow_transport = "TCP"
         call.a = a
         call.body = fix_sdp(a.remote_body, _public_of(flow))
+        call.delayed = not call.body      # delayed offer: the callee's 2xx will offer
+        if call.delayed:
+            self.counters["delayed_offers"] += 1
         call.from_uri = "sip:%s@%s" % (caller_num or "anonymous", cs.core.domain)
         call.to_uri = "sip:%s@%s" % (call.number, cs.core.domain)
         if route[0] == "attendant":
+            if call.delayed:
+                self.counters["no_offer"] += 1    # the attendant answers with media: it needs the offer
+                a.reject(488, "SDP Offer Required")
+                call.state = "ended"
+                return
             self._admit(call, ring=False)
             if not cs.attendant.take(call):
                 a.reject(486, "Attendant Busy")
@@ -457,6 +474,7 @@ class B2bua:
             if leg is None:
                 continue
             leg.user = member
+            leg.delay_ack = call.delayed
             if b.nat or tcp:
                 leg.flow = b.dest
                 leg.flow_transport = "TCP" if tcp else "UDP"

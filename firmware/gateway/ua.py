@@ -555,7 +555,7 @@ class UserAgent:
     def _ack(self, sreq):
         sess = self._session_for(sreq.request)
         if sess is not None:
-            sess._acked()
+            sess._acked(sreq.request)
 
     def _in_dialog_ok(self, sreq):
         sess = self._dialog_request(sreq)
@@ -641,6 +641,8 @@ class InviteSession:
         self.user = None          # free slot for the owner
         self.flow = None          # (host, port) requests in its dialogs go to (NAT), else None
         self.flow_transport = "UDP"   # "TCP": the flow is the phone's TCP connection
+        self.delay_ack = False    # UAC with no offer: hold the 2xx ACK for send_ack(answer)
+        self._held_ack = None     # (dialog, transaction) of that held ACK
         self.transport = "UDP"    # UAC: how the INVITE (and its CANCEL) went
         self.remote_body = None   # the far end's last SDP as received (bytes)
         self.offer_sreq = None    # an in-dialog re-INVITE the owner answers later
@@ -695,11 +697,17 @@ class InviteSession:
             d.flow_transport = self.flow_transport
             if d not in self.dialogs:
                 self.dialogs.append(d)
-            t = dialog_transport(d)
-            ack = d.create_ack(self.invite.cseq.num, ua.rng, via=(t, ua.hostport()))
-            ua.send_ack(self.txn, ack, dialog_dest(d), t)
-            if self.state == TERMINATED or self.cancel_pending or (
-                    self.dialog is not None and d is not self.dialog and self.state == CONFIRMED):
+            late = self.state == TERMINATED or self.cancel_pending or (
+                self.dialog is not None and d is not self.dialog and self.state == CONFIRMED)
+            if self.delay_ack and not late:
+                # delayed offer: the 2xx carries the offer and our ACK must carry
+                # the answer, which the owner gives later (send_ack)
+                if self._held_ack is not None:
+                    return            # a retransmission while the answer is pending
+                self._held_ack = (d, self.txn)
+            else:
+                self._send_2xx_ack(d, self.txn, None)
+            if late:
                 # cancelled meanwhile, or a second fork answered: end that dialog
                 ua.in_dialog(d, "BYE", _ignore)
                 ua.dialogs.remove(d)
@@ -867,9 +875,34 @@ class InviteSession:
             self._terminate("cancel")
             _cb(self.owner, "on_ended", self, "cancel")
 
-    def _acked(self):
+    def _acked(self, req=None):
         self.acked = True
+        if req is not None and req.body and self.local_sdp is not None and \
+                self.remote_sdp is None:
+            self._take_sdp(req)    # delayed offer: the ACK carries the answer
         _cb(self.owner, "on_confirmed", self)
+
+    # ---- delayed offer (UAC side of a B2BUA) ----
+    def _send_2xx_ack(self, d, txn, body):
+        ua = self.ua
+        t = dialog_transport(d)
+        ack = d.create_ack(self.invite.cseq.num, ua.rng, via=(t, ua.hostport()))
+        if body:
+            ack.body = body
+            ack.add("Content-Type", _SDP)
+        ua.send_ack(txn, ack, dialog_dest(d), t)
+
+    def send_ack(self, sdp):
+        """The ACK held back for a delayed offer, with the answer sdp (None:
+        an empty ACK, when the answer never came).  False when none waits."""
+        held = self._held_ack
+        if held is None:
+            return False
+        self._held_ack = None
+        self._send_2xx_ack(held[0], held[1], sdp)
+        if sdp:
+            self.local_sdp = sdp
+        return True
 
     def _no_ack(self):
         self.ua.count("errors")
@@ -913,6 +946,7 @@ class InviteSession:
         if self.state != CONFIRMED or self.dialog is None:
             return False
         ua = self.ua
+        self.send_ack(None)       # a 2xx is ACKed before its dialog is ended (§13.2.2.4)
         ua.count("byes_out")
         try:
             ua.in_dialog(self.dialog, "BYE", _ignore)

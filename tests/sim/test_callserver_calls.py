@@ -454,3 +454,88 @@ def test_a_phone_registered_over_tcp_gets_its_calls_on_that_connection(tmp_path)
         w.assert_no_leaks()
     finally:
         w.close()
+
+
+def _delayed_offer_call(w, ack_body):
+    """2001 (raw UDP, registered) calls 2002 with an INVITE without SDP; the
+    2xx carries 2002's offer; 2001 ACKs with ack_body.  Returns (the raw
+    client, the 200 it got, the ACK bodies 2002 received, what came after the ACK)."""
+    from tests.sim.test_callserver_registrar import Raw
+    from sip.message import parse
+    raw = Raw(w, "2001", password("2001"))
+    assert raw.register().status == 200
+    host, port = raw.sock.getsockname()
+    acks = []
+    ph = w.phones["2002"]
+    orig = ph._ack_in
+    ph._ack_in = lambda txn, req: (acks.append(req.body), orig(txn, req))
+    invite = "\r\n".join([
+        "INVITE sip:2002@%s SIP/2.0" % DOMAIN,
+        "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKdelayed1;rport" % (host, port),
+        "Max-Forwards: 70", "From: <sip:2001@%s>;tag=do1" % DOMAIN,
+        "To: <sip:2002@%s>" % DOMAIN, "Call-ID: delayed@x", "CSeq: 1 INVITE",
+        "Contact: <sip:2001@%s:%d>" % (host, port), "Content-Length: 0", "", ""])
+    replies = [parse(r) for r in w.exchange(raw.sock, invite, 3000)]
+    ok = [r for r in replies if r.status == 200][0]
+    assert ok.content_type == "application/sdp" and b"m=audio" in ok.body, ok.body
+    assert acks == [], "the callee was ACKed before the caller answered"
+    lines = ["ACK %s SIP/2.0" % ok.contact[0].uri,
+             "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKdelayedack;rport" % (host, port),
+             "Max-Forwards: 70", "From: <sip:2001@%s>;tag=do1" % DOMAIN,
+             "To: %s" % ok.get("to"), "Call-ID: delayed@x", "CSeq: 1 ACK"]
+    if ack_body:
+        lines += ["Content-Type: application/sdp"]
+    text = "\r\n".join(lines + ["Content-Length: %d" % len(ack_body), "", ""]) + ack_body
+    after = [parse(r) for r in w.exchange(raw.sock, text, 500)]
+    return raw, ok, acks, after
+
+
+def test_delayed_offer_the_callers_ack_answers_the_callees_offer(tmp_path):
+    from sip.message import parse
+    w = CsWorld(tmp_path, seed=44, sip_exts=("2001", "2002"))
+    try:
+        w.register_all(("2002",))
+        w.phones["2002"].ring_ms = 200
+        answer = ("v=0\r\no=- 3 3 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                  "m=audio 42000 RTP/AVP 0\r\n")
+        raw, ok, acks, _ = _delayed_offer_call(w, answer)
+        assert acks == [answer.encode()], acks
+        inc = [c for c in w.phones["2002"].calls if c.role == "uas"][0]
+        assert inc.state == "connected" and w.cs.b2b.counters["delayed_offers"] == 1
+        w.phones["2002"].hangup(inc)
+        w.run(200)
+        bye = [parse(d) for d in _drain(raw.sock)]
+        bye = [m for m in bye if getattr(m, "method", None) == "BYE"][0]
+        resp = "\r\n".join(["SIP/2.0 200 OK"] + ["Via: %s" % v for v in bye.get_all("via")] + [
+            "From: %s" % bye.get("from"), "To: %s" % bye.get("to"), "Call-ID: %s" % bye.call_id,
+            "CSeq: %s" % bye.get("cseq"), "Content-Length: 0", "", ""])
+        w.exchange(raw.sock, resp, 300)
+        w.assert_no_leaks(bindings=2)
+    finally:
+        w.close()
+
+
+def test_delayed_offer_without_an_answer_in_the_ack_ends_both_sides(tmp_path):
+    w = CsWorld(tmp_path, seed=45, sip_exts=("2001", "2002"))
+    try:
+        w.register_all(("2002",))
+        w.phones["2002"].ring_ms = 200
+        raw, ok, acks, got = _delayed_offer_call(w, "")
+        assert acks == [b""], acks          # the held ACK went, then the BYE
+        byes = [m for m in got if getattr(m, "method", None) == "BYE"]
+        assert byes, got
+        inc = [c for c in w.phones["2002"].calls if c.role == "uas"]
+        assert not inc or inc[0].state == "terminated"
+        assert w.cs.b2b.calls == []
+        w.assert_no_leaks(bindings=2)      # the caller never answers the BYE: Timer F ends it
+    finally:
+        w.close()
+
+
+def _drain(sock):
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65535))
+        except OSError:
+            return out
