@@ -625,8 +625,10 @@ class InviteSession:
         self.auth = None
         self.auth_tries = 0
         self.sreq = None          # UAS: the pending INVITE
-        self.request = None       # UAS: the INVITE received
-        self.remote_sdp = None
+        self.request = None       # UAS: the INVITE received (dropped once ACKed)
+        self._rsdp = None         # remote_sdp, parsed on first use
+        self._sdp_pending = None  # SDP bytes received and not parsed yet
+        self._identity = None     # remote_identity, kept when the request goes
         self.local_sdp = None
         self.call_id = None
         self.local_tag = None
@@ -649,6 +651,24 @@ class InviteSession:
 
     def __repr__(self):
         return "<InviteSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
+
+    # The far end's SDP is parsed only when someone looks at it: a B2BUA leg
+    # passes the bytes on and never does (some 3 KB per leg on MicroPython).
+    @property
+    def remote_sdp(self):
+        raw = self._sdp_pending
+        if raw is not None:
+            self._sdp_pending = None
+            try:
+                self._rsdp = parse_sdp(raw)
+            except SipError:
+                pass              # unparsable: keep what was there
+        return self._rsdp
+
+    @remote_sdp.setter
+    def remote_sdp(self, value):
+        self._rsdp = value
+        self._sdp_pending = None
 
     # ---- UAC ----
     def _uac_response(self, resp):
@@ -802,10 +822,7 @@ class InviteSession:
         sreq.on_cancel = s._cancelled
         if req.body:
             s.remote_body = req.body
-            try:
-                s.remote_sdp = parse_sdp(req.body)
-            except SipError:
-                s.remote_sdp = None
+            s._sdp_pending = req.body
         ua.sessions.append(s)
         return s
 
@@ -878,8 +895,13 @@ class InviteSession:
     def _acked(self, req=None):
         self.acked = True
         if req is not None and req.body and self.local_sdp is not None and \
-                self.remote_sdp is None:
+                self.remote_body is None:
             self._take_sdp(req)    # delayed offer: the ACK carries the answer
+        if self.request is not None:
+            # confirmed: the INVITE is no longer needed (some 7 KB per call)
+            self._identity = self.remote_identity
+            self.request = None
+            self.sreq = None
         _cb(self.owner, "on_confirmed", self)
 
     # ---- delayed offer (UAC side of a B2BUA) ----
@@ -913,15 +935,14 @@ class InviteSession:
     def _take_sdp(self, msg):
         if msg.body and msg.content_type == _SDP:
             self.remote_body = msg.body
-            try:
-                self.remote_sdp = parse_sdp(msg.body)
-            except SipError:
-                pass
+            self._sdp_pending = msg.body
 
     @property
     def remote_identity(self):
         """(number, display name) of the far end: P-Asserted-Identity, else
         From (UAS) / To (UAC)."""
+        if self._identity is not None:
+            return self._identity
         msg = self.request if not self.is_uac else None
         na = None
         if msg is not None:
