@@ -87,8 +87,8 @@ class LinuxUART(bus.UART):
 
 class FilePCM(bus.PCM):
     """PCM over files or FIFOs, one pair per channel: rx_fmt % chan is read from,
-    tx_fmt % chan written to (for example a FIFO fed by an ALSA/TDM helper).
-    ALSA itself is out of scope here."""
+    tx_fmt % chan written to (for example FIFOs fed by an external helper).
+    TDM devices and the Pi's PCM block use StreamPCM below."""
 
     def __init__(self, channels, rx_fmt, tx_fmt):
         bus.PCM.__init__(self, channels)
