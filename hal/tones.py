@@ -77,6 +77,19 @@ def tone(country, name):
     return t[name]
 
 
+def cadence_on(cadence, elapsed_ms):
+    """Is a tone with cadence (on, off, on, off ... ms; empty: steady) sounding
+    elapsed_ms after it started?"""
+    if not cadence:
+        return True
+    dt = elapsed_ms % sum(cadence)
+    for i in range(len(cadence)):
+        if dt < cadence[i]:
+            return i % 2 == 0
+        dt -= cadence[i]
+    return False
+
+
 def ring_cadence(country):
     return RING_CADENCES[country_code(country)]
 

@@ -208,14 +208,7 @@ class Attendant:
         elif c.state == "transfer":
             freqs, cad, level = tones.tone(self._country(), "ringback")
             self._use_tone(freqs, 4000)
-            dt = (self.cs.now() - c.ring_t0) % sum(cad)
-            on = False
-            for i in range(len(cad)):
-                if dt < cad[i]:
-                    on = i % 2 == 0
-                    break
-                dt -= cad[i]
-            if not on:
+            if not tones.cadence_on(cad, self.cs.now() - c.ring_t0):
                 return self._silence(c, law)
             self._gen.fill(buf, enc)
         else:

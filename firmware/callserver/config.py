@@ -223,10 +223,7 @@ def check(app, old, new):
                               "is the extension of station %s" % s.by_ext[st.user_id].name)
         if s.by_user.get(st.user_id) is not st:
             raise ConfigError(path + " user-id", st.user_id, "already used by another station")
-        if st.did:
-            if st.did in dids:
-                raise ConfigError(path + " did", st.did, "already the DID of %s" % dids[st.did])
-            dids[st.did] = "station " + st.name
+        _claim_did(dids, path, st.did, "station " + st.name)
         if st.forward_unreachable == st.extension:
             raise ConfigError(path + " forward-unreachable", st.forward_unreachable,
                               "is the station's own extension")
@@ -248,14 +245,18 @@ def check(app, old, new):
         for m in g.members:
             if m not in s.by_ext:
                 raise ConfigError(path + " member", m, "no station has this extension")
-        if g.did:
-            if g.did in dids:
-                raise ConfigError(path + " did", g.did, "already the DID of %s" % dids[g.did])
-            dids[g.did] = "hunt group " + g.name
+        _claim_did(dids, path, g.did, "hunt group " + g.name)
         if g.no_answer_target == g.extension:
             raise ConfigError(path + " no-answer-target", g.no_answer_target,
                               "is the group's own extension")
     _check_attendant(app, s)
+
+
+def _claim_did(dids, path, did, owner):
+    if did:
+        if did in dids:
+            raise ConfigError(path + " did", did, "already the DID of %s" % dids[did])
+        dids[did] = owner
 
 
 def _check_attendant(app, s):

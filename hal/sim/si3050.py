@@ -155,6 +155,16 @@ class VirtualLine:
         self.rx.push(frame)
 
     # ---- frame generation toward the host ----------------------------------------------
+    def _frame(self, pcm, sounding):
+        """One frame of the generator's tone, or of silence, toward the DAA."""
+        if sounding:
+            self._gen.fill(self._buf, g711.encoder(self.law))
+        else:
+            s = g711.silence(self.law)
+            for i in range(160):
+                self._buf[i] = s
+        pcm.inject(self.model.pcm_chan, self._buf)
+
     def advance(self, now):
         ring_on = self.ringing_now(now)
         m = self.model
@@ -185,29 +195,9 @@ class VirtualLine:
                 start, end, freqs = self._dtmf[0]
                 if t >= start:
                     self._gen.set(freqs, 5000)
-                    self._gen.fill(self._buf, g711.encoder(self.law))
-                else:
-                    s = g711.silence(self.law)
-                    for i in range(160):
-                        self._buf[i] = s
-                pcm.inject(m.pcm_chan, self._buf)
+                self._frame(pcm, t >= start)
             elif self._tone is not None and self.seized:
-                cad = self._tone_cad
-                on = True
-                if cad:
-                    dt = (t - self._tone_t0) % sum(cad)
-                    for i in range(len(cad)):
-                        if dt < cad[i]:
-                            on = i % 2 == 0
-                            break
-                        dt -= cad[i]
-                if on:
-                    self._gen.fill(self._buf, g711.encoder(self.law))
-                else:
-                    s = g711.silence(self.law)
-                    for i in range(160):
-                        self._buf[i] = s
-                pcm.inject(m.pcm_chan, self._buf)
+                self._frame(pcm, tones.cadence_on(self._tone_cad, t - self._tone_t0))
         if self._mod is None and self._tone is None and not self._dtmf and \
                 self._next_frame < now - 20:
             self._next_frame = now - now % 20

@@ -91,9 +91,21 @@ class CsWorld(SimWorld):
         """Send one datagram to the appliance, run the clock, return every reply."""
         sock.sendto(data if isinstance(data, bytes) else data.encode(), self.server)
         self.run(ms)
+        return self.drain(sock)
+
+    @staticmethod
+    def drain(sock):
+        """Every datagram waiting on a non-blocking socket."""
         out = []
         while True:
             try:
                 out.append(sock.recv(65535))
             except OSError:
                 return out
+
+    @staticmethod
+    def ok_for(req):
+        """A 200 OK text answering req (a raw client's answer to a BYE)."""
+        return "\r\n".join(["SIP/2.0 200 OK"] + ["Via: %s" % v for v in req.get_all("via")] + [
+            "From: %s" % req.get("from"), "To: %s" % req.get("to"), "Call-ID: %s" % req.call_id,
+            "CSeq: %s" % req.get("cseq"), "Content-Length: 0", "", ""])
