@@ -55,6 +55,16 @@ class CsWorld(SimWorld):
     def cli(self, line):
         return self.app.commands.execute(self.app, line)
 
+    def assert_refused(self, lines, why):
+        """Committing lines (set statements) fails with a message containing why."""
+        from firmware.config.schema import ConfigError
+        try:
+            self.app.config.load_file("test.conf", "\n".join(lines) + "\n")
+        except ConfigError as e:
+            assert why in str(e), (why, str(e))
+            return
+        raise AssertionError("committed: %r" % (lines,))
+
     def register_all(self, exts=None):
         for ext in exts or self.phones:
             self.phones[ext].register()
