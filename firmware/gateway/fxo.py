@@ -26,7 +26,7 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 (outbound, waiting for polarity answer), talk.
 """
 from firmware.compat import const
-from firmware.gateway.leg import Leg
+from firmware.gateway.leg import Leg, PortAgent
 from firmware.gateway.ua import InviteSession
 from sip.errors import SipError
 
@@ -42,28 +42,16 @@ TALK = "talk"
 MAX_NUMBER = const(20)
 
 
-class FxoAgent:
+class FxoAgent(PortAgent):
+    kind = "fxo"
+
     def __init__(self, gw, port, drv):
-        self.gw = gw
-        self.port = port
-        self.drv = drv
+        PortAgent.__init__(self, gw, port, drv)
         self.trunk = None
-        self.state = IDLE
         self.leg = None
         self.cid = None
-        self.last_cid = None
         self.last_disconnect = None   # (reason, ms)
         self.dial_string = None
-        self._timer = None
-        self._silence = bytearray(160)
-        self.calls_in = 0
-        self.calls_out = 0
-
-    def now(self):
-        return self.gw.app.clock.now()
-
-    def log(self, msg):
-        self.gw.app.log.info("fxo %d: %s" % (self.port, msg))
 
     def set_trunk(self, trunk):
         self.trunk = trunk
@@ -74,11 +62,6 @@ class FxoAgent:
 
     def status_text(self):
         return self.state
-
-    def _cancel_timer(self):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _release(self):
         self._cancel_timer()
@@ -299,10 +282,3 @@ class FxoAgent:
         g = r.pop()
         if g is not None and not drv.dialling:
             drv.write_frame(g)
-
-    def _silence_frame(self):
-        s = self._silence
-        if s[0] != self.gw.silence:
-            for i in range(160):
-                s[i] = self.gw.silence
-        return s

@@ -57,7 +57,7 @@ Bounds: MAX_LEGS legs per port (a third call gets 486).
 """
 from firmware.compat import const, wall_time
 from firmware.gateway import dialplan as DP
-from firmware.gateway.leg import Leg
+from firmware.gateway.leg import Leg, PortAgent
 from firmware.gateway.ua import InviteSession
 from sip.errors import SipError
 
@@ -100,35 +100,36 @@ def _ascii(text, n):
     return out[:n] or None
 
 
-class FxsAgent:
+def caller_id(number, name):
+    """MDMF caller ID fields for the SLIC; an absent number or name is sent
+    as "O" (out of area), the name only when the number is there too."""
+    cid = {"datetime": cid_datetime(wall_time()), "number": _ascii(number, 20),
+           "name": _ascii(name, 15)}
+    if not cid["number"]:
+        cid["number"] = None
+        cid["number_absent"] = "O"
+    if not cid["name"]:
+        cid["name"] = None
+        cid["name_absent"] = "O" if cid["number"] is None else None
+    return cid
+
+
+class FxsAgent(PortAgent):
+    kind = "fxs"
+
     def __init__(self, gw, port, drv):
-        self.gw = gw
-        self.port = port
-        self.drv = drv
+        PortAgent.__init__(self, gw, port, drv)
         self.station = None
         self.registration = None
-        self.state = IDLE
         self.legs = []
         self.digits = ""
-        self._timer = None
-        self.last_cid = None        # (number, name) of the last incoming call
         self.last_status = None
-        self.calls_in = 0
-        self.calls_out = 0
         self.transfer = None        # (held leg, "attended" | "blind") while transferring
         self.transfers = 0
         self.transfer_failures = 0
-        self._silence = bytearray(160)
         self._mixbuf = (bytearray(160), bytearray(160), bytearray(160))
-        self._sil_byte = 0xFF
 
     # -- helpers
-    def now(self):
-        return self.gw.app.clock.now()
-
-    def log(self, msg):
-        self.gw.app.log.info("fxs %d: %s" % (self.port, msg))
-
     def set_station(self, station):
         self.station = station
 
@@ -143,11 +144,6 @@ class FxsAgent:
             self.drv.stop_tone()
         except OSError:
             pass
-
-    def _cancel_timer(self):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _arm_digit_timer(self):
         self._cancel_timer()
@@ -333,16 +329,8 @@ class FxsAgent:
             self._tone("call_waiting")
             self.log("call waiting from %s" % num)
             return
-        cid = {"datetime": cid_datetime(wall_time()),
-               "number": _ascii(num, 20), "name": _ascii(name, 15)}
-        if not cid["number"]:
-            cid["number"] = None
-            cid["number_absent"] = "O"
-        if not cid["name"]:
-            cid["name"] = None
-            cid["name_absent"] = "O" if cid["number"] is None else None
         try:
-            self.drv.ring(self.now(), caller_id=cid)
+            self.drv.ring(self.now(), caller_id=caller_id(num, name))
         except Exception as e:      # StateError (went off-hook meanwhile), bus errors
             self.log("cannot ring: %s" % e)
             sess.reject(486)
@@ -471,16 +459,8 @@ class FxsAgent:
             self.state = TALK
             return
         num, name = held.number, held.name
-        cid = {"datetime": cid_datetime(wall_time()), "number": _ascii(num, 20),
-               "name": _ascii(name, 15)}
-        if not cid["number"]:
-            cid["number"] = None
-            cid["number_absent"] = "O"
-        if not cid["name"]:
-            cid["name"] = None
-            cid["name_absent"] = "O" if cid["number"] is None else None
         try:
-            self.drv.ring(self.now(), caller_id=cid)
+            self.drv.ring(self.now(), caller_id=caller_id(num, name))
         except Exception as e:
             self.log("cannot ring for the recall: %s" % e)
             held.hangup()
@@ -801,10 +781,3 @@ class FxsAgent:
             b.rtp.send(mix.mix(frame, fa, m2))
             if fa is not None or fb is not None:
                 drv.write_frame(mix.mix(fa, fb, m3))
-
-    def _silence_frame(self):
-        s = self._silence
-        if s[0] != self.gw.silence:
-            for i in range(160):
-                s[i] = self.gw.silence
-        return s
