@@ -91,9 +91,10 @@ class ConfigEngine:
         self.committed = view
         self.candidate = copy_tree(tree)
 
-    def parse(self, text, lenient=False, name="configuration"):
-        """A tree from `set`/`delete` lines; lenient skips (and logs) bad lines."""
-        tree = {}
+    def parse(self, text, lenient=False, name="configuration", tree=None):
+        """A tree from `set`/`delete` lines (applied to tree, default empty);
+        lenient skips (and logs) bad lines."""
+        tree = {} if tree is None else tree
         n = 0
         for line in text.split("\n"):
             n += 1
@@ -282,14 +283,7 @@ class ConfigEngine:
     def load_file(self, path, text):
         """--config FILE: apply every line to a copy of the candidate and commit
         it; a bad line raises ConfigError('config FILE line N: ...')."""
-        tree = copy_tree(self.committed.tree)
-        n = 0
-        for line in text.split("\n"):
-            n += 1
-            try:
-                self.statement(tree, line)
-            except ConfigError as e:
-                raise ConfigError("", None, "config %s line %d: %s" % (path, n, e))
+        tree = self.parse(text, name="config " + path, tree=copy_tree(self.committed.tree))
         try:
             msg = self.commit(tree, comment="loaded from %s" % path)
         except ConfigError as e:
