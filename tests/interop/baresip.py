@@ -351,6 +351,18 @@ class Baresip:
         return self.wait_event("CALL_REMOTE_SDP", deadline_s,
                                lambda e: e.get("param") == "offer", since)
 
+    def hold_and_resume(self, far):
+        """Hold the call with far, then resume it; each re-INVITE must reach
+        far as an offer, and listcalls must agree."""
+        m = far.mark()
+        self.hold()
+        far.wait_remote_offer(m)
+        assert self.on_hold(), self.calls()
+        m = far.mark()
+        self.resume()
+        far.wait_remote_offer(m)
+        assert not self.on_hold(), self.calls()
+
     def send_dtmf(self, digits):
         for d in digits:
             self.command("sndcode", d)

@@ -103,14 +103,7 @@ def test_call_hold_resume_callee_hangs_up(rig):
         out, rows = calls(app)
         assert len(rows) == 1 and rows[0][1] == "2000" and rows[0][2] == "2001" \
             and rows[0][3] == "connected", out
-        m = b.mark()
-        a.hold()
-        b.wait_remote_offer(m)
-        assert a.on_hold(), a.calls()
-        m = b.mark()
-        a.resume()
-        b.wait_remote_offer(m)
-        assert not a.on_hold(), a.calls()
+        a.hold_and_resume(b)
         b.hangup()
         a.wait_event("CALL_CLOSED")
         b.wait_event("CALL_CLOSED")
