@@ -6,6 +6,7 @@ from hal.sim.si3050 import Si3050Model
 from hal.drivers import si3050
 from hal.drivers.si3050 import Si3050
 from hal import dsp, g711
+from hal import sim
 
 
 def make(country="US", supervision=("battery", "loop", "busy"), answer_polarity=False, **kw):
@@ -25,12 +26,7 @@ def up(**kw):
 
 
 def run(clock, d, ms, step=10):
-    out = []
-    end = clock.t + ms
-    while clock.t < end:
-        clock.t += step
-        out.extend(d.poll(clock.t))
-    return out
+    return sim.run(d, ms, step, now=clock)
 
 
 def test_bringup_sequence():

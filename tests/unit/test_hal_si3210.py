@@ -6,6 +6,7 @@ from hal.sim.si3210 import Si3210Model
 from hal.drivers import si3210
 from hal.drivers.si3210 import Si3210
 from hal import tones
+from hal import sim
 
 
 def make(clock=None, pcm=True, country="US", **model_kw):
@@ -24,12 +25,7 @@ def up(**kw):
 
 
 def run(clock, d, ms, step=10):
-    out = []
-    end = clock.t + ms
-    while clock.t < end:
-        clock.t += step
-        out.extend(d.poll(clock.t))
-    return out
+    return sim.run(d, ms, step, now=clock)
 
 
 def kinds(evs):

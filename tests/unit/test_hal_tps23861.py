@@ -5,6 +5,7 @@ from hal.sim.bus import SimClock, SimI2C
 from hal.sim.tps23861 import Tps23861Model, PoweredDevice
 from hal.drivers import tps23861
 from hal.drivers.tps23861 import TPS23861
+from hal import sim
 
 
 def make(budget_w=60, priorities=(0, 1, 2, 3), mode="semi-auto", **kw):
@@ -18,12 +19,7 @@ def make(budget_w=60, priorities=(0, 1, 2, 3), mode="semi-auto", **kw):
 
 
 def run(clock, d, ms, step=10):
-    out = []
-    end = clock.t + ms
-    while clock.t < end:
-        clock.t += step
-        out.extend(d.poll(clock.t))
-    return out
+    return sim.run(d, ms, step, now=clock)
 
 
 def test_init_registers():
