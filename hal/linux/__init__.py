@@ -141,11 +141,12 @@ class StreamPCM(bus.PCM):
     channel's next queued frame or silence, so the line's clock paces both
     directions.  A full transmit stream drops the frame (tx_dropped)."""
 
-    def __init__(self, channels, rx_fd, tx_fd, law="ulaw", procs=()):
+    def __init__(self, channels, rx_fd, tx_fd, law="ulaw", procs=(), files=()):
         bus.PCM.__init__(self, channels)
         self.rx_fd = rx_fd
         self.tx_fd = tx_fd
         self.procs = list(procs)         # ALSA helper processes, ended by close()
+        self.files = list(files)         # pipe objects owning the fds (else close the fds)
         self.frame = bus.FRAME_BYTES * channels
         self._part = b""
         self._silence = bytes([_SILENCE[law]]) * bus.FRAME_BYTES
@@ -200,12 +201,12 @@ class StreamPCM(bus.PCM):
         self.tx[chan].push(bytes(frame))
 
     def close(self):
-        for f in getattr(self, "_files", ()):
+        for f in self.files:
             try:
                 f.close()             # closes the pipe fds (EOF to aplay)
             except OSError:
                 pass
-        if not getattr(self, "_files", None):
+        if not self.files:
             for fd in {self.rx_fd, self.tx_fd}:
                 try:
                     os.close(fd)
@@ -243,9 +244,7 @@ def alsa_pcm(channels, device, law, period_us=20000):
     rx, tx = rec.stdout.fileno(), play.stdin.fileno()
     os.set_blocking(rx, False)
     os.set_blocking(tx, False)
-    p = StreamPCM(channels, rx, tx, law, (rec, play))
-    p._files = (rec.stdout, play.stdin)    # keep the pipe objects (and fds) alive
-    return p
+    return StreamPCM(channels, rx, tx, law, (rec, play), (rec.stdout, play.stdin))
 
 
 class Backend:
