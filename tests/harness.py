@@ -23,6 +23,18 @@ BOOT_RE = re.compile(r"booted on board (\S+): SIP port (\d+), console (\S+)")
 PROMPT_RE = re.compile(rb"\S+@\S+[>#] $")
 
 
+def have_ipv6():
+    """Can this host bind the IPv6 loopback (tests that need it skip otherwise)?"""
+    import socket
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
 def stop_process(proc, grace_s):
     """End a child: SIGTERM, up to grace_s seconds to exit, then SIGKILL."""
     if proc.poll() is not None:

@@ -9,6 +9,8 @@ import socket
 
 import pytest
 
+from tests.harness import have_ipv6
+
 from tests.system.sip_appliance import (Appliance, UdpClient, call_id, status, options, ROOT)
 
 MPY = os.path.join(ROOT, ".venv", "bin", "micropython")
@@ -24,16 +26,6 @@ def app(request):
     log = a.command("show log")
     a.close()
     assert "crashed" not in log and " error " not in log, log
-
-
-def _have_ipv6():
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 def req(method, uri, cid, port, extra="", body=b"", cseq=1, branch=None, to_tag="",
@@ -111,7 +103,7 @@ def test_options_over_tcp_on_the_same_connection(app):
         s.close()
 
 
-@pytest.mark.skipif(not _have_ipv6(), reason="host has no IPv6 loopback")
+@pytest.mark.skipif(not have_ipv6(), reason="host has no IPv6 loopback")
 def test_options_over_udp_ipv6(app):
     c = UdpClient(app.port, host="::1")
     try:

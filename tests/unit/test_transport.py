@@ -16,6 +16,7 @@ from firmware import sched as S
 from firmware import transport as T
 from firmware.compat import Random
 from sip.message import parse, Response
+from tests.harness import have_ipv6
 
 RECV_S = 2.0
 
@@ -52,16 +53,6 @@ def rig():
     r = Rig()
     yield r
     r.close()
-
-
-def _have_ipv6():
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 def options(port, via_host="127.0.0.1", via_port=5060, cid="c1", transport="UDP",
@@ -386,7 +377,7 @@ def test_dscp_is_applied_live_to_every_socket_and_new_connections(rig):
 
 # --- IPv6 ------------------------------------------------------------------------
 
-@pytest.mark.skipif(not _have_ipv6(), reason="host has no IPv6 loopback")
+@pytest.mark.skipif(not have_ipv6(), reason="host has no IPv6 loopback")
 def test_ipv6_udp_and_tcp_on_loopback(rig):
     assert rig.tp.ipv6
     c = udp_client(socket.AF_INET6, "::1")
