@@ -38,18 +38,21 @@ class Backend:
     def _opts(self, label):
         return dict(self.options.get(label, {}))
 
-    def _bus_faults(self, spi, opts):
-        if opts.pop("spi_broken", False):
+    def _chip_opts(self, label):
+        """(model options, SPI fault options) of a chip's sim_options entry."""
+        opts = self._opts(label)
+        return opts, {"spi_broken": opts.pop("spi_broken", False),
+                      "spi_fail_next": opts.pop("spi_fail_next", 0)}
+
+    def _bus_faults(self, spi, bus_opts):
+        if bus_opts["spi_broken"]:
             spi.broken = True
-        n = opts.pop("spi_fail_next", 0)
-        if n:
-            spi.fail_next(n)
+        if bus_opts["spi_fail_next"]:
+            spi.fail_next(bus_opts["spi_fail_next"])
 
     def slic(self, label, port, spec, law, country):
         from hal.sim.si3210 import Si3210Model
-        opts = self._opts(label)
-        bus_opts = {"spi_broken": opts.pop("spi_broken", False),
-                    "spi_fail_next": opts.pop("spi_fail_next", 0)}
+        opts, bus_opts = self._chip_opts(label)
         product = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         m = Si3210Model(self.now, product=product, pcm=self.world.pcm,
                         pcm_chan=spec["pcm_chan"], law=law, **opts)
@@ -73,9 +76,7 @@ class Backend:
 
     def daa(self, label, port, spec, law, country):
         from hal.sim.si3050 import Si3050Model
-        opts = self._opts(label)
-        bus_opts = {"spi_broken": opts.pop("spi_broken", False),
-                    "spi_fail_next": opts.pop("spi_fail_next", 0)}
+        opts, bus_opts = self._chip_opts(label)
         m = Si3050Model(self.now, cid=spec.get("cid", 0), pcm=self.world.pcm,
                         pcm_chan=spec["pcm_chan"], law=law, country=country, **opts)
         spi = SimSPI(m, self.now, cs_per_byte=False)
