@@ -94,8 +94,8 @@ class Appliance:
     def _bind_sip(self):
         """Bind the SIP transports (UDP+TCP, IPv4 and optional IPv6) and build
         the SIP core; its tasks start in start()."""
-        from firmware.transport import Transports
-        from firmware.sipcore import SipCore
+        from firmware.sipstack.transport import Transports
+        from firmware.sipstack.core import SipCore
         if getattr(self, "sip_domain", None) is None:
             self.sip_domain = getattr(self.opts, "domain", None) or _default_domain()
         port = self.opts.sip_port  # the flag wins over `sip port` in the configuration
@@ -117,8 +117,8 @@ class Appliance:
 
     def _start_security(self):
         """Allow list, blocked sources and rate limit apply to every SIP
-        request, with or without stations (firmware/callserver/security.py)."""
-        from firmware.callserver.security import Security
+        request, with or without stations (firmware/sipstack/security.py)."""
+        from firmware.sipstack.security import Security
         sec = Security(self.log.write)
         s = getattr(self, "security_settings", None)
         if s is not None:

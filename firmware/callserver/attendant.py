@@ -9,7 +9,7 @@ greeting, collects digits and transfers the caller.
     aa.release(call)         the call ended or was connected: free its media
 
 Per call, every 20 ms (one scheduler task while any call is served): the
-greeting (a prompt file, firmware/callserver/prompt.py, or two beeps when
+greeting (a prompt file, firmware/media/prompt.py, or two beeps when
 none is configured) is sent as G.711 RTP; received frames are searched for
 DTMF (Goertzel, a key counts after DTMF_ON_FRAMES frames with the same pair
 and must be released before it counts again) and RFC 4733 telephone-events
@@ -32,7 +32,7 @@ the target fails, the caller is back at the attendant: the greeting again
 (counted as a retry).
 """
 from firmware.compat import const
-from firmware.gateway.leg import Leg
+from firmware.media.leg import Leg
 from hal import dsp, g711, tones
 
 MAX_AA_CALLS = const(8)          # callers served at once (486 Busy Here beyond)
@@ -88,7 +88,7 @@ class Attendant:
         if gw is not None:
             return gw.media
         if self._media is None:
-            from firmware.gateway.media import MediaManager
+            from firmware.media.rtp import MediaManager
             gs = getattr(self.app, "gateway_settings", None)
             self._media = MediaManager(self.app, self.cs.ua.host)
             if gs is not None:
@@ -184,8 +184,8 @@ class Attendant:
                     self._collect(c)
                     return self._silence(c, law)
                 if c.prompt.law != law:
-                    from firmware.gateway.media import _xlat
-                    x = _xlat(c.prompt.law)
+                    from firmware.media.rtp import xlat
+                    x = xlat(c.prompt.law)
                     for i in range(160):
                         buf[i] = x[buf[i]]
             else:
@@ -313,7 +313,7 @@ class Attendant:
         aa = self.settings()
         if aa.greeting:
             if c.prompt is None:
-                from firmware.callserver.prompt import open_prompt, PromptError
+                from firmware.media.prompt import open_prompt, PromptError
                 from firmware.callserver.config import prompt_path
                 try:
                     c.prompt = open_prompt(prompt_path(self.app, aa.greeting))

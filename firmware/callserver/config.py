@@ -1,5 +1,5 @@
 """Configuration of the call server (the stations themselves are declared in
-firmware/gateway/config.py, shared with the analog gateway):
+firmware/voice/config.py, shared with the analog gateway):
 
     services convergence-services {
         call-server {
@@ -39,7 +39,7 @@ configured, so that its code stays out of the heap otherwise.
 from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
-from firmware.gateway.config import BASE, settings_of, realm_of, _ENA
+from firmware.voice.config import BASE, settings_of, realm_of, _ENA
 
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
@@ -275,7 +275,7 @@ def _check_attendant(app, s):
     if aa.operator == aa.extension:
         raise ConfigError(path + " operator", aa.operator, "is the attendant itself")
     if aa.greeting:
-        from firmware.callserver.prompt import open_prompt, PromptError
+        from firmware.media.prompt import open_prompt, PromptError
         try:
             open_prompt(prompt_path(app, aa.greeting)).close()
         except PromptError as e:

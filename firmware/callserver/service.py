@@ -23,7 +23,7 @@ is no station: `call-server unknown-source` reject -> 403, trunk -> an
 outside call routed by the Request-URI (station extension or DID).
 
 Console: show sip registrations, show calls (and the call server's sections of
-show sip statistics); security views come from firmware/callserver/security.py.
+show sip statistics); security views come from firmware/sipstack/security.py.
 """
 from firmware.compat import const
 from firmware.gateway.ua import shared_ua
@@ -275,7 +275,7 @@ def register_commands(app):
     app.commands.register("show sip registrations", _show_registrations,
                           "Show the registered contacts of the stations")
     app.commands.register("show calls", _show_calls, "Show the calls in progress")
-    from firmware.callserver import security
+    from firmware.sipstack import security
     reg = getattr(security, "register_commands", None)
     if reg is not None:
         reg(app)

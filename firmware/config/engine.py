@@ -20,8 +20,8 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
-FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.gateway.config",
-            "firmware.callserver.config", "firmware.callserver.security"]
+FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.config",
+            "firmware.callserver.config", "firmware.sipstack.security"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 

@@ -1,7 +1,7 @@
 """The media gateway: analog line agents (FXS ports as SIP stations, FXO
 ports as trunks).  The service lives in firmware/gateway/service.py; this
 package init stays empty so that importing the configuration schema
-(firmware/gateway/config.py, loaded at every boot) does not pull the SIP UA,
+(firmware/voice/config.py, loaded at every boot) does not pull the SIP UA,
 RTP and agent code into the heap of an appliance without analog config.
 
 Modules: service.py (GatewayService, routing, media task), ua.py (reusable

@@ -26,7 +26,8 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 (outbound, waiting for polarity answer), talk.
 """
 from firmware.compat import const
-from firmware.gateway.leg import Leg, PortAgent
+from firmware.media.leg import Leg
+from firmware.gateway.agent import PortAgent
 from firmware.gateway.ua import InviteSession
 from sip.errors import SipError
 

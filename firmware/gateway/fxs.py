@@ -56,8 +56,9 @@ extension and display name, with digest credentials when challenged.
 Bounds: MAX_LEGS legs per port (a third call gets 486).
 """
 from firmware.compat import const, wall_time
-from firmware.gateway import dialplan as DP
-from firmware.gateway.leg import Leg, PortAgent
+from firmware.voice import dialplan as DP
+from firmware.media.leg import Leg
+from firmware.gateway.agent import PortAgent
 from firmware.gateway.ua import InviteSession
 from sip.errors import SipError
 

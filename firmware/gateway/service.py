@@ -1,7 +1,7 @@
 """The media gateway: FXS ports as SIP stations, FXO ports as trunks.
 
     gw = GatewayService(app)      # after hardware and SIP (app.boot); reads
-                                  # app.gateway_settings (firmware/gateway/config.py)
+                                  # app.gateway_settings (firmware/voice/config.py)
     gw.start()                    # listeners, registrations, the 20 ms media task
     gw.configure(settings)        # a commit changed the configuration
     gw.call_server                # CallServerRef: the call server in control
@@ -26,8 +26,9 @@ moves one frame per direction per leg; it sleeps on an Event otherwise.
 """
 from firmware.compat import const
 from firmware.sched import RESTART, Event, TimeoutError
-from firmware.gateway.dialplan import DialPlan
-from firmware.gateway.media import MediaManager, Mixer
+from firmware.voice.dialplan import DialPlan
+from firmware.media.rtp import MediaManager
+from firmware.media.mixer import Mixer
 from firmware.gateway.ua import shared_ua, Registration
 from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent

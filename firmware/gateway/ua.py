@@ -1,4 +1,4 @@
-"""A reusable SIP user-agent layer on top of the SIP core (firmware/sipcore.py):
+"""A reusable SIP user-agent layer on top of the SIP core (firmware/sipstack/core.py):
 registration client with digest, INVITE sessions (UAC and UAS) with dialogs,
 re-INVITE (hold/resume), BYE and CANCEL.  The gateway's FXS/FXO agents use
 it; the B2BUA call server can reuse it for both of its legs.
@@ -86,7 +86,7 @@ from sip.message import Request, Response, parse
 from sip.errors import SipError, SipParseError
 from sip.transaction import TransactionError
 from sip.sdp import parse_sdp
-from firmware.transport import Source
+from firmware.sipstack.transport import Source
 
 MAX_DIALOGS = const(512)      # shared by the gateway and the call server (its own
 MAX_SESSIONS = const(512)     # max-dialogs / max-calls knobs are lower)

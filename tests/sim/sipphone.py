@@ -89,7 +89,7 @@ import sys
 
 from firmware.compat import Random, MICROPYTHON
 from firmware.sched import Event, TimeoutError
-from firmware.transport import sockaddr, peer
+from firmware.sipstack.transport import sockaddr, peer
 from sip.message import parse, Request, Response
 from sip.errors import SipError
 from sip.transaction import TransactionLayer, TransactionError, stamp_via

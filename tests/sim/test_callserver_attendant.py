@@ -10,7 +10,7 @@ import os
 import socket
 import struct
 
-from firmware.gateway.media import build_header
+from firmware.media.rtp import build_header
 from hal import dsp, g711
 from tests.sim.cs_world import CsWorld, B
 

@@ -3,7 +3,7 @@ appliance (commit, precise errors, `show configuration`), and the security
 console commands with the console's pipes and completion."""
 import pytest
 
-from firmware.callserver.security import Security, MAX_BLOCKED
+from firmware.sipstack.security import Security, MAX_BLOCKED
 from firmware.commands import complete
 from firmware.config.schema import ConfigError
 from tests.sim.appliance import simulated

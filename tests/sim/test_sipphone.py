@@ -10,7 +10,7 @@ import socket
 
 from firmware.compat import MICROPYTHON
 from firmware.sched import Scheduler, VirtualClock
-from firmware.transport import sockaddr, peer
+from firmware.sipstack.transport import sockaddr, peer
 from tests.sim.sippeer import SipPeer, MAGIC
 from tests.sim.sipphone import PhoneNet
 

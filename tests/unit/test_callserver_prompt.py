@@ -1,9 +1,9 @@
 # portable: micropython
-"""Voice prompt files (firmware/callserver/prompt.py): G.711 WAV and raw
+"""Voice prompt files (firmware/media/prompt.py): G.711 WAV and raw
 files are played 160 bytes at a time with the last frame padded with
 silence; every unusable file is refused with a message that names the
 problem."""
-from firmware.callserver.prompt import open_prompt, PromptError
+from firmware.media.prompt import open_prompt, PromptError
 from firmware.callserver.config import MAX_PROMPT_BYTES
 from firmware.compat import Random
 from tests.portable import tmpdir, rmtree, raises

@@ -1,11 +1,11 @@
 # portable: micropython
-"""SIP access security (firmware/callserver/security.py) on a fake `now`:
+"""SIP access security (firmware/sipstack/security.py) on a fake `now`:
 allow list, failed-authentication blocks, rate limit, bounded tables and
 access log, the commit hook and the console commands."""
 from firmware.config.engine import load_features
 load_features()   # the schema in its boot order, whichever test module imports first
-from firmware.callserver import security as sec_mod  # noqa: E402
-from firmware.callserver.security import (  # noqa: E402
+from firmware.sipstack import security as sec_mod  # noqa: E402
+from firmware.sipstack.security import (  # noqa: E402
     Security, SecuritySettings, apply, parse_prefix, ipv4_halves, register_commands,
     MAX_TRACKED_SOURCES, MAX_FAILURE_SOURCES, MAX_FAILURE_STAMPS, MAX_BLOCKED, MAX_ACCESS_LOG,
     MAX_NOTED)

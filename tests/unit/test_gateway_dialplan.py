@@ -1,6 +1,6 @@
 # portable: micropython
 """The analog dial plan: patterns, emergency numbers, # and timeouts."""
-from firmware.gateway.dialplan import (DialPlan, check_pattern, COMPLETE, MORE, AMBIGUOUS,
+from firmware.voice.dialplan import (DialPlan, check_pattern, COMPLETE, MORE, AMBIGUOUS,
                                        INVALID, MAX_DIGITS)
 from tests.portable import raises
 

@@ -14,8 +14,8 @@ response and the NOTIFYs (200 to each; 481 without a REFER; 400 bad body)."""
 from firmware.compat import Random
 from firmware.log import Log
 from firmware.sched import Scheduler, VirtualClock
-from firmware.sipcore import SipCore
-from firmware.transport import Source
+from firmware.sipstack.core import SipCore
+from firmware.sipstack.transport import Source
 from firmware.gateway import ua as UA
 from sip.message import parse
 

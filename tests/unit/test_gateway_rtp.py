@@ -5,9 +5,10 @@ and the three-way mixer."""
 import socket
 
 from firmware.compat import Random
-from firmware.gateway.media import (MediaManager, Mixer, build_header, parse_header,
+from firmware.media.mixer import Mixer
+from firmware.media.rtp import (MediaManager, build_header, parse_header,
                                     PLAYOUT_FRAMES, MAX_SESSIONS)
-from firmware.transport import sockaddr
+from firmware.sipstack.transport import sockaddr
 from hal import g711
 
 

@@ -1,10 +1,10 @@
 # portable: micropython
-"""The SIP core's TU timer table (firmware/sipcore.py call_later): due timers
+"""The SIP core's TU timer table (firmware/sipstack/core.py call_later): due timers
 fire in the timer task, a cancelled timer lets go of its callback at once
 (its closure may hold a whole call), cancelled entries do not accumulate
 while no timer comes due, and the table's bound MAX_TU_TIMERS raises
 TimerTableFull only for live timers."""
-from firmware import sipcore as C
+from firmware.sipstack import core as C
 from firmware.compat import Random
 from firmware.log import Log
 from firmware.sched import Scheduler, VirtualClock

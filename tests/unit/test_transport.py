@@ -1,4 +1,4 @@
-"""firmware.transport on loopback: UDP and TCP over IPv4 (IPv6 when the host
+"""firmware.sipstack.transport on loopback: UDP and TCP over IPv4 (IPv6 when the host
 has it), RFC 3581 stamping, stateless answers to unparsable requests, TCP
 framing limits, the connection bound, the idle timeout on the virtual clock,
 broadcast refusal and DSCP marking read back with getsockopt.
@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from firmware import sched as S
-from firmware import transport as T
+from firmware.sipstack import transport as T
 from firmware.compat import Random
 from sip.message import parse, Response
 from tests.harness import have_ipv6

@@ -44,7 +44,7 @@ from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config import voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
-from firmware.gateway.dialplan import check_pattern
+from firmware.voice.dialplan import check_pattern
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")

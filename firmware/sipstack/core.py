@@ -1,10 +1,10 @@
 """The appliance's SIP core: drives the transports and the server transactions,
 and answers requests addressed to the appliance itself.
 
-    core = SipCore(app, transports)   # transports: firmware.transport.Transports
+    core = SipCore(app, transports)   # transports: firmware.sipstack.transport.Transports
     core.start()                      # spawns the socket tasks and the timer task
 
-Layers (DESIGN.md principle 2): transport (firmware/transport.py) →
+Layers (DESIGN.md principle 2): transport (firmware/sipstack/transport.py) →
 transactions (sip.transaction.TransactionLayer, sans-I/O; this module feeds
 it parsed messages, sends what take_outgoing() returns, and runs one timer
 task on the layer's next_deadline()/on_timer(now) merged with the TU timers)
@@ -79,7 +79,7 @@ counted; `show sip statistics` lists the counters of both layers.
 """
 from firmware.compat import const
 from firmware.sched import TimeoutError, RESTART, Event
-from firmware.transport import Source, is_broadcast
+from firmware.sipstack.transport import Source, is_broadcast
 from sip.message import Response, validate_request
 from sip.errors import SipParseError
 from sip.transaction import (TransactionLayer, TransactionError, stateless_response,

@@ -34,7 +34,7 @@ mm.refused), MAX_PACKETS_PER_POLL packets drained per poll.
 import socket
 
 from firmware.compat import const
-from firmware.transport import sockaddr
+from firmware.sipstack.transport import sockaddr
 
 MAX_SESSIONS = const(16)
 PLAYOUT_FRAMES = const(8)
@@ -52,18 +52,18 @@ def _law_pt(law):
     return 8 if law == "alaw" else 0
 
 
-_XLAT = {}
+XLAT_TABLES = {}
 
 
-def _xlat(src_law):
+def xlat(src_law):
     """256-byte table src law -> the other law (built once, via linear)."""
-    t = _XLAT.get(src_law)
+    t = XLAT_TABLES.get(src_law)
     if t is None:
         from hal import g711
         dec = g711.decode_table(src_law)
         enc = g711.encoder("alaw" if src_law == "ulaw" else "ulaw")
         t = bytes(enc(dec[i]) for i in range(256))
-        _XLAT[src_law] = t
+        XLAT_TABLES[src_law] = t
     return t
 
 
@@ -155,8 +155,8 @@ class RtpSession:
             self._xl_tx = self._xl_rx = None
         else:
             other = "alaw" if law == "ulaw" else "ulaw"
-            self._xl_tx = _xlat(law)
-            self._xl_rx = _xlat(other)
+            self._xl_tx = xlat(law)
+            self._xl_rx = xlat(other)
 
     def send(self, frame):
         if self.closed or self.remote_addr is None:
@@ -320,37 +320,3 @@ class MediaManager:
 
     def __len__(self):
         return len(self.sessions)
-
-
-class Mixer:
-    """Three-party mixing of µ-law/A-law frames in linear (buffers reused):
-    mix(a, b, out) writes the clipped sum of a and b (either may be None =
-    silence) into out."""
-
-    def __init__(self, law="ulaw"):
-        from hal import g711
-        self.dec = g711.decode_table(law)
-        self.enc = g711.encoder(law)
-        self.sil = g711.silence(law)
-
-    def mix(self, a, b, out):
-        dec = self.dec
-        enc = self.enc
-        if a is None and b is None:
-            for i in range(FRAME):
-                out[i] = self.sil
-            return out
-        if b is None:
-            out[:] = a
-            return out
-        if a is None:
-            out[:] = b
-            return out
-        for i in range(FRAME):
-            v = dec[a[i]] + dec[b[i]]
-            if v > 32767:
-                v = 32767
-            elif v < -32768:
-                v = -32768
-            out[i] = enc(v)
-        return out
