@@ -32,7 +32,10 @@ class Appliance:
         self.boot_wall = None
         self.console = None
         self.console_stream = None
-        self.sip_port = None
+        self.identity = None      # firmware/sipstack/identity.py, once SIP is bound
+        self._domain = None       # `sip domain` committed before SIP is bound
+        from firmware.voice.control import Control
+        self.control = Control(self)   # who is in control of calls: the one owner
         self.board = None
         self.hardware = None
         self.state_dir = opts.state
@@ -96,8 +99,8 @@ class Appliance:
         the SIP core; its tasks start in start()."""
         from firmware.sipstack.transport import Transports
         from firmware.sipstack.core import SipCore
-        if getattr(self, "sip_domain", None) is None:
-            self.sip_domain = getattr(self.opts, "domain", None) or _default_domain()
+        from firmware.sipstack.identity import SipIdentity
+        domain = self._domain or getattr(self.opts, "domain", None) or _default_domain()
         port = self.opts.sip_port  # the flag wins over `sip port` in the configuration
         if port is None:
             port = self.voice.sip_port if getattr(self, "voice", None) else 5060
@@ -105,10 +108,11 @@ class Appliance:
         if getattr(self, "sip_dscp", None) is not None:
             tp.dscp = self.sip_dscp
         try:
-            self.sip_port = tp.open()
+            bound = tp.open()
         except OSError as e:
             tp.close()
             raise BootError("cannot bind SIP port %s:%d: %s" % (self.opts.sip_host, port, e))
+        self.identity = SipIdentity(tp.host, bound, domain)
         self.sip_transports = tp
         self.sip = SipCore(self, tp)
         self.commands.register("show sip statistics", lambda app, args: app.sip.statistics(),
@@ -134,14 +138,18 @@ class Appliance:
         self.sip.gate = gate
         self.sip.stat_sections.append(("Security", sec.statistics))
 
+    @property
+    def sip_port(self):
+        return self.identity.port if self.identity is not None else None
+
+    @property
+    def sip_domain(self):
+        return self.identity.domain if self.identity is not None else self._domain
+
     def own_address(self, addr):
         """Is addr the appliance's own SIP socket, the source of what the analog
-        gateway and the call server send each other?  (The UA's address:
-        the bound host, 127.0.0.1 for a wildcard bind.)"""
-        host = self.sip_transports.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return addr[1] == self.sip_port and addr[0] == host
+        gateway and the call server send each other?"""
+        return self.identity is not None and self.identity.is_own(addr)
 
     def rebind_sip(self, port):
         """Move the SIP service to another port live (config: sip port).  On
@@ -164,8 +172,8 @@ class Appliance:
                 raise ConfigError("services convergence-services sip port", port,
                                   "cannot bind (%s), and the old port %d is lost: %s" % (err, old, e))
             tp.start()
-            self.sip_port = tp.port
             self.sip.layer.via_port = tp.port
+            self.identity.moved(port=tp.port)
             if candidate == port:
                 self.log.info("SIP service moved from port %d to %d" % (old, port))
                 return
@@ -196,8 +204,9 @@ class Appliance:
 
     def set_domain(self, name):
         """The SIP domain the appliance serves (config: sip domain)."""
-        self.sip_domain = name
-        if getattr(self, "sip", None) is not None:
+        self._domain = name
+        if self.identity is not None:
+            self.identity.moved(domain=name)
             self.sip.set_domain(name)
 
     def set_dscp(self, value):

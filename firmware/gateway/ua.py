@@ -223,12 +223,7 @@ class UserAgent:
         self.subscriptions = []   # ReferSubscription being served (notifier side)
         self.routes = []          # fn(sreq) -> True when it took the new INVITE (in order)
         self.on_invite = None
-        tp = self.core.transports
-        host = tp.host
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"     # no interface address lookup yet (documented)
-        self.host = host
-        self.port = app.sip_port
+        self.identity = app.identity    # host, port, domain: read at every use
         self.user_agent = self.core.server_header
         self.counters = {"invites_in": 0, "invites_out": 0, "byes_in": 0, "byes_out": 0,
                          "cancels_out": 0, "reinvites_in": 0, "reinvites_out": 0,
@@ -259,11 +254,19 @@ class UserAgent:
     def now(self):
         return self.app.clock.now()
 
+    @property
+    def host(self):
+        return self.identity.host
+
+    @property
+    def port(self):
+        return self.identity.port
+
     def hostport(self):
-        return "%s:%d" % (self.host, self.port)
+        return self.identity.hostport()
 
     def contact(self, user, params=""):
-        return "<sip:%s@%s%s>" % (user, self.hostport(), params)
+        return self.identity.contact(user, params)
 
     def via(self, transport="UDP"):
         return "SIP/2.0/%s %s;branch=%s;rport" % (transport, self.hostport(),

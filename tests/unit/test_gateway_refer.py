@@ -11,6 +11,7 @@ Replaces: 481 with no matching dialog or an early dialog we did not start,
 400 malformed, the owner's on_replace for a confirmed one.
 Transferor side: REFER with Refer-To/Referred-By, outcomes from the REFER's
 response and the NOTIFYs (200 to each; 481 without a REFER; 400 bad body)."""
+from firmware.sipstack.identity import SipIdentity
 from firmware.compat import Random
 from firmware.log import Log
 from firmware.sched import Scheduler, VirtualClock
@@ -42,6 +43,7 @@ class _App:
         self.rng = Random(seed)
         self.log = Log(self.clock)
         self.sched = Scheduler(self.clock, log=self.log.write)
+        self.identity = SipIdentity("127.0.0.1", 5070, "localdomain")
         self.sip_port = 5070
 
 

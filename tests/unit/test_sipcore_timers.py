@@ -4,6 +4,7 @@ fire in the timer task, a cancelled timer lets go of its callback at once
 (its closure may hold a whole call), cancelled entries do not accumulate
 while no timer comes due, and the table's bound MAX_TU_TIMERS raises
 TimerTableFull only for live timers."""
+from firmware.sipstack.identity import SipIdentity
 from firmware.sipstack import core as C
 from firmware.compat import Random
 from firmware.log import Log
@@ -28,6 +29,7 @@ class _App:
         self.rng = Random(5)
         self.log = Log(self.clock)
         self.sched = Scheduler(self.clock, log=self.log.write)
+        self.identity = SipIdentity("127.0.0.1", 5070, "localdomain")
         self.sip_port = 5070
 
 
