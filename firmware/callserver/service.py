@@ -74,7 +74,7 @@ class CallServer:
 
     @property
     def in_control(self):
-        return self.settings is not None and self.settings.peer is None
+        return self.app.control.local
 
     def start(self):
         self.started = True

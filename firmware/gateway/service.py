@@ -4,8 +4,8 @@
                                   # app.gateway_settings (firmware/voice/config.py)
     gw.start()                    # listeners, registrations, the 20 ms media task
     gw.configure(settings)        # a commit changed the configuration
-    gw.call_server                # CallServerRef: the call server in control
-    gw.set_call_server(host, port, name="local")   # survivability switches it
+    gw.call_server                # CallServerRef of the call server in control
+                                  # (app.control, firmware/voice/control.py, decides)
     gw.port_status(kind, port) -> (call state, last caller ID text)  for show ports
 
 Routing of an INVITE addressed to the appliance (gw.incoming, the UA's
@@ -36,32 +36,6 @@ from firmware.gateway.fxo import FxoAgent
 FRAME_MS = const(20)
 
 
-class CallServerRef:
-    """The call server in control: one replaceable reference."""
-
-    def __init__(self, name, host, port, transport="UDP", registrar=None):
-        self.name = name
-        self.host = host
-        self.port = port
-        self.transport = transport
-        self.registrar = registrar or host
-
-    def dest(self):
-        return (self.host, self.port)
-
-    def registrar_dest(self):
-        return (self.registrar, self.port)
-
-    def hostport(self):
-        return "%s:%d" % (self.host, self.port)
-
-    def domain(self):
-        return self.hostport()
-
-    def __repr__(self):
-        return "<CallServer %s %s>" % (self.name, self.hostport())
-
-
 class GatewayService:
     def __init__(self, app):
         self.app = app
@@ -75,7 +49,7 @@ class GatewayService:
         self.law = law
         from hal import g711
         self.silence = g711.silence(law)
-        self.media = MediaManager(app, self.ua.host, law=law)
+        self.media = MediaManager(app, app.identity.host, law=law)
         self.mixer = Mixer(law)
         self.fxs = {}
         self.fxo = {}
@@ -85,7 +59,6 @@ class GatewayService:
             for port, drv in hw.hw.fxo.items():
                 self.fxo[port] = FxoAgent(self, port, drv)
         self.settings = None
-        self.call_server = None
         self.plan = DialPlan()
         self.registrations = {}
         self.started = False
@@ -95,19 +68,14 @@ class GatewayService:
         s = getattr(app, "gateway_settings", None)
         if s is not None:
             self.configure(s)
+        app.control.subscribe(self._reregister)
+        app.identity.subscribe(self._reregister)
         app.commands.register("show gateway", _show_gateway,
                               "Show the analog line agents: registrations, calls, media")
 
     # -- configuration
     def configure(self, s):
         self.settings = s
-        p = s.peer
-        if p is not None:
-            self.call_server = CallServerRef(p["name"], p["address"], p["port"],
-                                             p["transport"].upper(), p["registrar"])
-        else:
-            # no peer: the appliance's own call server is in control
-            self.call_server = CallServerRef("local", self.ua.host, self.ua.port)
         self.plan = DialPlan(s.dial_patterns(), s.emergency, s.inter_digit_ms, s.first_digit_ms)
         self.media.set_range(s.rtp_min, s.rtp_max)
         from hal import tones
@@ -123,9 +91,13 @@ class GatewayService:
         if self.started:
             self._sync_registrations()
 
-    def set_call_server(self, host, port, name="local", transport="UDP"):
-        """Switch the call server in control (survivability); re-registers."""
-        self.call_server = CallServerRef(name, host, port, transport)
+    @property
+    def call_server(self):
+        return self.app.control.call_server()
+
+    def _reregister(self, *changed):
+        """The call server in control or our own address changed: every
+        registration starts again, toward the new one and with a new Contact."""
         if self.started:
             for r in self.registrations.values():
                 r.stop()
@@ -317,7 +289,7 @@ def _show_gateway(app, args):
     if gw is None:
         return "gateway not running"
     from firmware.textfmt import table
-    lines = ["Call server in control: %s" % (gw.call_server or "none")]
+    lines = ["Call server in control: %s" % gw.call_server.describe()]
     rows = [("Extension", "Registration", "Status", "Refreshes")]
     for ext in sorted(gw.registrations):
         r = gw.registrations[ext]

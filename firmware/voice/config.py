@@ -388,6 +388,9 @@ def _show_gateway(app, args):
 def apply(app, old, new):
     settings = settings_of(new)
     app.gateway_settings = settings
+    control = getattr(app, "control", None)
+    if control is not None:
+        control.configure(settings.peer)
     if hasattr(app, "commands"):  # the real command is in service.py, loaded with the gateway
         app.commands.register("show gateway", _show_gateway,
                               "Show the analog line agents: registrations, calls, media")
