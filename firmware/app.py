@@ -117,6 +117,8 @@ class Appliance:
         self.sip = SipCore(self, tp)
         self.commands.register("show sip statistics", lambda app, args: app.sip.statistics(),
                                "Show SIP transport and transaction counters")
+        self.commands.register("show sip modules", lambda app, args: app.sip.router.show(),
+                               "Show the SIP router's modules in order, with their counters")
         self._start_security()
 
     def _start_security(self):
@@ -130,12 +132,13 @@ class Appliance:
         self.security = sec
         clock = self.clock
 
-        def gate(msg, src, sec=sec, self=self):
+        def screen(msg, src, sec=sec, self=self):
             a = src.addr
             if self.own_address(a):
                 return None     # the appliance itself: the analog gateway and the call server
             return sec.gate(a[0], a[1], msg.method, clock.now())
-        self.sip.gate = gate
+        from firmware.sipstack.router import Module, SECURITY
+        self.sip.router.add(Module("security", SECURITY, (), screen=screen))
         self.sip.stat_sections.append(("Security", sec.statistics))
 
     @property

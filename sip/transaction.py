@@ -708,8 +708,10 @@ class TransactionLayer:
         return events
 
     # ---- server side ----
-    def receive(self, msg, source, transport, now):
-        """Feed one parsed message from the network; returns events."""
+    def receive(self, msg, source, transport, now, key=None):
+        """Feed one parsed message from the network; returns events.  `key`:
+        the request's transaction key when the caller has already validated
+        the request and computed it (the SIP core does, once)."""
         if not msg.is_request:
             if not validate_response(msg):
                 self.stats["dropped"] += 1
@@ -720,9 +722,10 @@ class TransactionLayer:
                 self.stats["dropped"] += 1
                 return []
         try:
-            if validate_request(msg) is not None or msg.top_via is None:
-                raise SipParseError("missing mandatory header")
-            key = _req_key(msg)
+            if key is None:
+                if validate_request(msg) is not None or msg.top_via is None:
+                    raise SipParseError("missing mandatory header")
+                key = _req_key(msg)
         except SipParseError as e:
             self.stats["bad_requests"] += 1
             if msg.method != "ACK" and msg.get("via") is not None:

@@ -8,7 +8,7 @@ checks into the SIP core, and gives the console its views.
                              # server configured; survivability switches it later)
     cs.leaks()               # table sizes, for tests and show commands
 
-Request flow: core.gate (app._start_security: allow list, blocked sources,
+Request flow: the router's security module (app._start_security: allow list, blocked sources,
 rate limit; the appliance's own address is exempt: that is the analog
 gateway talking to us) -> REGISTER: Registrar.handle; a new INVITE without the
 gateway's `;line=` marker while in control: caller identification (below),
@@ -27,6 +27,7 @@ show sip statistics); security views come from firmware/sipstack/security.py.
 """
 from firmware.compat import const
 from firmware.gateway.ua import shared_ua
+from firmware.sipstack.router import Module, REGISTRAR, CALL_SERVER
 from firmware.callserver.registrar import Registrar
 from firmware.callserver.b2bua import B2bua
 from sip import digest
@@ -53,8 +54,8 @@ class CallServer:
         self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0}
         self.attendant = None     # built once an auto-attendant extension is configured
         self.configure(app.callserver_settings)
-        self.core.register_method_handler("REGISTER", self._register)
-        self.ua.routes.append(self._route)
+        self.core.router.add(Module("registrar", REGISTRAR, ("REGISTER",), take=self._register))
+        self.core.router.add(Module("call-server", CALL_SERVER, ("INVITE",), take=self._route))
         self.core.stat_sections.append(("Registrar", self.registrar.statistics))
         self.core.stat_sections.append(("Calls", self._call_stats))
         register_commands(app)
@@ -119,6 +120,7 @@ class CallServer:
     def _register(self, sreq):
         self.registrar.handle(sreq)
         self._rearm()
+        return True
 
     def _route(self, sreq):
         if not self.in_control:

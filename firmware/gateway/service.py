@@ -8,8 +8,8 @@
                                   # (app.control, firmware/voice/control.py, decides)
     gw.port_status(kind, port) -> (call state, last caller ID text)  for show ports
 
-Routing of an INVITE addressed to the appliance (gw.incoming, the UA's
-on_invite): Request-URI user = a station's extension on an FXS port -> that
+Routing of an INVITE addressed to the appliance (gw.take, the router's
+gateway module; gw.incoming): Request-URI user = a station's extension on an FXS port -> that
 port (ring / call waiting / 486); starting with a trunk's prefix -> that FXO
 trunk (prefix stripped, replace-prefix prepended; the first idle trunk with
 that prefix); else 404.  Outbound PSTN calls therefore reach the FXO port
@@ -30,6 +30,7 @@ from firmware.voice.dialplan import DialPlan
 from firmware.media.rtp import MediaManager
 from firmware.media.mixer import Mixer
 from firmware.gateway.ua import shared_ua, Registration
+from firmware.sipstack.router import Module, GATEWAY
 from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent
 
@@ -40,8 +41,7 @@ class GatewayService:
     def __init__(self, app):
         self.app = app
         self.ua = shared_ua(app)
-        self.ua.on_invite = self.incoming
-        self.ua.routes.insert(0, self._marked)
+        app.sip.router.add(Module("gateway", GATEWAY, ("INVITE",), take=self.take))
         hw = app.hardware
         law = "ulaw"
         if getattr(app, "board", None):
@@ -206,15 +206,18 @@ class GatewayService:
             return False
         return hw.port_state.get((kind, port)) == "ready"
 
-    # -- routing
-    def _marked(self, sreq):
-        """An INVITE for one of our registered contacts (`;line=fxsN` / `;line=fxo`,
-        whichever call server sent it) is the gateway's, before any call server."""
+    # -- routing (the router's gateway module)
+    def take(self, sreq):
+        """An INVITE for one of our registered contacts (`;line=fxsN` /
+        `;line=fxo`, whichever call server sent it) is the gateway's; so is
+        every new INVITE while no local call server is in control."""
         line = sreq.request.uri.params.get("line")
-        if line is None or not (line.startswith("fxs") or line == "fxo"):
-            return False
-        self.incoming(sreq)
-        return True
+        if line is not None and (line.startswith("fxs") or line == "fxo"):
+            self.incoming(sreq)
+            return True
+        if self.app.control.local and getattr(self.app, "callserver", None) is not None:
+            return False        # the local call server's
+        return self.incoming(sreq)
 
     def from_call_server(self, src):
         """New calls to the ports come only through a call server: this
@@ -227,6 +230,7 @@ class GatewayService:
         return p is not None and src.addr[0] in (p["address"], p["registrar"])
 
     def incoming(self, sreq):
+        """Route a new INVITE to a port; False when no port is its target."""
         self._wake.set()
         if not self.from_call_server(sreq.source):
             self.counters["refused_source"] += 1
@@ -237,19 +241,18 @@ class GatewayService:
                            (f.uri.user if f is not None else None) or "-",
                            "call to an analog port not from the call server", self.app.clock.now())
             sreq.respond(403, "Forbidden (Not From The Call Server)")
-            return
+            return True
         user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
             sreq.request.uri.user
         s = self.settings
         if s is None or not user:
             self.counters["not_found"] += 1
-            self.ua.pass_on(sreq)
-            return
+            return False
         st = s.station_by_ext(user)
         if st is not None and st.fxs_port in self.fxs:
             self.counters["routed_fxs"] += 1
             self.fxs[st.fxs_port].incoming(sreq)
-            return
+            return True
         busy = None
         for t in s.trunks:
             if t.prefix and user.startswith(t.prefix) and t.fxo_port in self.fxo:
@@ -259,12 +262,12 @@ class GatewayService:
                     continue
                 self.counters["routed_fxo"] += 1
                 a.incoming(sreq, t.replace_prefix + user[len(t.prefix):])
-                return
+                return True
         if busy is not None:
             sreq.respond(486)
-            return
+            return True
         self.counters["not_found"] += 1
-        self.ua.pass_on(sreq)
+        return False
 
     # -- views
     def port_status(self, kind, port):

@@ -3,16 +3,11 @@ registration client with digest, INVITE sessions (UAC and UAS) with dialogs,
 re-INVITE (hold/resume), BYE and CANCEL.  The gateway's FXS/FXO agents use
 it; the B2BUA call server can reuse it for both of its legs.
 
-    ua = UserAgent(app)                  # hooks app.sip: on_response, on_timeout,
-                                         # INVITE/BYE/ACK/INFO/NOTIFY handlers
     ua = shared_ua(app)                  # the one UA of the appliance (gateway and
-                                         # call server share it)
-    ua.routes.append(fn)                 # fn(sreq) -> True: it took the new INVITE;
-                                         # tried in order before on_invite
-    ua.on_invite = fn(sreq)              # a new out-of-dialog INVITE (the TU
-                                         # answers it, typically InviteSession.uas,
-                                         # or ua.pass_on(sreq) when it is not its own:
-                                         # the handler registered before the UA gets it)
+                                         # call server share it); it is the router's
+                                         # dialog module (firmware/sipstack/router.py):
+                                         # in-dialog requests and Replaces come here,
+                                         # new INVITEs go on to the next module
     ua.host, ua.port                     # our address for Via and Contact
     ua.contact(user) -> "<sip:user@host:port>"
 
@@ -25,7 +20,7 @@ it; the B2BUA call server can reuse it for both of its legs.
 
     s = ua.invite(ruri, from_uri, to_uri, dest, sdp_body, owner, display=None,
                   auth=(username, password) or None, headers=())  -> InviteSession
-    s = InviteSession.uas(ua, sreq, owner)   # for an INVITE from ua.on_invite
+    s = InviteSession.uas(ua, sreq, owner)   # for a new INVITE a module took
     s.ring(sdp=None)       UAS: 180 (or 183 with sdp: early media)
     s.answer(sdp)          UAS: 200 with SDP
     s.reject(status)       UAS: a final error
@@ -86,7 +81,7 @@ from sip.message import Request, Response, parse
 from sip.errors import SipError, SipParseError
 from sip.transaction import TransactionError
 from sip.sdp import parse_sdp
-from firmware.sipstack.transport import Source
+from firmware.sipstack.router import DIALOGS
 
 MAX_DIALOGS = const(512)      # shared by the gateway and the call server (its own
 MAX_SESSIONS = const(512)     # max-dialogs / max-calls knobs are lower)
@@ -213,6 +208,12 @@ def shared_ua(app):
 
 
 class UserAgent:
+    """The dialog module of the router (priority DIALOGS): in-dialog requests
+    go to their session, an INVITE with Replaces to the session it names."""
+    name = "dialogs"
+    priority = DIALOGS
+    methods = ("INVITE", "BYE", "ACK", "INFO", "NOTIFY", "UPDATE", "REFER")
+
     def __init__(self, app, core=None):
         self.app = app
         self.core = core or app.sip
@@ -221,8 +222,6 @@ class UserAgent:
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
         self.subscriptions = []   # ReferSubscription being served (notifier side)
-        self.routes = []          # fn(sreq) -> True when it took the new INVITE (in order)
-        self.on_invite = None
         self.identity = app.identity    # host, port, domain: read at every use
         self.user_agent = self.core.server_header
         self.counters = {"invites_in": 0, "invites_out": 0, "byes_in": 0, "byes_out": 0,
@@ -231,21 +230,17 @@ class UserAgent:
                          "no_dialog": 0, "stray_responses": 0, "errors": 0,
                          "refers_in": 0, "refers_out": 0, "refer_overflow": 0,
                          "notifies_in": 0, "notifies_out": 0, "replaces_in": 0}
-        self._prev_response = self.core.on_response
-        self._prev_timeout = self.core.on_timeout
-        self.core.on_response = self._on_response
-        self.core.on_timeout = self._on_timeout
-        self.previous = {}       # method -> handler we replaced (see pass_on)
-        for m in ("INVITE", "BYE", "ACK", "INFO", "NOTIFY", "UPDATE"):
-            h = self.core.handlers.get(m)
-            if h is not None:
-                self.previous[m] = h
-        for m, h in (("INVITE", self._invite), ("BYE", self._bye), ("ACK", self._ack),
-                     ("INFO", self._in_dialog_ok), ("NOTIFY", self._notify),
-                     ("UPDATE", self._update), ("REFER", self._refer)):
-            self.core.register_method_handler(m, h)
+        self._serve = {"BYE": self._bye, "ACK": self._ack, "INFO": self._in_dialog_ok,
+                       "NOTIFY": self._notify, "UPDATE": self._update, "REFER": self._refer}
+        self.core.router.add(self)
         if "replaces" not in self.core.supported:
             self.core.supported.append("replaces")
+
+    def take(self, sreq):
+        if sreq.method == "INVITE":
+            return self._invite(sreq)
+        self._serve[sreq.method](sreq)
+        return True
 
     # -- helpers
     def count(self, name):
@@ -323,60 +318,21 @@ class UserAgent:
         req.add("User-Agent", self.user_agent)
         return self.send(req, dialog_dest(dialog), handler, t)
 
-    # -- client side events from the core
-    def _on_response(self, resp, src, txn):
-        h = txn.user if txn is not None else None
-        if h is not None and callable(h):
-            try:
-                h(resp)
-            except Exception as e:
-                self.count("errors")
-                self.app.log.write("error", "UA response handler: %s: %s" % (type(e).__name__, e))
-            return
-        if txn is None and resp.status // 100 == 2 and resp.cseq is not None and \
-                resp.cseq.method == "INVITE":
-            # a 2xx retransmission after the INVITE transaction ended: ACK again
-            d = self.dialogs.match_response(resp)
-            if d is not None:
-                try:
-                    t = dialog_transport(d)
-                    ack = d.create_ack(resp.cseq.num, self.rng, via=(t, self.hostport()))
-                    self.layer.send_stateless(ack, dialog_dest(d), t)
-                    self.core._flush()
-                except SipError:
-                    pass
-                return
-        if self._prev_response is not None:
-            self._prev_response(resp, src, txn)
-        else:
-            self.count("stray_responses")
-
-    def _on_timeout(self, txn):
-        h = txn.user
-        if h is not None and callable(h) and txn.kind in ("ict", "nict"):
-            if txn.request is not None:
-                try:
-                    h(Response.for_request(txn.request, 408))
-                except Exception as e:
-                    self.count("errors")
-                    self.app.log.write("error", "UA timeout handler: %s" % e)
-            return
-        sess = getattr(h, "session", None)
-        if sess is not None and txn.kind == "ist" and sess.state == CONFIRMED and not sess.acked:
-            sess._no_ack()
-            return
-        if self._prev_timeout is not None:
-            self._prev_timeout(txn)
-
-    def pass_on(self, sreq, status=404):
-        """Hand a request that is not ours to the handler registered before
-        the UA (the SIP core's built-in one, later the call server); answer
-        `status` when there was none."""
-        h = self.previous.get(sreq.method)
-        if h is None:
-            sreq.respond(status)
-            return
-        h(sreq)
+    def stray_response(self, resp, src):
+        """A 2xx retransmission after the INVITE transaction ended: ACK again."""
+        if resp.status // 100 != 2 or resp.cseq is None or resp.cseq.method != "INVITE":
+            return False
+        d = self.dialogs.match_response(resp)
+        if d is None:
+            return False
+        try:
+            t = dialog_transport(d)
+            ack = d.create_ack(resp.cseq.num, self.rng, via=(t, self.hostport()))
+            self.layer.send_stateless(ack, dialog_dest(d), t)
+            self.core._flush()
+        except SipError:
+            pass
+        return True
 
     # -- server side
     def _session_for(self, req):
@@ -399,30 +355,26 @@ class UserAgent:
         return sess
 
     def _invite(self, sreq):
+        """True when the INVITE was ours: in a dialog, over the session bound,
+        or with Replaces; a new INVITE goes on to the next module."""
         req = sreq.request
         if req.to is not None and req.to.tag:
             sess = self._session_for(req)
             if sess is None:
                 self.count("no_dialog")
                 sreq.respond(481)
-                return
+                return True
             sess._reinvite_in(sreq)
-            return
+            return True
         self.count("invites_in")
         if len(self.sessions) >= MAX_SESSIONS or len(self.dialogs) >= MAX_DIALOGS:
             self.count("session_overflow")
             sreq.respond(503, None, (("Retry-After", "5"),))
-            return
+            return True
         if req.get("replaces") is not None:
             self._replaces(sreq)
-            return
-        for route in self.routes:
-            if route(sreq):
-                return
-        if self.on_invite is None:
-            self.pass_on(sreq, 480)
-            return
-        self.on_invite(sreq)
+            return True
+        return False
 
     def _replaces(self, sreq):
         """RFC 3891 §3: an INVITE that replaces one of our dialogs."""
@@ -821,7 +773,7 @@ class InviteSession:
         s.request = req = sreq.request
         s.call_id = req.call_id
         s.local_tag = sreq.to_tag
-        sreq.session = s
+        sreq.on_no_ack = s._ack_timeout
         sreq.on_cancel = s._cancelled
         if req.body:
             s.remote_body = req.body
@@ -928,6 +880,11 @@ class InviteSession:
         if sdp:
             self.local_sdp = sdp
         return True
+
+    def _ack_timeout(self):
+        """Timer H of our 2xx's transaction fired."""
+        if self.state == CONFIRMED and not self.acked:
+            self._no_ack()
 
     def _no_ack(self):
         self.ua.count("errors")
@@ -1039,7 +996,7 @@ class InviteSession:
         self.remote_sdp = sdp or self.remote_sdp
         if req.body:
             self.remote_body = req.body
-        sreq.session = self
+        sreq.on_no_ack = self._ack_timeout
         body = _cb(self.owner, "on_offer", self, sdp)
         if body is PENDING:          # the owner answers later with answer_offer()
             if self.offer_sreq is not None:

@@ -10,44 +10,45 @@ it parsed messages, sends what take_outgoing() returns, and runs one timer
 task on the layer's next_deadline()/on_timer(now) merged with the TU timers)
 → dispatcher → transaction user (TU).
 
-TU hook (what the call server, registrar and B2BUA plug into):
+The transaction user plugs in through the router (firmware/sipstack/router.py):
 
-    core.register_method_handler(method, handler)
-        handler(sreq) is called for each new request of that method that
-        passed the checks below.  sreq is a ServerRequest:
+    core.router.add(module)   module.name, .priority, .methods, .take(sreq) -> bool
+        take(sreq) is offered each new request of its methods that passed the
+        checks below, in priority order, until one module takes it.  sreq is
+        a ServerRequest:
             .request (sip.message.Request; None once a final was sent)
             .source (transport.Source)
             .method  .to_tag  .cancelled  .final_sent
             .respond(status, reason=None, headers=None, body=b"",
                      content_type=None) -> Response    (any number of 1xx, one
                      final; later calls after a final are ignored and counted)
-            .on_cancel = fn(sreq)  set by an INVITE handler to learn of CANCEL
+            .on_cancel = fn(sreq)  set by an INVITE's owner to learn of CANCEL
                      (the core has already answered the CANCEL with 200);
                      when unset the core answers the INVITE 487 itself.
-        The handler may answer at once or later (keep sreq; use
+            .on_no_ack = fn()  set by an INVITE's owner: its 2xx was never
+                     ACKed (Timer H)
+        The module may answer at once or later (keep sreq; use
         core.call_later(ms, fn) for timers).  A request still unanswered
         after PROCEEDING_LIMIT_MS (INVITE: 480) or NON_INVITE_LIMIT_MS
-        (others: 500) is answered by the core.  A handler that raises gets a
+        (others: 500) is answered by the core.  A module that raises gets a
         500 sent for it and the error logged; the core keeps serving.
-        handler "ACK" receives ACKs for 2xx responses (no transaction).
-    core.unregister_method_handler(method)
+        ACKs for 2xx responses (no transaction) go to the modules of "ACK".
     core.call_later(ms, fn) -> Timer (.cancel()); bounded by MAX_TU_TIMERS
     core.set_domain(name) / core.add_local_host(host) / core.is_local_uri(uri)
     core.supported (option tags accepted in Require), core.allow()
     core.send_response(req, src, status, ...)  stateless answer
-    core.on_response = fn(resp, src, txn)   responses to client transactions
-                     (txn None: stray); core.layer.send_request(...) then
-                     core._flush() sends requests (a client-side API comes
-                     with the call server)
-    core.on_timeout = fn(txn)   Timer B/F/H/L of the layer
-    core.gate = fn(request, src) -> None | "drop" | (status, reason)
-                     consulted first for every request (the call server's
-                     security: allow list, blocked sources, rate limit)
+    Client transactions: the owner sets txn.user = fn(resp) when it sends;
+        every response of the transaction goes to it, and a 408 is made
+        for it on Timer B/F.  A response with no transaction is offered to
+        the modules' stray_response(resp, src) (the dialog module re-ACKs a
+        retransmitted 2xx), else counted.
     core.stat_sections.append((title, fn))   more lines for show sip statistics
 
 Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
-  1. missing Via/From/To/Call-ID/CSeq → 400 "Missing ..." (stateless)
-  2. method without a handler: known SIP method → 405, unknown → 501; both
+  0. the router's screen (security: allow list, blocked sources, rate limit)
+  1. missing Via/From/To/Call-ID/CSeq → 400 "Missing ..." (stateless); the
+     transaction key is computed here, once, and handed to the layer
+  2. method no module takes: known SIP method → 405, unknown → 501; both
      with Allow
   3. Request-URI scheme other than sip (and tel) → 416
      (sips is refused too: there is no TLS transport)
@@ -60,8 +61,8 @@ Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
   6. INVITE: body with a Content-Type other than application/sdp (or a
      Content-Encoding other than identity) → 415 with Accept; Accept present
      without application/sdp → 406
-  7. the handler.
-Built-in handlers until the call server exists: OPTIONS → 200 with Allow,
+  7. the router: the first module that takes it (none: 481 in a dialog, else 404).
+The built-in module, last in the table: OPTIONS → 200 with Allow,
 Accept, Accept-Language, Supported; REGISTER → 401 with a Digest challenge
 (realm = domain; no stations are configured, so every credential fails alike;
 a malformed Digest header → 400); INVITE → 100 Trying, then 480 after
@@ -84,6 +85,7 @@ from sip.message import Response, validate_request
 from sip.errors import SipParseError
 from sip.transaction import (TransactionLayer, TransactionError, stateless_response,
                              response_address, _req_key)
+from firmware.sipstack.router import Router, BUILT_IN
 
 MAX_SERVER_TRANSACTIONS = const(128)
 # Up to three TU timers per call (the INVITE's guard and no-answer timers,
@@ -139,6 +141,7 @@ class ServerRequest:
         self.final_sent = False
         self.cancelled = False
         self.on_cancel = None
+        self.on_no_ack = None     # fn() when our 2xx was never ACKed (Timer H)
         self.timers = []          # TU timers tied to this request (cancelled at final)
         self.stateless = False    # answered without a transaction (branch collision)
         self.ident = _ident(request)
@@ -200,14 +203,11 @@ class SipCore:
         self.transports = transports
         transports.on_message = self.on_message
         self.layer = TransactionLayer(app.rng, max_transactions=MAX_SERVER_TRANSACTIONS)
-        self.handlers = {}
+        self.router = Router()
         self.timers = []
         self._compact_at = TU_TIMERS_COMPACT_MIN
         self.invite_no_answer_ms = INVITE_NO_ANSWER_MS
         self.supported = []
-        self.on_response = None   # fn(resp, src, txn) for client transactions (later)
-        self.on_timeout = None    # fn(txn) for Timer B/F/H/L
-        self.gate = None          # fn(msg, src) -> None | "drop" | (status, reason): security
         self.stat_sections = []   # (title, fn() -> [(name, value)]) for show sip statistics
         self.domain = (getattr(app, "sip_domain", None) or "localdomain").lower()
         self.local_hosts = set()
@@ -223,10 +223,7 @@ class SipCore:
             self.server_header = "%s/%s" % (version.PRODUCT.replace(" ", "-"), version.VERSION)
         except Exception:
             pass
-        self.register_method_handler("OPTIONS", _options)
-        self.register_method_handler("REGISTER", _register)
-        self.register_method_handler("INVITE", _invite)
-        self.register_method_handler("BYE", _bye)
+        self.router.add(BuiltIn(self))
         self._local_defaults()
 
     # -- configuration
@@ -251,14 +248,8 @@ class SipCore:
         self.counters[name] = self.counters.get(name, 0) + n
 
     # -- TU hook
-    def register_method_handler(self, method, handler):
-        self.handlers[method] = handler
-
-    def unregister_method_handler(self, method):
-        self.handlers.pop(method, None)
-
     def allow(self):
-        ms = [m for m in self.handlers if m != "ACK"]
+        ms = [m for m in self.router.methods() if m != "ACK"]
         for m in ("ACK", "CANCEL"):
             ms.append(m)
         order = list(_KNOWN_METHODS)
@@ -345,21 +336,24 @@ class SipCore:
 
     # -- receiving
     def on_message(self, msg, src):
+        key = None
         if msg.is_request:
-            if self.gate is not None:
-                verdict = self.gate(msg, src)
-                if verdict is not None:
-                    # security: allow list, blocked source, rate limit (counted there)
-                    if verdict != "drop" and msg.method != "ACK" and msg.get("via") is not None:
-                        self.send_response(msg, src, verdict[0], verdict[1])
-                    return
+            verdict = self.router.screen(msg, src)
+            if verdict is not None:
+                # security: allow list, blocked source, rate limit (counted there)
+                if verdict != "drop" and msg.method != "ACK" and msg.get("via") is not None:
+                    self.send_response(msg, src, verdict[0], verdict[1])
+                return
             bad = validate_request(msg)
+            if bad is None and msg.top_via is None:
+                bad = (400, "Missing Via")
             if bad is not None:
                 self.count("bad_requests")
                 if msg.method != "ACK" and msg.get("via") is not None:
                     self.send_response(msg, src, bad[0], bad[1])
                 return
-            if msg.method != "ACK" and self._collides(msg):
+            key = _req_key(msg)       # once: the collision check and the layer share it
+            if msg.method != "ACK" and self._collides(msg, key):
                 # a different request reusing a live transaction's branch (a
                 # client bug, and common in test corpora): answer it without
                 # a transaction instead of replaying the other one's response
@@ -368,12 +362,12 @@ class SipCore:
                 sreq.stateless = True
                 self._dispatch(sreq)
                 return
-        events = self.layer.receive(msg, src.addr, src.transport, self.app.clock.now())
+        events = self.layer.receive(msg, src.addr, src.transport, self.app.clock.now(), key)
         self._events(events, src)
         self._flush()
 
-    def _collides(self, msg):
-        txn = self.layer.find(_req_key(msg))
+    def _collides(self, msg, key):
+        txn = self.layer.find(key)
         if txn is None:
             return False
         sreq = txn.user
@@ -393,10 +387,7 @@ class SipCore:
             elif kind == "response":
                 self._response(msg, src, txn)
             elif kind == "timeout":
-                if txn.kind == "ist":
-                    self.count("invite_no_ack")
-                if self.on_timeout is not None:
-                    self.on_timeout(txn)
+                self._timeout(txn)
             elif kind == "terminated":
                 sreq = txn.user
                 if isinstance(sreq, ServerRequest):
@@ -414,21 +405,53 @@ class SipCore:
             if is_broadcast(v.received or v.host):
                 self.count("dropped_broadcast_via")
                 return
-        if self.on_response is not None:
-            self.on_response(resp, src, txn)
-        elif txn is None:
-            self.count("stray_responses")
+        owner = txn.user if txn is not None else None
+        if owner is not None and callable(owner):
+            # a client response always goes to its transaction's owner
+            try:
+                owner(resp)
+            except Exception as e:
+                self.count("tu_errors")
+                self.app.log.write("error", "SIP response handler failed: %s: %s" % (
+                    type(e).__name__, e))
+            return
+        if txn is None and self.router.stray_response(resp, src):
+            return
+        self.count("stray_responses")
+
+    def _timeout(self, txn):
+        """Timer B/F (the owner gets a 408) or H (our 2xx never ACKed)."""
+        owner = txn.user
+        if txn.kind in ("ict", "nict"):
+            if owner is not None and callable(owner) and txn.request is not None:
+                try:
+                    owner(Response.for_request(txn.request, 408))
+                except Exception as e:
+                    self.count("tu_errors")
+                    self.app.log.write("error", "SIP timeout handler failed: %s: %s" % (
+                        type(e).__name__, e))
+            return
+        if txn.kind == "ist":
+            self.count("invite_no_ack")
+            fn = getattr(owner, "on_no_ack", None)
+            if fn is not None:
+                try:
+                    fn()
+                except Exception as e:
+                    self.count("tu_errors")
+                    self.app.log.write("error", "SIP no-ACK handler failed: %s: %s" % (
+                        type(e).__name__, e))
 
     def _ack(self, req, src, txn):
-        h = self.handlers.get("ACK")
-        if h is not None:
+        if self.router.handles("ACK"):
             sreq = ServerRequest(self, req, src, None)
             sreq.final_sent = True
             try:
-                h(sreq)
+                if self.router.route(sreq) is not None:
+                    return
             except Exception as e:
                 self._tu_error(sreq, e)
-            return
+                return
         self.count("stray_acks")
 
     def _cancel(self, creq):
@@ -470,8 +493,7 @@ class SipCore:
         method = req.method
         try:
             uri = req.uri
-            handler = self.handlers.get(method)
-            if handler is None or method == "ACK":
+            if method == "ACK" or not self.router.handles(method):
                 tx.respond(405 if method in _KNOWN_METHODS else 501, None,
                            (("Allow", self.allow()),))
                 return
@@ -501,7 +523,10 @@ class SipCore:
             return
         self.count("requests_dispatched")
         try:
-            handler(tx)
+            if self.router.route(tx) is None:
+                # every module of this method left it
+                tx.respond(481 if req.to is not None and req.to.tag else 404)
+                return
         except Exception as e:
             self._tu_error(tx, e)
             return
@@ -558,7 +583,22 @@ def _accepts(values, mtype):
     return False
 
 
-# --- built-in handlers, replaced by the call server's ------------------------
+# --- the built-in module: last in the table ---------------------------------
+
+class BuiltIn:
+    """OPTIONS, and what the appliance answers until a service takes the
+    method: REGISTER 401, INVITE 480, BYE 481."""
+    name = "built-in"
+    priority = BUILT_IN
+    methods = ("OPTIONS", "REGISTER", "INVITE", "BYE")
+
+    def __init__(self, core):
+        self.core = core
+
+    def take(self, sreq):
+        _BUILT_IN[sreq.method](sreq)
+        return True
+
 
 def _options(sreq):
     core = sreq.core
@@ -592,3 +632,6 @@ def _invite(sreq):
 
 def _bye(sreq):
     sreq.respond(481)
+
+
+_BUILT_IN = {"OPTIONS": _options, "REGISTER": _register, "INVITE": _invite, "BYE": _bye}

@@ -12,6 +12,7 @@ Replaces: 481 with no matching dialog or an early dialog we did not start,
 Transferor side: REFER with Refer-To/Referred-By, outcomes from the REFER's
 response and the NOTIFYs (200 to each; 481 without a REFER; 400 bad body)."""
 from firmware.sipstack.identity import SipIdentity
+from firmware.sipstack.router import Module
 from firmware.compat import Random
 from firmware.log import Log
 from firmware.sched import Scheduler, VirtualClock
@@ -76,7 +77,7 @@ class Rig:
         self.core = SipCore(self.app, self.tp)
         self.ua = UA.UserAgent(self.app, self.core)
         self.owner = _Owner()
-        self.ua.on_invite = self._on_invite
+        self.core.router.add(Module("test-uas", 30, ("INVITE",), take=self._on_invite))
         self.n = 0
         self.cseq = 1
 
@@ -87,6 +88,7 @@ class Rig:
         else:
             s.answer(b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                      b"t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
+        return True
 
     def feed(self, text):
         msg = parse(text.replace("\n", "\r\n").encode())
