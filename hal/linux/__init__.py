@@ -213,13 +213,21 @@ class StreamPCM(bus.PCM):
                 except OSError:
                     pass
         for p in self.procs:
-            if p.poll() is None:
+            # EOF on its pipe ends each tool once it has written what it had
+            # (aplay plays out its buffer); only one that hangs is terminated
+            try:
+                p.wait(PROC_EXIT_GRACE_S)
+                continue
+            except Exception:
                 p.terminate()
             try:
                 p.wait(2)
             except Exception:
                 p.kill()
                 p.wait()
+
+
+PROC_EXIT_GRACE_S = 2      # arecord/aplay: time to exit on EOF before SIGTERM
 
 
 def tdm_device_pcm(channels, path, law):
