@@ -21,6 +21,10 @@ API
     parse_uint(text, where, maximum) -> int    digits only, <= maximum
     quote(text) / unquote(text)                quoted-string helpers
     is_token(text) -> bool
+    uri_escape(text)                           %-escape a URI header value
+    replaces_for(dialog) -> "callid;to-tag=..;from-tag=.."   (RFC 3891)
+    parse_replaces(text) -> (call_id, to_tag, from_tag, early_only); ValueError
+    parse_sipfrag(body) -> status of a message/sipfrag status line, or None
 
 Bounds: MAX_LIST_VALUES elements per header line, MAX_PARAMS (sip.uri) params.
 """
@@ -394,3 +398,70 @@ def parse_cseq(text, where):
     if not is_token(p[1]):
         _err("bad CSeq method", where)
     return CSeq(num, p[1])
+
+
+# --- Replaces (RFC 3891), sipfrag (RFC 3420) and URI header escaping -----------
+
+_HCHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()"
+
+
+def uri_escape(text):
+    """%-escape text for a URI header value (RFC 3261 hvalue): everything but
+    unreserved characters, so ';', '=', '@' of a Replaces value get escaped."""
+    out = []
+    for c in text:
+        if c in _HCHARS:
+            out.append(c)
+        else:
+            for b in c.encode():
+                out.append("%%%02X" % b)
+    return "".join(out)
+
+
+def replaces_for(dialog):
+    """The Replaces value that names `dialog` (ours) to the UA at its other
+    end (RFC 3891: to-tag is that UA's local tag, from-tag its remote tag)."""
+    return "%s;to-tag=%s;from-tag=%s" % (dialog.call_id, dialog.remote_tag, dialog.local_tag)
+
+
+def parse_replaces(text):
+    """'callid;to-tag=X;from-tag=Y[;early-only]' -> (call_id, to_tag,
+    from_tag, early_only); ValueError when malformed."""
+    parts = [p.strip() for p in text.strip().split(";")]
+    cid = parts[0]
+    if not cid or " " in cid:
+        raise ValueError("no Call-ID")
+    tt = ft = None
+    early = False
+    for p in parts[1:]:
+        e = p.find("=")
+        name = (p if e < 0 else p[:e]).strip().lower()
+        val = None if e < 0 else p[e + 1:].strip()
+        if name == "to-tag":
+            tt = val
+        elif name == "from-tag":
+            ft = val
+        elif name == "early-only":
+            early = True
+    if not tt or not ft:
+        raise ValueError("to-tag and from-tag required")
+    return (cid, tt, ft, early)
+
+
+def parse_sipfrag(body):
+    """The status code of a message/sipfrag status line, or None."""
+    if not body:
+        return None
+    try:
+        text = bytes(body).decode()
+    except UnicodeError:
+        return None
+    line = text.split("\n")[0].strip()
+    parts = line.split(" ")
+    if len(parts) < 2 or parts[0].upper() != "SIP/2.0" or len(parts[1]) != 3 \
+            or not parts[1].isdigit():
+        return None
+    st = int(parts[1])
+    if st < 100 or st > 699:
+        return None
+    return st

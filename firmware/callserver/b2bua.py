@@ -56,7 +56,7 @@ status: 486 when every member was busy, 480 when they only rang out.  The
 member who answers is the call's callee from then on (busy, `show calls`).
 """
 from firmware.compat import const
-from firmware.gateway.ua import InviteSession, PENDING, CONFIRMED, TERMINATED
+from sip.usage.invite import InviteSession, PENDING, CONFIRMED, TERMINATED
 from firmware.callserver.config import MAX_HUNT_GROUPS
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
@@ -137,10 +137,13 @@ class Call:
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
 
+    def _now(self):
+        return self.b2b.cs.now()
+
     def __repr__(self):
         return "<Call %d %s->%s %s>" % (self.id, self.caller_num, self.number, self.state)
 
-    # -- legs' callbacks (firmware/gateway/ua.py owner protocol)
+    # -- legs' callbacks (the owner protocol of sip/usage/agent.py)
     def on_progress(self, s, status):
         if self.b is not None or s not in self.legs or self.a.state not in ("calling", "early"):
             return
@@ -155,7 +158,7 @@ class Call:
     def on_answer(self, s):
         if self.b is not None or s not in self.legs or (
                 self.aa is None and self.a.state not in ("calling", "early")):
-            s.bye()              # late fork, or a member whose turn had passed
+            s.bye(self._now())              # late fork, or a member whose turn had passed
             self._drop_leg(s)
             return
         if self.aa is not None:
@@ -166,11 +169,11 @@ class Call:
             self.b2b.member_answered(self, s.user)
         for leg in self.legs:
             if leg is not s:
-                leg.cancel()
+                leg.cancel(self._now())
         self.legs = [s]
         self._stop_timer()
         if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow))) is None:
-            s.bye()
+            s.bye(self._now())
             self.end("caller gone")
             return
         self.state = "connected"
@@ -192,7 +195,7 @@ class Call:
         """Nobody took the call: the caller gets status, or goes back to the
         auto attendant when it came from there."""
         for leg in self.legs:
-            leg.cancel()
+            leg.cancel(self._now())
         self.legs = []
         self._stop_timer()
         if self.aa is not None and self.a.state == CONFIRMED:
@@ -210,7 +213,7 @@ class Call:
         self.b = s
         for leg in self.legs:
             if leg is not s:
-                leg.cancel()
+                leg.cancel(self._now())
         self.legs = [s]
         self._stop_timer()
         if self.callee is None and s.user is not None:
@@ -220,13 +223,13 @@ class Call:
 
         def done(status, s=s):
             if not 200 <= status < 300 and self.state != "ended":
-                s.bye()
-                self.a.bye()
+                s.bye(self._now())
+                self.a.bye(self._now())
                 self.end("caller refused the transfer (%d)" % status)
 
-        if not self.a.reinvite(fix_sdp(s.remote_body, _public_of(s.flow)), done):
-            s.bye()
-            self.a.bye()
+        if not self.a.reinvite(fix_sdp(s.remote_body, _public_of(s.flow)), self._now(), done):
+            s.bye(self._now())
+            self.a.bye(self._now())
             self.end("caller busy with another offer")
             return
         self.state = "connected"
@@ -251,10 +254,10 @@ class Call:
         if s is not self.a or not self.delayed or self.b is None:
             return
         body = fix_sdp(self.a.remote_body, _public_of(self.a.flow)) if self.a.remote_sdp else None
-        self.b.send_ack(body)
+        self.b.send_ack(body, self._now())
         if body is None:                  # no answer: the session cannot be set up
-            self.b.bye()
-            self.a.bye()
+            self.b.bye(self._now())
+            self.a.bye(self._now())
             self.end("no answer in the ACK")
 
     def on_ended(self, s, reason):
@@ -262,7 +265,7 @@ class Call:
             return
         if s is self.a:
             for leg in self.legs:
-                leg.hangup()
+                leg.hangup(self._now())
             self.end("caller " + reason)
         else:
             if s is not self.b and s not in self.legs:
@@ -270,7 +273,7 @@ class Call:
             self._drop_leg(s)
             if s is self.b or not self.legs:
                 if self.a.state == CONFIRMED:
-                    self.a.bye()
+                    self.a.bye(self._now())
                 elif self.a.state != TERMINATED:
                     self.a.reject(480)
                 self.end("callee " + reason)
@@ -287,7 +290,7 @@ class Call:
             else:
                 s.answer_offer(None, status if status >= 300 else 500)
 
-        if not other.reinvite(body, done):
+        if not other.reinvite(body, self._now(), done):
             return None
         self.b2b.counters["reinvites_relayed"] += 1
         return PENDING
@@ -299,11 +302,12 @@ class Call:
             return
         req = sreq.request
 
-        def relayed(resp, sreq=sreq):
+        def relayed(resp, now, sreq=sreq):
             if resp.status >= 200:
                 sreq.respond(resp.status)
 
-        self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, req.body, req.content_type)
+        self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, self._now(), req.body,
+                                 req.content_type)
 
     # -- housekeeping
     def _drop_leg(self, s):
@@ -468,7 +472,7 @@ class B2bua:
                 break
             tcp = getattr(b, "transport", "UDP") == "TCP"
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
-                               display=call.caller_name,
+                               cs.now(), display=call.caller_name,
                                contact_user=call.caller_num or "anonymous",
                                transport="TCP" if tcp else "UDP")
             if leg is None:
@@ -520,7 +524,7 @@ class B2bua:
         group's no-answer target, else the best failure (480 when members
         only rang out)."""
         for leg in call.legs:
-            leg.cancel()
+            leg.cancel(self.cs.now())
         call.legs = []
         call._stop_timer()
         g = call.group
@@ -588,7 +592,7 @@ class B2bua:
 
     def hang_up_attendant(self, call):
         if call.a is not None:
-            call.a.bye()
+            call.a.bye(self.cs.now())
         call.end("attendant hung up")
 
     def release_station(self, st):
@@ -622,9 +626,9 @@ class B2bua:
     def hangup_all(self):
         for call in list(self.calls):
             for leg in call.legs:
-                leg.hangup()
+                leg.hangup(self.cs.now())
             if call.a is not None:
-                call.a.hangup()
+                call.a.hangup(self.cs.now())
             call.end("shutdown")
 
     def statistics(self):

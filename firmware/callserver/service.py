@@ -26,7 +26,7 @@ Console: show sip registrations, show calls (and the call server's sections of
 show sip statistics); security views come from firmware/sipstack/security.py.
 """
 from firmware.compat import const
-from firmware.gateway.ua import shared_ua
+from firmware.sipstack.dialogs import user_agent
 from firmware.sipstack.router import Module, REGISTRAR, CALL_SERVER
 from firmware.callserver.registrar import Registrar
 from firmware.callserver.b2bua import B2bua
@@ -39,7 +39,7 @@ class CallServer:
     def __init__(self, app):
         self.app = app
         self.core = app.sip
-        self.ua = shared_ua(app)
+        self.ua = user_agent(app)
         self.settings = None
         self.registrar = Registrar(self)
         self.b2b = B2bua(self)

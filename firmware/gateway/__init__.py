@@ -4,6 +4,8 @@ package init stays empty so that importing the configuration schema
 (firmware/voice/config.py, loaded at every boot) does not pull the SIP UA,
 RTP and agent code into the heap of an appliance without analog config.
 
-Modules: service.py (GatewayService, routing, media task), ua.py (reusable
-SIP UA layer), leg.py, media.py, dialplan.py, fxs.py, fxo.py, config.py.
+Modules: service.py (GatewayService, the router's gateway module, the media
+task), agent.py (what the port agents share), fxs.py, fxo.py.  They build on
+sip/usage (dialog usages), firmware/media (RTP, call legs, mixer) and
+firmware/voice (configuration, dial plan, who is in control).
 """

@@ -28,7 +28,7 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 from firmware.compat import const
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
-from firmware.gateway.ua import InviteSession
+from sip.usage.invite import InviteSession
 from sip.errors import SipError
 
 IDLE = "idle"
@@ -90,7 +90,7 @@ class FxoAgent(PortAgent):
         elif event == "ring_end":
             if self.state in (RINGING, OFFERING, REJECTED):
                 if self.leg is not None and self.leg.session is not None:
-                    self.leg.session.cancel()
+                    self.leg.session.cancel(self.now())
                 self._release()
                 self.log("caller gave up")
         elif event == "dial_done":
@@ -139,7 +139,8 @@ class FxoAgent(PortAgent):
         auth = (t.user_id, t.password) if t.user_id and t.password else None
         sess = gw.ua.invite("sip:%s@%s" % (target, srv.hostport()), frm,
                             "sip:%s@%s" % (target, srv.domain()), srv.dest(), leg.offer(), leg,
-                            display=name, auth=auth, contact_user="trunk-%s" % t.name)
+                            self.now(), display=name, auth=auth,
+                            contact_user="trunk-%s" % t.name)
         if sess is None:
             gw.media.close(rtp)
             self.state = REJECTED
@@ -236,7 +237,7 @@ class FxoAgent(PortAgent):
         self.log("far end disconnected (%s)" % reason)
         leg = self.leg
         if leg is not None and leg.session is not None:
-            leg.session.hangup()
+            leg.session.hangup(self.now())
         self._release()
 
     # -- SIP events
@@ -248,7 +249,7 @@ class FxoAgent(PortAgent):
                 try:
                     self.drv.seize(self.now())
                 except OSError:
-                    leg.session.bye()
+                    leg.session.bye(self.now())
                     self._release()
                     return
                 leg.connect_remote()

@@ -59,7 +59,7 @@ from firmware.compat import const, wall_time
 from firmware.voice import dialplan as DP
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
-from firmware.gateway.ua import InviteSession
+from sip.usage.invite import InviteSession
 from sip.errors import SipError
 
 MAX_LEGS = const(2)
@@ -275,7 +275,8 @@ class FxsAgent(PortAgent):
         sess = gw.ua.invite("sip:%s@%s" % (number, srv.hostport()),
                             "sip:%s@%s" % (st.extension, srv.domain()),
                             "sip:%s@%s" % (number, srv.domain()), srv.dest(), leg.offer(), leg,
-                            display=st.display_name, auth=auth, contact_user=st.extension)
+                            self.now(), display=st.display_name, auth=auth,
+                            contact_user=st.extension)
         if sess is None:
             gw.media.close(rtp)
             self._reorder()
@@ -385,7 +386,7 @@ class FxsAgent(PortAgent):
         c = consult[0]
         cs = c.session
         srv = self.gw.call_server
-        from firmware.gateway.ua import uri_escape, replaces_for
+        from sip.headers import uri_escape, replaces_for
         referred_by = "sip:%s@%s" % (self.station.extension, srv.domain())
         if cs is not None and cs.state == "confirmed" and cs.dialog is not None:
             d = cs.dialog
@@ -405,7 +406,7 @@ class FxsAgent(PortAgent):
         self.transfers += 1
         self.log("%s transfer of %s to %s" % (kind, held.number, c.number))
         if not hs.refer(refer_to, referred_by,
-                        lambda ev, st, held=held: self._refer_event(held, ev, st)):
+                        lambda ev, st, held=held: self._refer_event(held, ev, st), self.now()):
             self._refer_event(held, "rejected", 500)
         return True
 
@@ -501,7 +502,7 @@ class FxsAgent(PortAgent):
         gw = self.gw
         rtp = gw.media.open()
         if rtp is None:
-            sub.final(503)
+            sub.final(503, self.now())
             return
         nl = Leg(self, rtp, True)
         nl.refer_sub = sub
@@ -522,12 +523,13 @@ class FxsAgent(PortAgent):
         self.legs.append(nl)
         nl.state = "calling"
         sess = gw.ua.invite(sub.target, "sip:%s@%s" % (st.extension, srv.domain()),
-                            sub.target, srv.dest(), nl.offer(), nl, display=st.display_name,
+                            sub.target, srv.dest(), nl.offer(), nl, self.now(),
+                            display=st.display_name,
                             auth=auth, headers=hs, contact_user=st.extension)
         if sess is None:
             nl.refer_sub = None
             self._drop(nl)
-            sub.final(503)
+            sub.final(503, self.now())
             return
         nl.session = sess
         if nl.state == "ended":      # failed at once (transaction table full)

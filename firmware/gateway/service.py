@@ -19,8 +19,9 @@ and accounts every call).  Only a call server may start calls here: an
 INVITE from any other source than this appliance's SIP socket or the peer
 call server's host gets 403 (counted "refused_source", access-logged).
 
-Modules: ua.py (SIP UA layer, reusable), leg.py (call leg = session + RTP),
-media.py (RTP, mixer), dialplan.py, fxs.py, fxo.py, config.py.
+Modules: fxs.py, fxo.py and agent.py here; the dialog usages in sip/usage,
+the call leg (session + RTP), RTP and mixer in firmware/media, the settings
+and dial plan in firmware/voice.
 One task: "gateway-media" wakes every 20 ms while a call has media and
 moves one frame per direction per leg; it sleeps on an Event otherwise.
 """
@@ -29,7 +30,8 @@ from firmware.sched import RESTART, Event, TimeoutError
 from firmware.voice.dialplan import DialPlan
 from firmware.media.rtp import MediaManager
 from firmware.media.mixer import Mixer
-from firmware.gateway.ua import shared_ua, Registration
+from firmware.sipstack.dialogs import user_agent
+from sip.usage.registration import Registration
 from firmware.sipstack.router import Module, GATEWAY
 from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent
@@ -40,7 +42,7 @@ FRAME_MS = const(20)
 class GatewayService:
     def __init__(self, app):
         self.app = app
-        self.ua = shared_ua(app)
+        self.ua = user_agent(app)
         app.sip.router.add(Module("gateway", GATEWAY, ("INVITE",), take=self.take))
         hw = app.hardware
         law = "ulaw"
@@ -100,7 +102,7 @@ class GatewayService:
         registration starts again, toward the new one and with a new Contact."""
         if self.started:
             for r in self.registrations.values():
-                r.stop()
+                r.stop(self.app.clock.now())
             self.registrations = {}
             self._sync_registrations()
 
@@ -117,7 +119,7 @@ class GatewayService:
             st = want.get(ext)
             if st is None or r.secret_id != st.ha1 or r.username != st.user_id \
                     or r.dest != srv.registrar_dest():
-                r.stop()
+                r.stop(self.app.clock.now())
                 del self.registrations[ext]
         expires = s.peer["expires"] if s is not None and s.peer else 3600
         for ext, st in want.items():
@@ -128,7 +130,7 @@ class GatewayService:
                              contact_params=";line=fxs%d" % st.fxs_port)
             r.secret_id = st.ha1
             self.registrations[ext] = r
-            r.start()
+            r.start(self.app.clock.now())
 
     def _reg_state(self, reg):
         if reg.state in ("registered", "failed"):

@@ -1,4 +1,4 @@
-"""One SIP call leg of an analog port: an InviteSession (ua.py) plus its
+"""One SIP call leg of an analog port: an InviteSession (sip/usage/invite.py) plus its
 RtpSession (media.py) and the SDP offer/answer glue.
 
     leg = Leg(agent, rtp, outgoing)       agent: FxsAgent / FxoAgent (callbacks)
@@ -12,7 +12,7 @@ The session's owner is the leg; every SIP event goes to the agent as
 agent.leg_event(leg, event, value): "progress" (status), "answer", "failed"
 (status), "confirmed", "ended" (reason), "reoffer" (held: bool).
 
-Transfer: leg.refer_sub is the ReferSubscription (ua.py) this leg's INVITE
+Transfer: leg.refer_sub is the ReferSubscription (sip/usage/refer.py) this leg's INVITE
 serves (transferee side): its final status is NOTIFYed from on_answer /
 on_failed / hangup.  REFER and Replaces go to the agent when it has
 refer_in(leg, sub) / replace(leg, sreq); otherwise 603.
@@ -47,6 +47,9 @@ class Leg:
 
     def __repr__(self):
         return "<Leg %s %s>" % (self.number, self.state)
+
+    def _now(self):
+        return self.agent.gw.app.clock.now()
 
     def _host(self):
         return self.agent.gw.media.host
@@ -96,7 +99,7 @@ class Leg:
     def hold(self):
         if self.session is None or self.held:
             return False
-        if self.session.reinvite(self.offer("sendonly"), self._reinvite_done):
+        if self.session.reinvite(self.offer("sendonly"), self._now(), self._reinvite_done):
             self.held = True
             self.media_on = False
             return True
@@ -105,7 +108,7 @@ class Leg:
     def resume(self):
         if self.session is None or not self.held:
             return False
-        if self.session.reinvite(self.offer("sendrecv"), self._reinvite_done):
+        if self.session.reinvite(self.offer("sendrecv"), self._now(), self._reinvite_done):
             self.held = False
             self.media_on = True
             return True
@@ -117,7 +120,7 @@ class Leg:
 
     def hangup(self):
         if self.session is not None:
-            self.session.hangup()
+            self.session.hangup(self._now())
         self.state = "ended"
         self.media_on = False
         self._refer_final(487)
@@ -126,7 +129,7 @@ class Leg:
         sub = self.refer_sub
         if sub is not None:
             self.refer_sub = None
-            sub.final(status)
+            sub.final(status, self._now())
 
     def close(self):
         self.media_on = False

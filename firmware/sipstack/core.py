@@ -25,8 +25,8 @@ The transaction user plugs in through the router (firmware/sipstack/router.py):
             .on_cancel = fn(sreq)  set by an INVITE's owner to learn of CANCEL
                      (the core has already answered the CANCEL with 200);
                      when unset the core answers the INVITE 487 itself.
-            .on_no_ack = fn()  set by an INVITE's owner: its 2xx was never
-                     ACKed (Timer H)
+            .on_no_ack = fn(now)  set by an INVITE's owner: its 2xx was
+                     never ACKed (Timer H)
         The module may answer at once or later (keep sreq; use
         core.call_later(ms, fn) for timers).  A request still unanswered
         after PROCEEDING_LIMIT_MS (INVITE: 480) or NON_INVITE_LIMIT_MS
@@ -37,7 +37,7 @@ The transaction user plugs in through the router (firmware/sipstack/router.py):
     core.set_domain(name) / core.add_local_host(host) / core.is_local_uri(uri)
     core.supported (option tags accepted in Require), core.allow()
     core.send_response(req, src, status, ...)  stateless answer
-    Client transactions: the owner sets txn.user = fn(resp) when it sends;
+    Client transactions: the owner sets txn.user = fn(resp, now) when it sends;
         every response of the transaction goes to it, and a 408 is made
         for it on Timer B/F.  A response with no transaction is offered to
         the modules' stray_response(resp, src) (the dialog module re-ACKs a
@@ -86,13 +86,12 @@ from sip.errors import SipParseError
 from sip.transaction import (TransactionLayer, TransactionError, stateless_response,
                              response_address, _req_key)
 from firmware.sipstack.router import Router, BUILT_IN
+from sip.timers import TimerTable, TimerTableFull
 
 MAX_SERVER_TRANSACTIONS = const(128)
 # Up to three TU timers per call (the INVITE's guard and no-answer timers,
 # the B2BUA's ring timeout), plus the registrar's and security's deadlines.
 MAX_TU_TIMERS = const(1024)
-TU_TIMERS_COMPACT_MIN = const(32)     # cancelled entries are dropped once the
-                                      # table has doubled since the last sweep
 INVITE_NO_ANSWER_MS = const(3000)
 PROCEEDING_LIMIT_MS = const(180000)   # a TU that never answers an INVITE gets 480
 NON_INVITE_LIMIT_MS = const(30000)    # ... a non-INVITE: 500 (before Timer F fires)
@@ -106,25 +105,6 @@ CORE_COUNTERS = ("requests_dispatched", "branch_collisions", "stray_acks", "stra
                  "dropped_broadcast_via", "cancels", "cancels_unmatched",
                  "tu_errors", "late_responses", "invite_no_ack",
                  "responses_sent", "tu_no_answer", "bad_requests")
-
-
-class TimerTableFull(Exception):
-    pass
-
-
-class Timer:
-    __slots__ = ("deadline", "fn", "active")
-
-    def __init__(self, deadline, fn):
-        self.deadline = deadline
-        self.fn = fn
-        self.active = True
-
-    def cancel(self):
-        # Drop the callback now: a cancelled timer waits in the table until the
-        # next compaction, and its closure may hold a whole call.
-        self.active = False
-        self.fn = None
 
 
 class ServerRequest:
@@ -204,8 +184,7 @@ class SipCore:
         transports.on_message = self.on_message
         self.layer = TransactionLayer(app.rng, max_transactions=MAX_SERVER_TRANSACTIONS)
         self.router = Router()
-        self.timers = []
-        self._compact_at = TU_TIMERS_COMPACT_MIN
+        self.timers = TimerTable(MAX_TU_TIMERS)
         self.invite_no_answer_ms = INVITE_NO_ANSWER_MS
         self.supported = []
         self.stat_sections = []   # (title, fn() -> [(name, value)]) for show sip statistics
@@ -257,15 +236,14 @@ class SipCore:
         return ", ".join(ms)
 
     def call_later(self, ms, fn):
-        if len(self.timers) >= self._compact_at or len(self.timers) >= MAX_TU_TIMERS:
-            self.timers = [t for t in self.timers if t.active]
-            self._compact_at = max(TU_TIMERS_COMPACT_MIN, 2 * len(self.timers))
-            if len(self.timers) >= MAX_TU_TIMERS:
-                raise TimerTableFull("TU timer table full (%d)" % MAX_TU_TIMERS)
-        t = Timer(self.app.clock.now() + ms, fn)
-        self.timers.append(t)
+        t = self.timers.add(self.app.clock.now() + ms, fn)
         self._wake.set()
         return t
+
+    def kick(self):
+        """Something outside a message or timer event queued output or a
+        timer (a usage driven by an owner): send it, recompute the deadline."""
+        self._flush()
 
     # -- running
     def start(self):
@@ -289,25 +267,22 @@ class SipCore:
 
     def next_deadline(self):
         d = self.layer.next_deadline()
-        for t in self.timers:
-            if t.active and (d is None or t.deadline < d):
-                d = t.deadline
+        t = self.timers.next_deadline()
+        if t is not None and (d is None or t < d):
+            d = t
         return d
 
     def on_timer(self, now):
         self._events(self.layer.on_timer(now))
         self._flush()
-        due = [t for t in self.timers if t.active and t.deadline <= now]
-        if due:
-            self.timers = [t for t in self.timers if t.active and t.deadline > now]
-            for t in due:
-                t.active = False
-                try:
-                    t.fn()
-                except Exception as e:
-                    self.count("tu_errors")
-                    self.app.log.write("error", "SIP timer callback failed: %s: %s" % (
-                        type(e).__name__, e))
+        for t in self.timers.due(now):
+            try:
+                t.fire(now)
+            except Exception as e:
+                self.count("tu_errors")
+                self.app.log.write("error", "SIP timer callback failed: %s: %s" % (
+                    type(e).__name__, e))
+        self._flush()
 
     def _flush(self):
         tp = self.transports
@@ -409,7 +384,7 @@ class SipCore:
         if owner is not None and callable(owner):
             # a client response always goes to its transaction's owner
             try:
-                owner(resp)
+                owner(resp, self.app.clock.now())
             except Exception as e:
                 self.count("tu_errors")
                 self.app.log.write("error", "SIP response handler failed: %s: %s" % (
@@ -425,7 +400,7 @@ class SipCore:
         if txn.kind in ("ict", "nict"):
             if owner is not None and callable(owner) and txn.request is not None:
                 try:
-                    owner(Response.for_request(txn.request, 408))
+                    owner(Response.for_request(txn.request, 408), self.app.clock.now())
                 except Exception as e:
                     self.count("tu_errors")
                     self.app.log.write("error", "SIP timeout handler failed: %s: %s" % (
@@ -436,7 +411,7 @@ class SipCore:
             fn = getattr(owner, "on_no_ack", None)
             if fn is not None:
                 try:
-                    fn()
+                    fn(self.app.clock.now())
                 except Exception as e:
                     self.count("tu_errors")
                     self.app.log.write("error", "SIP no-ACK handler failed: %s: %s" % (

@@ -5,6 +5,7 @@ fire in the timer task, a cancelled timer lets go of its callback at once
 while no timer comes due, and the table's bound MAX_TU_TIMERS raises
 TimerTableFull only for live timers."""
 from firmware.sipstack.identity import SipIdentity
+from sip.timers import COMPACT_MIN, TimerTableFull
 from firmware.sipstack import core as C
 from firmware.compat import Random
 from firmware.log import Log
@@ -58,16 +59,16 @@ def test_cancelled_timers_release_their_callbacks_and_do_not_accumulate():
         t = core.call_later(180000, lambda: i)
         t.cancel()
         assert t.fn is None
-    live = [t for t in core.timers if t.active]
+    live = core.timers.live()
     assert live == [held]
-    assert len(core.timers) <= C.TU_TIMERS_COMPACT_MIN, len(core.timers)
-    assert all(t.fn is None for t in core.timers if not t.active)
+    assert len(core.timers) <= COMPACT_MIN, len(core.timers)
+    assert all(t.fn is None for t in core.timers.timers if not t.active)
 
 
 def test_the_table_bound_counts_live_timers_only():
     app, core = _core()
     timers = [core.call_later(1000 + i, lambda: None) for i in range(C.MAX_TU_TIMERS)]
-    assert raises(C.TimerTableFull, core.call_later, 10, lambda: None)
+    assert raises(TimerTableFull, core.call_later, 10, lambda: None)
     timers[0].cancel()
     core.call_later(10, lambda: None)           # room again once one is cancelled
-    assert raises(C.TimerTableFull, core.call_later, 10, lambda: None)
+    assert raises(TimerTableFull, core.call_later, 10, lambda: None)

@@ -1,5 +1,5 @@
 # portable: micropython
-"""REFER / NOTIFY / Replaces in the gateway's UA (firmware/gateway/ua.py),
+"""REFER / NOTIFY / Replaces in the dialog usages (sip/usage/), driven through the SIP core,
 sans network: a SipCore over a recording fake transport on a VirtualClock;
 the far end is this test, feeding parsed messages to core.on_message.
 
@@ -18,7 +18,10 @@ from firmware.log import Log
 from firmware.sched import Scheduler, VirtualClock
 from firmware.sipstack.core import SipCore
 from firmware.sipstack.transport import Source
-from firmware.gateway import ua as UA
+from sip.usage import agent as UA
+from sip.usage.invite import InviteSession
+from sip.headers import replaces_for, uri_escape, parse_replaces, parse_sipfrag
+from firmware.sipstack.dialogs import user_agent
 from sip.message import parse
 
 FAR = ("127.0.0.1", 5999)
@@ -75,14 +78,15 @@ class Rig:
         self.app = _App(seed)
         self.tp = _Tp()
         self.core = SipCore(self.app, self.tp)
-        self.ua = UA.UserAgent(self.app, self.core)
+        self.app.sip = self.core
+        self.ua = user_agent(self.app)
         self.owner = _Owner()
         self.core.router.add(Module("test-uas", 30, ("INVITE",), take=self._on_invite))
         self.n = 0
         self.cseq = 1
 
     def _on_invite(self, sreq):
-        s = UA.InviteSession.uas(self.ua, sreq, self.owner)
+        s = InviteSession.uas(self.ua, sreq, self.owner)
         if sreq.request.uri.user == "ring":
             s.ring()
         else:
@@ -127,6 +131,9 @@ class Rig:
         self.request("ACK", user, call_id, tag, cseq=1)
         return call_id, tag
 
+    def now(self):
+        return self.app.clock.now()
+
     def advance(self, ms):
         self.app.clock.burn(ms)
         self.core.on_timer(self.app.clock.now())
@@ -159,7 +166,7 @@ def test_refer_gets_202_and_notify_sipfrag_100_then_final():
     assert sub.referred_by == "<sip:1001@hq>"
     assert r.ua.subscriptions == [sub]
     r.tp.sent = []
-    sub.final(200)
+    sub.final(200, r.now())
     n2 = _notifies(r.tp.sent)
     assert len(n2) == 1 and n2[0].body == b"SIP/2.0 200 OK\r\n", r.tp.sent
     assert n2[0].get("subscription-state") == "terminated;reason=noresource"
@@ -169,7 +176,7 @@ def test_refer_gets_202_and_notify_sipfrag_100_then_final():
     out = r.request("REFER", call_id=cid, to_tag=tag, headers=("Refer-To: <sip:1004@hq>",))
     assert _status(out) == [202]
     r.tp.sent = []
-    r.owner.refers[-1].final(486)
+    r.owner.refers[-1].final(486, r.now())
     assert _notifies(r.tp.sent)[0].body == b"SIP/2.0 486 Busy Here\r\n"
 
 
@@ -227,7 +234,7 @@ def test_refer_beyond_the_subscription_bound_gets_503():
     assert _status(r.request("REFER", call_id=cid0, to_tag=tag0,
                              headers=("Refer-To: <sip:1003@hq>",))) == [491]
     # one finishes: room again
-    r.owner.refers[0].final(200)
+    r.owner.refers[0].final(200, r.now())
     assert _status(r.request("REFER", call_id=cid, to_tag=tag,
                              headers=("Refer-To: <sip:1003@hq>",))) == [202]
 
@@ -269,16 +276,16 @@ def test_replaces_value_escaping_round_trip():
     r = Rig()
     cid, tag = r.dialog("a%b:c/d?e=f@far")
     d = [x for x in r.ua.dialogs.dialogs() if x.call_id == cid][0]
-    v = UA.replaces_for(d)
-    esc = UA.uri_escape(v)
+    v = replaces_for(d)
+    esc = uri_escape(v)
     assert ";" not in esc and "=" not in esc and "@" not in esc and " " not in esc, esc
     na = parse_name_addr("<sip:1003@127.0.0.1:5070?Replaces=%s>" % esc, "Refer-To")
     got = unescape(na.uri.headers[0][1]).decode()
-    assert UA.parse_replaces(got) == (cid, "far1", tag, False), got
-    assert UA.parse_sipfrag(b"SIP/2.0 180 Ringing\r\n") == 180
-    assert UA.parse_sipfrag(b"SIP/2.0 20 OK") is None
-    assert UA.parse_sipfrag(b"INVITE sip:x SIP/2.0") is None
-    assert UA.parse_sipfrag(b"") is None
+    assert parse_replaces(got) == (cid, "far1", tag, False), got
+    assert parse_sipfrag(b"SIP/2.0 180 Ringing\r\n") == 180
+    assert parse_sipfrag(b"SIP/2.0 20 OK") is None
+    assert parse_sipfrag(b"INVITE sip:x SIP/2.0") is None
+    assert parse_sipfrag(b"") is None
 
 
 def test_transferor_refer_and_notify_outcomes():
@@ -287,10 +294,10 @@ def test_transferor_refer_and_notify_outcomes():
     sess = [s for s in r.ua.sessions if s.call_id == cid][0]
     events = []
     r.tp.sent = []
-    assert sess.refer("sip:1003@hq", "sip:1002@hq", lambda k, st: events.append((k, st)))
+    assert sess.refer("sip:1003@hq", "sip:1002@hq", lambda k, st: events.append((k, st)), r.now())
     refer = [m for m in r.tp.sent if m.is_request and m.method == "REFER"][0]
     assert refer.get("refer-to") == "<sip:1003@hq>" and refer.get("referred-by") == "<sip:1002@hq>"
-    assert not sess.refer("sip:1004@hq", None, None), "one REFER at a time"
+    assert not sess.refer("sip:1004@hq", None, None, r.now()), "one REFER at a time"
     # the 202
     r.feed(_reply(refer, "202 Accepted"))
     assert events == [("accepted", 202)], events
@@ -307,19 +314,19 @@ def test_transferor_refer_and_notify_outcomes():
     assert _status(notify("SIP/2.0 200 OK\n", "terminated")) == [481]
     # rejected REFER
     r.tp.sent = []
-    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)))
+    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)), r.now())
     refer = [m for m in r.tp.sent if m.is_request and m.method == "REFER"][0]
     r.feed(_reply(refer, "603 Decline"))
     assert events[-1] == ("rejected", 603), events
     # accepted, then no NOTIFY at all: timeout
     r.tp.sent = []
-    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)))
+    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)), r.now())
     refer = [m for m in r.tp.sent if m.is_request and m.method == "REFER"][0]
     r.feed(_reply(refer, "202 Accepted"))
     r.advance(UA.REFER_WAIT_MS + 10)
     assert events[-2:] == [("accepted", 202), ("timeout", 408)], events
     # no answer to the REFER itself: its transaction's 408
-    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)))
+    assert sess.refer("sip:1003@hq", None, lambda k, st: events.append((k, st)), r.now())
     for _ in range(40):
         r.advance(1000)
     assert events[-1] == ("rejected", 408), events
