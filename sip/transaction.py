@@ -65,11 +65,8 @@ stats["dropped"]; TU and timer events with no valid transition raise
 TransactionError.
 
 Helpers
-    stateless_response(request, status, reason=None, extra_headers=())
-    salvage_response(raw_bytes, status=400, reason=None) -> Response | None
-    stamp_via(request, source_addr)      received= / rport= (RFC 3581)
-    response_address(response_or_via) -> (host, port)     §18.2.2
-    is_reliable(transport), bad_destination(addr), make_ack(request, response)
+    The RFC 3261 §18 rules (Via stamping, response addressing, stateless
+    responses, the ACK for a non-2xx, address checks) are in sip/transport.py.
     request_key(request, method=None) -> the server-transaction table key
         (§17.2.3 branch/sent-by/method, ACK -> INVITE; RFC 2543 fallback key
         when the branch lacks the magic cookie); layer.find(key)
@@ -87,10 +84,10 @@ except ImportError:
     def const(x):
         return x
 
-import hashlib
-
 from sip.errors import SipError, SipParseError
-from sip.message import Request, Response, validate_request, validate_response
+from sip.message import Response, validate_request, validate_response
+from sip.transport import (is_reliable, bad_destination, response_address, bare_host,
+                           stateless_response, salvage_response, make_ack)
 
 MAX_TRANSACTIONS = const(256)
 MAX_FORK_ACKS = const(8)
@@ -140,210 +137,6 @@ class Timers:
 
     def long(self):
         return 64 * self.t1
-
-
-def is_reliable(transport):
-    return transport.upper() not in ("UDP", "DTLS")
-
-
-def _ipv4_octets(host):
-    p = host.split(".")
-    if len(p) != 4:
-        return None
-    out = []
-    for x in p:
-        if not x or x.strip("0123456789") or len(x) > 3:
-            return None
-        out.append(int(x))
-    return out
-
-
-def bad_destination(addr):
-    """True for addresses we never send to: 255.255.255.255, IPv4/IPv6
-    multicast, unspecified, missing host/port."""
-    if not addr or addr[0] is None:
-        return True
-    host = str(addr[0]).lower()
-    if host.startswith("["):
-        host = host[1:-1]
-    o = _ipv4_octets(host)
-    if o is not None:
-        if o == [255, 255, 255, 255] or o == [0, 0, 0, 0]:
-            return True
-        if 224 <= o[0] <= 239:
-            return True
-        return False
-    if ":" in host and (host.startswith("ff") or host == "::"):
-        return True
-    return False
-
-
-def _default_port(transport):
-    return 5061 if transport.upper() in ("TLS", "WSS") else 5060
-
-
-def response_address(x):
-    """(host, port) to send a response to, from the top Via (§18.2.2,
-    RFC 3581): maddr, else received (with rport), else sent-by."""
-    via = x if not hasattr(x, "top_via") else x.top_via
-    if via is None:
-        return None
-    dport = via.port if via.port is not None else _default_port(via.transport)
-    m = via.maddr
-    if m:
-        return (m, dport)
-    rp = via.rport
-    host = via.received or via.host
-    if rp is not None:
-        return (host, rp)
-    return (host, dport)
-
-
-def _bare(host):
-    if host and host.startswith("["):
-        return host[1:-1].lower()
-    return (host or "").lower()
-
-
-def stamp_via(msg, source_addr, force_rport=False):
-    """Add received= when the source IP differs from sent-by (or rport is
-    asked for, or force_rport) and fill rport=port (RFC 3581).  Modifies msg
-    in place."""
-    via = msg.top_via
-    if via is None:
-        return
-    ip = source_addr[0]
-    v = via.copy()
-    changed = False
-    if via.has_rport or force_rport:
-        v.params.set("rport", str(source_addr[1]))
-        v.params.set("received", ip)
-        changed = True
-    elif _bare(via.host) != _bare(ip):
-        v.params.set("received", ip)
-        changed = True
-    if changed:
-        msg.set_first("Via", str(v))
-
-
-def _stable_tag(*parts):
-    h = hashlib.md5("|".join([str(p) for p in parts]).encode()).digest()
-    return "".join(["%02x" % b for b in h[:6]])
-
-
-def stateless_response(request, status, reason=None, extra_headers=()):
-    """Response to request without a transaction (§8.2.7): the To tag, when
-    added, is derived from the request so retransmissions get the same one."""
-    tag = None
-    if status > 100:
-        tv = request.top_via
-        tag = _stable_tag(request.call_id, request.from_ and request.from_.tag,
-                          tv and tv.branch, request.cseq)
-    r = Response.for_request(request, status, reason, tag)
-    for name, value in extra_headers:
-        r.add(name, value)
-    return r
-
-
-_SALVAGE = {"via": "via", "v": "via", "from": "from", "f": "from", "to": "to",
-            "t": "to", "call-id": "call-id", "i": "call-id", "cseq": "cseq"}
-
-
-def salvage_response(raw, status=400, reason=None):
-    """Build a response from bytes that failed full parsing, when the
-    request's Via, From, To, Call-ID and CSeq lines can be found (the first
-    of a repeated single-valued header is used).  None for responses, ACKs,
-    or when a needed header is missing: drop those."""
-    try:
-        return _salvage(raw, status, reason)
-    except Exception:
-        return None
-
-
-def _salvage(raw, status, reason):
-    raw = bytes(raw)
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    if end >= 0:
-        raw = raw[:end]
-    lines = []
-    for bl in raw.split(b"\n"):
-        bl = bl.rstrip(b"\r")
-        try:
-            lines.append(bl.decode())
-        except UnicodeError:
-            lines.append(None)
-    while lines and not lines[0]:
-        lines.pop(0)
-    if not lines or lines[0] is None:
-        return None
-    start = lines[0].strip()
-    if start[:4].upper() == "SIP/" or start.split(" ")[0] == "ACK":
-        return None
-    got = []
-    seen = {}
-    prev = None
-    for line in lines[1:]:
-        if line is None:
-            prev = None
-            continue
-        if line[:1] in (" ", "\t") and prev is not None:
-            prev[1] = prev[1] + " " + line.strip()
-            continue
-        prev = None
-        i = line.find(":")
-        if i <= 0:
-            continue
-        key = _SALVAGE.get(line[:i].strip().lower())
-        if key is None:
-            continue
-        if key != "via" and key in seen:
-            continue            # repeated single header (RFC 4475 3.3.8): first wins
-        seen[key] = 1
-        prev = [key, line[i + 1:].strip()]
-        got.append(prev)
-    for k in ("via", "from", "to", "call-id", "cseq"):
-        if k not in seen:
-            return None
-    r = Response(status, reason)
-    names = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID",
-             "cseq": "CSeq"}
-    tag = None
-    for key, value in got:
-        if not value or "\r" in value:
-            return None
-        if key == "cseq":
-            p = value.split()
-            if len(p) == 2 and p[1] == "ACK":
-                return None
-        if key == "to" and ";tag=" not in value.lower().replace(" ", ""):
-            if tag is None:
-                tag = _stable_tag(*[v for k, v in got])
-            value = value + ";tag=" + tag
-        r.headers.append([key, names[key], value, 0])
-    return r
-
-
-def make_ack(request, response):
-    """ACK for a non-2xx final response to INVITE (§17.1.1.3)."""
-    ack = Request("ACK", request.uri.copy())
-    hs = ack.headers
-    for e in request.headers:
-        if e[0] == "via":
-            v = request.top_via
-            hs.append(["via", "Via", str(v), 0])
-            break
-    ack.add("Max-Forwards", "70")
-    for e in request.headers:
-        if e[0] in ("from", "call-id"):
-            hs.append([e[0], e[1], e[2], 0])
-    ack.add("To", response.get("to"))
-    ack.add("CSeq", "%d ACK" % request.cseq.num)
-    for e in request.headers:
-        if e[0] == "route":
-            hs.append([e[0], e[1], e[2], 0])
-    return ack
 
 
 # ---- transition tables: (state, event) -> new state -----------------------
@@ -474,7 +267,7 @@ def _req_key(msg, method=None):
         m = "INVITE"
     b = via.branch
     if b and b.startswith(MAGIC) and len(b) > 7:
-        return "1|%s|%s:%s|%s" % (b, _bare(via.host), via.port, m)
+        return "1|%s|%s:%s|%s" % (b, bare_host(via.host), via.port, m)
     ft = msg.from_.tag if msg.from_ is not None else None
     return "2|%s|%s|%d|%s|%s|%s" % (msg.call_id, ft, msg.cseq.num, m, via, msg.uri)
 

@@ -38,6 +38,7 @@ Contact's port (nat-check ip).
 Memory: a Binding holds strings only (contact, Call-ID, user agent shared
 through a bounded intern table) and a few integers.
 """
+from sip.transport import uri_address
 from firmware.compat import const
 from sip import digest
 from sip.errors import SipError
@@ -69,8 +70,7 @@ def _nat_dest(uri, host, port, nat_port):
     """((host, port), nat): where requests to a phone go: the Contact's own
     address unless the packets come from elsewhere (NAT), then the source
     (ip-port) or the source IP with the Contact's port (ip)."""
-    chost = (uri.host or "").strip("[]")
-    cport = uri.port or 5060
+    chost, cport = uri_address(uri)
     if chost == host and cport == port:
         return (host, port), False
     if nat_port:

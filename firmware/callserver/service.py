@@ -31,6 +31,7 @@ from firmware.sipstack.router import Module, REGISTRAR, CALL_SERVER
 from firmware.callserver.registrar import Registrar
 from firmware.callserver.b2bua import B2bua
 from sip import digest
+from sip.transport import uri_address
 
 NONCE_TTL_MS = const(300000)
 
@@ -227,8 +228,7 @@ def _contact_differs(req, addr):
     cs = req.contact
     if not cs or cs[0] == "*":
         return False
-    u = cs[0].uri
-    return (u.host or "").strip("[]") != addr[0] or (u.port or 5060) != addr[1]
+    return uri_address(cs[0].uri) != (addr[0], addr[1])
 
 
 def _show_registrations(app, args):

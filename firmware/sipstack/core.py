@@ -80,11 +80,11 @@ counted; `show sip statistics` lists the counters of both layers.
 """
 from firmware.compat import const
 from firmware.sched import TimeoutError, RESTART, Event
-from firmware.sipstack.transport import Source, is_broadcast
+from firmware.sipstack.transport import Source
 from sip.message import Response, validate_request
 from sip.errors import SipParseError
-from sip.transaction import (TransactionLayer, TransactionError, stateless_response,
-                             response_address, _req_key)
+from sip.transaction import TransactionLayer, TransactionError, _req_key
+from sip.transport import is_broadcast, is_ip, stateless_response, response_address
 from firmware.sipstack.router import Router, BUILT_IN
 from sip.timers import TimerTable, TimerTableFull
 
@@ -297,7 +297,7 @@ class SipCore:
         if src.transport != "UDP":
             return src
         a = response_address(req)
-        if a is None or not _numeric(a[0].strip("[]")):
+        if a is None or not is_ip(a[0]):
             return Source("UDP", src.addr)
         return Source("UDP", (a[0].strip("[]"), a[1]))
 
@@ -541,12 +541,6 @@ class SipCore:
 def _ident(req):
     f = req.from_
     return (req.call_id, req.cseq.num, f.tag if f is not None else None)
-
-
-def _numeric(host):
-    if ":" in host:
-        return True
-    return not host.replace(".", "").strip("0123456789") and host.count(".") == 3
 
 
 def _accepts(values, mtype):

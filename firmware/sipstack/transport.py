@@ -61,7 +61,7 @@ from firmware.compat import const, MICROPYTHON
 from firmware.sched import TimeoutError, TaskTableFull, RESTART
 from sip.message import parse, StreamFramer, frame
 from sip.errors import SipParseError
-from sip.transaction import salvage_response, stamp_via as _stamp_via
+from sip.transport import salvage_response, stamp_via as _stamp_via, is_broadcast, is_ip  # noqa: F401
 
 MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
 UDP_PEEK_BYTES = const(2048)         # first read of a datagram (see _udp_receive)
@@ -102,39 +102,6 @@ class Source:
 
     def __repr__(self):
         return "%s:%s:%d" % (self.transport, self.addr[0], self.addr[1])
-
-
-def is_broadcast(host):
-    """True for IPv4 broadcast/multicast and IPv6 multicast addresses."""
-    if ":" in host:
-        return host.lower().startswith("ff")
-    p = host.split(".")
-    if len(p) != 4:
-        return False
-    try:
-        a = int(p[0])
-        d = int(p[3])
-    except ValueError:
-        return False
-    return host == "255.255.255.255" or 224 <= a <= 239 or (a < 224 and d == 255 and
-                                                              _is_directed_bcast(p))
-
-
-def _is_directed_bcast(p):
-    # x.x.x.255 is a broadcast on /24 and shorter prefixes; never a host we answer
-    return p[3] == "255"
-
-
-def is_ip(host):
-    if ":" in host:
-        return True
-    p = host.split(".")
-    if len(p) != 4:
-        return False
-    for x in p:
-        if not x or x.strip("0123456789") or int(x) > 255:
-            return False
-    return True
 
 
 def sockaddr(host, port):

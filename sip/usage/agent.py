@@ -50,6 +50,7 @@ from sip.errors import SipError, SipParseError
 from sip.transaction import TransactionError
 from sip.timers import TimerTableFull
 from sip.headers import parse_replaces, parse_sipfrag
+from sip.transport import uri_address
 
 MAX_DIALOGS = const(512)      # shared by the gateway and the call server (its own
 MAX_SESSIONS = const(512)     # max-dialogs / max-calls knobs are lower)
@@ -83,7 +84,7 @@ def dialog_dest(d):
     """Where requests in dialog d go: its NAT flow (the address the far end's
     packets come from, set by the owner) or else the next hop's address."""
     flow = getattr(d, "flow", None)
-    return flow if flow is not None else _dest_of(d.next_hop())
+    return flow if flow is not None else uri_address(d.next_hop())
 
 
 def dialog_transport(d):
@@ -92,10 +93,6 @@ def dialog_transport(d):
     if getattr(d, "flow", None) is not None:
         return getattr(d, "flow_transport", "UDP")
     return "UDP"
-
-
-def _dest_of(uri):
-    return (uri.host.strip("[]"), uri.port or 5060)
 
 
 def clone(req):

@@ -23,7 +23,7 @@ import hashlib
 import socket
 
 from sip.message import parse, Response
-from sip.transaction import stateless_response
+from sip.transport import stateless_response
 from sip.digest import DigestServer, ha1, OK, STALE
 from sip.errors import SipError
 from firmware.sched import RESTART

@@ -92,7 +92,8 @@ from firmware.sched import Event, TimeoutError
 from firmware.sipstack.transport import sockaddr, peer
 from sip.message import parse, Request, Response
 from sip.errors import SipError
-from sip.transaction import TransactionLayer, TransactionError, stamp_via
+from sip.transaction import TransactionLayer, TransactionError
+from sip.transport import stamp_via
 from sip.dialog import Dialog, DialogTable, DialogError, create_cancel, uas_response_headers
 from sip.digest import DigestClient
 from sip import sdp

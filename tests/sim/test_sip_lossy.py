@@ -11,7 +11,8 @@ prints the seed.
 import gc
 from firmware.compat import Random
 from sip.message import parse, Request, Response
-from sip.transaction import TransactionLayer, stamp_via
+from sip.transaction import TransactionLayer
+from sip.transport import stamp_via
 from sip.dialog import Dialog, DialogTable, uas_response_headers
 
 A = ("10.0.0.1", 5060)

@@ -3,9 +3,9 @@
 from tests.portable import raises
 from firmware.compat import Random
 from sip.message import parse, Request, Response
+from sip.transport import (stateless_response, salvage_response, stamp_via,
+                           response_address, bad_destination, make_ack)
 from sip.transaction import (TransactionLayer, Timers, TransactionError, TableFull,
-                             stateless_response, salvage_response, stamp_via,
-                             response_address, bad_destination, make_ack,
                              MAX_TRANSACTIONS, ICT, NICT, IST, NIST, CALLING,
                              TRYING, PROCEEDING, COMPLETED, CONFIRMED, ACCEPTED,
                              TERMINATED)
