@@ -4,6 +4,8 @@ API
     Dialog.uac(request, response, secure=None) -> Dialog
         from the UAC's INVITE (or other dialog-creating request) and a 1xx
         with To tag (state "early") or a 2xx ("confirmed"), §12.1.2.
+    Dialog.from_notify(subscribe, notify, secure=None) -> Dialog
+        the subscriber's dialog created by a NOTIFY (RFC 6665 §4.1.2.4).
     Dialog.uas(request, response, secure=None) -> Dialog
         from the received request and the 1xx/2xx the UAS sends (its To tag
         is the local tag), §12.1.1.  uas_response_headers(request, response)
@@ -175,6 +177,24 @@ class Dialog:
                    _route_set(request, False), None, request.cseq.num, secure,
                    EARLY if st < 200 else CONFIRMED, False)
         cs = response.contact
+        if cs and cs[0] != "*":
+            d.local_contact = str(cs[0])
+        return d
+
+    @staticmethod
+    def from_notify(subscribe, notify, secure=None):
+        """The subscriber's dialog created by a NOTIFY (RFC 6665 §4.1.2.4),
+        which may arrive before the SUBSCRIBE's 2xx, or from another fork:
+        the remote tag is the NOTIFY's From tag, the route set its
+        Record-Route as received, the target its Contact."""
+        if secure is None:
+            secure = _is_secure(subscribe)
+        d = Dialog(subscribe.call_id, subscribe.from_.tag, notify.from_.tag,
+                   _strip_tag(subscribe.from_), _strip_tag(subscribe.to),
+                   _contact_uri(notify) or subscribe.uri.copy(),
+                   _route_set(notify, False), subscribe.cseq.num, notify.cseq.num, secure,
+                   CONFIRMED, True)
+        cs = subscribe.contact
         if cs and cs[0] != "*":
             d.local_contact = str(cs[0])
         return d

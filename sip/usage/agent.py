@@ -59,7 +59,7 @@ MAX_REFER_SUBSCRIPTIONS = const(8)   # REFERs being served at once (503 beyond)
 REFER_EXPIRES_S = const(120)         # life of the implicit refer subscription
 REFER_WAIT_MS = const(130000)        # transferor: give up waiting for a final NOTIFY
 
-METHODS = ("INVITE", "BYE", "ACK", "INFO", "NOTIFY", "UPDATE", "REFER")
+METHODS = ("INVITE", "BYE", "ACK", "INFO", "NOTIFY", "UPDATE", "REFER", "SUBSCRIBE")
 
 PENDING = "pending"      # on_offer's result when the owner answers later (answer_offer)
 
@@ -115,6 +115,7 @@ class Agent:
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
         self.subscriptions = []   # ReferSubscription being served (notifier side)
+        self.event_subs = []      # Subscriber / Notifier (sip/usage/subscription.py)
         self.identity = identity  # host, port, contact(): read at every use
         self.user_agent = user_agent
         self.counters = {"invites_in": 0, "invites_out": 0, "byes_in": 0, "byes_out": 0,
@@ -131,6 +132,8 @@ class Agent:
         handed to its session); a new INVITE without Replaces is not."""
         if sreq.method == "INVITE":
             return self._invite(sreq)
+        if sreq.method == "SUBSCRIBE":
+            return self._subscribe(sreq, now)
         self._serve[sreq.method](sreq, now)
         return True
 
@@ -244,8 +247,24 @@ class Agent:
 
     # -- server side
     def _session_for(self, req):
+        """The INVITE session of req's dialog (not a subscription's)."""
         d = self.dialogs.match_request(req)
-        return d.user if d is not None else None
+        u = d.user if d is not None else None
+        return u if getattr(u, "usage", None) == "invite" else None
+
+    def _subscribe(self, sreq, now):
+        """An in-dialog SUBSCRIBE refreshes its notifier; a new one is not ours."""
+        req = sreq.request
+        if req.to is None or not req.to.tag:
+            return False
+        d = self.dialogs.match_request(req)
+        u = d.user if d is not None else None
+        if getattr(u, "usage", None) != "notifier":
+            self.count("no_dialog")
+            sreq.respond(481, "Subscription Does Not Exist")
+            return True
+        u.receive_refresh(sreq, now)
+        return True
 
     def _dialog_request(self, sreq):
         """The session an in-dialog request belongs to, after the dialog's CSeq
@@ -387,6 +406,16 @@ class Agent:
 
     def _notify(self, sreq, now):
         req = sreq.request
+        d = self.dialogs.match_request(req)
+        u = d.user if d is not None else None
+        if u is None:
+            for s in self.event_subs:
+                if getattr(s, "usage", None) == "subscriber" and s.matches(req):
+                    u = s
+                    break
+        if getattr(u, "usage", None) == "subscriber":
+            u.receive_notify(sreq, now)
+            return
         sess = self._dialog_request(sreq)
         if sess is None:
             return

@@ -32,6 +32,8 @@ from sip.usage.agent import (callback as _cb, clone as _clone, ignore as _ignore
 
 
 class InviteSession:
+    usage = "invite"
+
     def __init__(self, ua, owner, is_uac):
         self.ua = ua
         self.owner = owner
