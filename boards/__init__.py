@@ -10,7 +10,13 @@ Keys of a board dict:
         Pi's PCM block, driven through arecord/aplay from alsa-utils)
   fxs:  ({"port": n, "chip": "si3215"|"si3210", "spi": bus_id, "cs": n,
           "pcm_chan": n, "timeslot": n, "chain": n}, ...)
-        chain: position on a daisy chain sharing cs (channel-select byte 1 << n)
+        chain: position on a daisy chain sharing cs (channel-select byte 1 << n,
+        after the driver turns daisy-chain mode on: reg 0 bit 7)
+        dtmf: "auto" (chip decoder on the Si3210, software on the Si3215),
+        "chip" or "soft"; vmwi: "fsk" (MDMF on-hook) or "neon" (lamp);
+        dcdc_pwm / dcdc_engage: regs 92 / 93 (default 0xFF / 0x19, DAHDI's;
+        the low bits depend on the board's DC-DC parts: check the datasheet);
+        loop_current_ma: reg 71 (20 + 3 n mA; default 23)
   fxo:  ({"port": n, "chip": "si3050", "spi": bus_id, "cs": n, "cid": n,
           "pcm_chan": n, "supervision": (...), "answer_polarity": bool}, ...)
   poe:  ({"chip": "tps23861", "i2c": bus_id, "addr": 0x30, "ports": (1, 2, 3, 4),

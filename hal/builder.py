@@ -135,17 +135,32 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
     if backend == "sim":
         hw.sim = be.world
 
+    chains = {}       # (spi bus, cs) -> state shared by daisy-chained modules
+    sim_spis = {}
+    if backend == "sim":
+        # every chip exists before the first bring-up (a daisy chain's modules
+        # all hear the broadcast that turns daisy-chain mode on)
+        for spec in board.get("fxs", ()):
+            sim_spis[spec["port"]] = be.slic("fxs %d" % spec["port"], spec["port"], spec,
+                                             law, country)
     for spec in board.get("fxs", ()):
         port = spec["port"]
         label = "fxs %d" % port
         chip = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         try:
             if backend == "sim":
-                spi = be.slic(label, port, spec, law, country)
+                spi = sim_spis[port]
             else:
                 spi = be.spi(spec.get("spi", 0), spec["cs"], True)
+            group = None
+            if spec.get("chain") is not None:
+                group = chains.setdefault((spec.get("spi", 0), spec["cs"]), {})
             drv = Si3210(spi, hw.pcm, spec["pcm_chan"], spec.get("timeslot"), country, law,
-                         name=label, chip=chip, chain=spec.get("chain"))
+                         name=label, chip=chip, chain=spec.get("chain"), chain_group=group,
+                         dtmf=spec.get("dtmf", "auto"), vmwi=spec.get("vmwi", "fsk"),
+                         dcdc_pwm=spec.get("dcdc_pwm", 0xFF),
+                         dcdc_engage=spec.get("dcdc_engage", 0x19),
+                         loop_current_ma=spec.get("loop_current_ma", 23))
             if init:
                 drv.init(now, sleep_ms)
             hw.fxs[port] = drv
