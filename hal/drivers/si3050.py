@@ -12,7 +12,16 @@ wraps them); poll(now) -> events (kind, value):
     ring (validated ring count), ring_end (caller gave up), caller_id (dict),
     answer (polarity reversal after dialling, when answer_polarity), polarity,
     disconnect (reason: 'battery' | 'loop' | 'polarity' | 'busy' | 'congestion'),
-    dial_done.
+    dial_done, line ('down' when the line voltage is lost on-hook, 'up' when
+    it returns).
+
+Supervision timing follows the references (HARDWARE.md; DAHDI wctdm.c,
+xpp card_fxo.c): the loop current (reg 28) is ignored for loop_settle_ms
+(650) after seizing, then must stay below LOOP_MIN for loop_debounce_ms; a
+polarity reversal counts only after the new sign holds polarity_debounce_ms
+(DAHDI 64 ms, xpp 200 ms; a board setting); |line voltage| below
+BATTERY_LOW_V for BATTERY_MS means battery lost, watched on-hook too, and a
+ring is counted only while the line has voltage.
 seize(now) / release(now), dial(digits, now), read_frame()/write_frame(frame).
 """
 try:
@@ -59,6 +68,8 @@ CID_WINDOW_MS = const(5000)       # listen for FSK this long after the first rin
 BATTERY_LOW_V = const(3)
 BATTERY_MS = const(64)
 LOOP_MIN = const(3)
+LOOP_SETTLE_MS = const(650)       # DAHDI/xpp: reg 28 settles after seizure; ignore it
+POLARITY_DEBOUNCE_MS = const(64)  # DAHDI POLARITY_DEBOUNCE (xpp: 200)
 MAX_DIAL = const(32)              # longer dial strings are refused (DialError)
 MAX_EVENTS = const(16)            # full -> drop oldest, count
 RX_FRAMES = const(16)             # voice frames buffered for read_frame(); full -> drop oldest
@@ -71,6 +82,7 @@ EV_ANSWER = "answer"
 EV_POLARITY = "polarity"
 EV_DISCONNECT = "disconnect"
 EV_DIAL_DONE = "dial_done"
+EV_LINE = "line"
 
 _NO_EVENTS = ()
 
@@ -128,7 +140,8 @@ class Si3050:
     def __init__(self, spi, cid=0, pcm=None, pcm_chan=0, timeslot=None, country="US",
                  law="ulaw", name="fxo", ring_cadences=None,
                  supervision=("battery", "loop", "busy"), answer_polarity=False,
-                 loop_debounce_ms=200, busy_cycles=2, dtmf_on_ms=100, dtmf_off_ms=100):
+                 loop_debounce_ms=200, busy_cycles=2, dtmf_on_ms=100, dtmf_off_ms=100,
+                 loop_settle_ms=LOOP_SETTLE_MS, polarity_debounce_ms=POLARITY_DEBOUNCE_MS):
         self.spi = spi
         self.cid = cid
         self.pcm = pcm
@@ -141,6 +154,8 @@ class Si3050:
         self.supervision = supervision
         self.answer_polarity = answer_polarity
         self.loop_debounce_ms = loop_debounce_ms
+        self.loop_settle_ms = loop_settle_ms
+        self.polarity_debounce_ms = polarity_debounce_ms
         self.busy_cycles = busy_cycles
         self.dtmf_on_ms = dtmf_on_ms
         self.dtmf_off_ms = dtmf_off_ms
@@ -163,8 +178,13 @@ class Si3050:
         self._low_v_since = None
         self._low_i_since = None
         self._sign = 0
+        self._new_sign = 0           # a sign seen, not yet held long enough
+        self._new_sign_at = 0
         self._answered = False
         self._seize_at = 0
+        self.line_up = True          # on-hook line voltage present
+        self._onhook_low_since = None
+        self._onhook_ok_since = None
         busy = tones.tone(self.country, "busy")
         cong = tones.tone(self.country, "congestion")
         self._busy_freqs = busy[0]
@@ -275,6 +295,7 @@ class Si3050:
         self._low_v_since = None
         self._low_i_since = None
         self._sign = 0
+        self._new_sign = 0
         self._reset_busy(now)
         self._demod = None
         self._rxq = []
@@ -304,6 +325,7 @@ class Si3050:
         if self.off_hook:
             self._poll_offhook(now)
         else:
+            self._poll_line(now)
             self._poll_ring(now)
         if not self._events:
             return _NO_EVENTS
@@ -326,8 +348,30 @@ class Si3050:
                     m = cad[i]
         return m
 
+    def _poll_line(self, now):
+        """On-hook: the line voltage tells a lost line (HARDWARE.md: watched
+        on-hook as well as off-hook)."""
+        v = self.line_voltage()
+        low = -BATTERY_LOW_V < v < BATTERY_LOW_V
+        if low:
+            self._onhook_ok_since = None
+            if self._onhook_low_since is None:
+                self._onhook_low_since = now
+            elif self.line_up and now - self._onhook_low_since >= BATTERY_MS:
+                self.line_up = False
+                self._emit(EV_LINE, "down")
+        else:
+            self._onhook_low_since = None
+            if self._onhook_ok_since is None:
+                self._onhook_ok_since = now
+            elif not self.line_up and now - self._onhook_ok_since >= BATTERY_MS:
+                self.line_up = True
+                self._emit(EV_LINE, "up")
+
     def _poll_ring(self, now):
         bits = self.read(_REG_DAA_CTL) & _RING_BITS
+        if not self.line_up:
+            bits = 0            # a ring counts only while the line has voltage
         if bits:
             if self._ring_raw_at is None or not self._ring_on:
                 if not self._ring_on:
@@ -394,17 +438,27 @@ class Si3050:
         else:
             self._low_v_since = None
             s = 1 if v > 0 else -1
-            if self._sign and s != self._sign:
+            if not self._sign:
+                self._sign = s
+            elif s == self._sign:
+                self._new_sign = 0               # a bounce or a glitch that came back
+            elif s != self._new_sign:
+                self._new_sign = s
+                self._new_sign_at = now
+            elif now - self._new_sign_at >= self.polarity_debounce_ms:
+                self._sign = s
+                self._new_sign = 0
                 self._emit(EV_POLARITY, s)
                 if self.answer_polarity and not self._answered:
                     self._answered = True
                     self._emit(EV_ANSWER)
                 elif "polarity" in sup:
-                    self._sign = s
                     self._disconnect("polarity")
                     return
-            self._sign = s
-        i = self.loop_current()
+        if now - self._seize_at < self.loop_settle_ms:
+            i = LOOP_MIN                         # settling after seizure: not judged
+        else:
+            i = self.loop_current()
         if i < LOOP_MIN:
             if self._low_i_since is None:
                 self._low_i_since = now
