@@ -18,7 +18,11 @@ Keys of a board dict:
         the low bits depend on the board's DC-DC parts: check the datasheet);
         loop_current_ma: reg 71 (20 + 3 n mA; default 23)
   fxo:  ({"port": n, "chip": "si3050", "spi": bus_id, "cs": n, "cid": n,
-          "pcm_chan": n, "supervision": (...), "answer_polarity": bool}, ...)
+          "pcm_chan": n, "supervision": (...), "answer_polarity": bool,
+          "cs_per_byte": bool, "polarity_debounce_ms": ms, "loop_settle_ms": ms}, ...)
+        cs_per_byte: True (default, DAHDI: CS rises after every byte) or False
+        (one CS frame for the three bytes: unverified, check the datasheet);
+        polarity_debounce_ms: 64 (DAHDI) or 200 (xpp); loop_settle_ms: 650
   poe:  ({"chip": "tps23861", "i2c": bus_id, "addr": 0x30, "ports": (1, 2, 3, 4),
           "budget_w": w, "priorities": (p0, p1, p2, p3), "mode": "semi-auto"}, ...)
   leds: {"power": gpio, "status": gpio, "survivability": gpio, "fxs1": gpio, ...}

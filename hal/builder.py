@@ -174,11 +174,13 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
             if backend == "sim":
                 spi = be.daa(label, port, spec, law, country)
             else:
-                spi = be.spi(spec.get("spi", 0), spec["cs"], False)
+                spi = be.spi(spec.get("spi", 0), spec["cs"], spec.get("cs_per_byte", True))
             drv = Si3050(spi, spec.get("cid", 0), hw.pcm, spec["pcm_chan"], spec.get("timeslot"),
                          country, law, name=label,
                          supervision=spec.get("supervision", ("battery", "loop", "busy")),
-                         answer_polarity=spec.get("answer_polarity", False))
+                         answer_polarity=spec.get("answer_polarity", False),
+                         polarity_debounce_ms=spec.get("polarity_debounce_ms", 64),
+                         loop_settle_ms=spec.get("loop_settle_ms", 650))
             if init:
                 drv.init(now, sleep_ms)
             hw.fxo[port] = drv

@@ -5,7 +5,8 @@ Register facts: HARDWARE.md; bring-up follows DAHDI wctdm.c wctdm_init_voicedaa
 16/26/30/31 from fxo_modes[], timeslots 34-37, ISO-cap reg 6 = 0, poll reg 11
 high nibble, on-hook line monitor reg 5 = 0x08).
 
-SPI: one CS frame per access: write [0x20|cid, reg, value], read [0x60|cid, reg, x].
+SPI: write [0x20|cid, reg, value], read [0x60|cid, reg, x]; CS rises after every
+byte as in DAHDI (board setting cs_per_byte; one frame per access is unverified).
 
 Non-blocking core: start_init(now)/poll_init(now) (init(now_fn, sleep_ms)
 wraps them); poll(now) -> events (kind, value):
@@ -135,7 +136,7 @@ _I_READY = const(3)
 
 
 class Si3050:
-    SPI_CS_PER_BYTE = False
+    SPI_CS_PER_BYTE = True       # DAHDI; one frame per access is the board setting cs_per_byte=False
 
     def __init__(self, spi, cid=0, pcm=None, pcm_chan=0, timeslot=None, country="US",
                  law="ulaw", name="fxo", ring_cadences=None,

@@ -79,7 +79,9 @@ class Backend:
         opts, bus_opts = self._chip_opts(label)
         m = Si3050Model(self.now, cid=spec.get("cid", 0), pcm=self.world.pcm,
                         pcm_chan=spec["pcm_chan"], law=law, country=country, **opts)
-        spi = SimSPI(m, self.now, cs_per_byte=False)
+        # DAHDI raises CS after every byte for the DAA too; one frame for the
+        # three bytes is the board setting cs_per_byte=False (the model takes both)
+        spi = SimSPI(m, self.now, cs_per_byte=spec.get("cs_per_byte", True))
         self._bus_faults(spi, bus_opts)
         w = self.world
         w.daas[port] = m

@@ -264,6 +264,7 @@ class Si3050Model:
         self.loop_delay_ms = loop_delay_ms
         self.loop_rise_ms = loop_rise_ms
         self.history = History()
+        self._bytes = []             # control/register bytes of a per-byte-CS access
         self.regs = bytearray(64)
         self._reset()
         self._t6 = None
@@ -295,6 +296,15 @@ class Si3050Model:
     def spi_frame(self, frame):
         if not self.present:
             return bytes((self.missing_value,)) * len(frame)
+        if len(frame) == 1:
+            # CS raised after every byte (DAHDI's framing): collect the three bytes
+            self._bytes.append(frame[0])
+            if len(self._bytes) < 3:
+                return b"\x00"
+            out = self.spi_frame(bytes(self._bytes))
+            self._bytes = []
+            return out[2:]
+        self._bytes = []
         if len(frame) != 3 or (frame[0] & 0x1F) != self.cid:
             return b"\xff" * len(frame)
         ctl, reg, val = frame[0], frame[1] & 0x3F, frame[2]

@@ -271,3 +271,15 @@ def test_line_voltage_loss_on_hook_is_reported_and_rings_ignored():
     m.line.restore_battery()
     evs = run(clock, d, 200)
     assert ("line", "up") in evs and d.line_up
+
+
+def test_spi_framing_is_a_board_setting():
+    from hal.builder import build
+    for per_byte in (True, False):
+        board = {"name": "f", "law": "ulaw", "pcm": {"kind": "sim", "channels": 8},
+                 "fxo": ({"port": 1, "chip": "si3050", "spi": 0, "cs": 0, "cid": 0,
+                          "pcm_chan": 4, "cs_per_byte": per_byte},)}
+        hw = build(board, "sim")
+        assert not hw.faults and hw.fxo[1].ready, (per_byte, hw.faults)
+        assert hw.sim.spis[("fxo", 1)].cs_per_byte == per_byte
+        assert hw.sim.daas[1].regs[5] == 0x08
