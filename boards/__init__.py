@@ -24,7 +24,12 @@ Keys of a board dict:
         (one CS frame for the three bytes: unverified, check the datasheet);
         polarity_debounce_ms: 64 (DAHDI) or 200 (xpp); loop_settle_ms: 650
   poe:  ({"chip": "tps23861", "i2c": bus_id, "addr": 0x30, "ports": (1, 2, 3, 4),
-          "budget_w": w, "priorities": (p0, p1, p2, p3), "mode": "semi-auto"}, ...)
+          "budget_w": w, "priorities": (p0, p1, p2, p3), "mode": "semi-auto",
+          "shunt_mohm": 255, "device_id": 1}, ...)
+        shunt_mohm: the board's current-sense shunt, 255 (default) or 250: the
+        driver sets 0x17 b0 from it (as Linux does) and scales the currents;
+        device_id: expected 0x43 bits 7:5 (default 1: unverified, check the
+        TPS23861 datasheet before trusting a rejection on real hardware)
   leds: {"power": gpio, "status": gpio, "survivability": gpio, "fxs1": gpio, ...}
 """
 

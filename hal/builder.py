@@ -197,7 +197,9 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
             drv = TPS23861(i2c, spec["addr"], name=label, mode=spec.get("mode", "semi-auto"),
                            budget_w=spec.get("budget_w", 60),
                            priorities=spec.get("priorities", (0, 1, 2, 3)),
-                           port_numbers=tuple(spec["ports"]))
+                           port_numbers=tuple(spec["ports"]),
+                           shunt_mohm=spec.get("shunt_mohm", 255),
+                           device_id=spec.get("device_id", 1))
             if init:
                 drv.init(now())
             hw.poe.append(drv)
