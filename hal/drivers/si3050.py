@@ -23,6 +23,12 @@ polarity reversal counts only after the new sign holds polarity_debounce_ms
 (DAHDI 64 ms, xpp 200 ms; a board setting); |line voltage| below
 BATTERY_LOW_V for BATTERY_MS means battery lost, watched on-hook too, and a
 ring is counted only while the line has voltage.
+
+Caller ID as the country sends it (fsk.cid_style): Bell 202 (US) or V.23 (DE)
+between the first and second ring; in the UK (ETSI prior to ringing) V.23
+before the first ring, announced by a line reversal: an on-hook reversal
+(debounced like the off-hook ones) opens a PRE_CID_WINDOW_MS receive window,
+and the message is reported right after the first ring it precedes.
 seize(now) / release(now), dial(digits, now), read_frame()/write_frame(frame).
 """
 try:
@@ -66,6 +72,8 @@ RESET_WAIT_MS = const(100)
 RING_DEBOUNCE_MS = const(60)      # ring bits absent this long = ring off (20 Hz gaps)
 RING_MIN_MS = const(150)          # shorter bursts are spurious
 CID_WINDOW_MS = const(5000)       # listen for FSK this long after the first ring
+PRE_CID_WINDOW_MS = const(3000)   # ... and this long after an on-hook line reversal
+PRE_CID_VALID_MS = const(10000)   # a pre-ring message belongs to a ring this soon
 BATTERY_LOW_V = const(3)
 BATTERY_MS = const(64)
 LOOP_MIN = const(3)
@@ -183,6 +191,11 @@ class Si3050:
         self._new_sign_at = 0
         self._answered = False
         self._seize_at = 0
+        self.cid_standard = fsk.cid_style(self.country)[0]
+        self._pre_cid = None         # (message, time) decoded before the first ring
+        self._onhook_sign = 0
+        self._onhook_new = 0
+        self._onhook_new_at = 0
         self.line_up = True          # on-hook line voltage present
         self._onhook_low_since = None
         self._onhook_ok_since = None
@@ -268,6 +281,8 @@ class Si3050:
                 self.write(_REG_DAA_CTL, _ONHOOK_MON)
                 self.write(_REG_IRQ_MASK, 0x81)     # ring + polarity reversal
                 self.write(_REG_IRQ_SRC, 0x00)
+                v = self.line_voltage()          # the idle polarity, to see a reversal
+                self._onhook_sign = 1 if v > 0 else (-1 if v < 0 else 0)
                 self._istate = _I_READY
                 return True
             if now - self._it0 > ISO_TIMEOUT_MS:
@@ -354,6 +369,23 @@ class Si3050:
         on-hook as well as off-hook)."""
         v = self.line_voltage()
         low = -BATTERY_LOW_V < v < BATTERY_LOW_V
+        if not low and not self._ring_on and not self._rings:
+            # an on-hook line reversal announces caller ID before ringing
+            s = 1 if v > 0 else -1
+            if not self._onhook_sign:
+                self._onhook_sign = s
+            elif s == self._onhook_sign:
+                self._onhook_new = 0
+            elif s != self._onhook_new:
+                self._onhook_new = s
+                self._onhook_new_at = now
+            elif now - self._onhook_new_at >= self.polarity_debounce_ms:
+                self._onhook_sign = s
+                self._onhook_new = 0
+                if self._demod is None:
+                    self._demod = fsk.FskDemodulator(self.law, standard=self.cid_standard)
+                    self._cid_until = now + PRE_CID_WINDOW_MS
+                    self._drain()
         if low:
             self._onhook_ok_since = None
             if self._onhook_low_since is None:
@@ -391,9 +423,15 @@ class Si3050:
                 self._rings += 1
                 self._emit(EV_RING, self._rings)
                 if self._rings == 1:
-                    self._demod = fsk.FskDemodulator(self.law)
-                    self._cid_until = now + CID_WINDOW_MS
-                    self._drain()
+                    pre = self._pre_cid
+                    self._pre_cid = None
+                    if pre is not None and now - pre[1] <= PRE_CID_VALID_MS:
+                        self._emit(EV_CALLER_ID, pre[0])
+                        self._demod = None
+                    else:
+                        self._demod = fsk.FskDemodulator(self.law, standard=self.cid_standard)
+                        self._cid_until = now + CID_WINDOW_MS
+                        self._drain()
         elif (not self._ring_on and self._rings
               and now - self._ring_end > self._max_off() * 12 // 10 + 200):
             self._rings = 0
@@ -421,7 +459,10 @@ class Si3050:
             if f is None:
                 break
             for msg in d.feed(f):
-                self._emit(EV_CALLER_ID, msg)
+                if self._rings:
+                    self._emit(EV_CALLER_ID, msg)
+                else:
+                    self._pre_cid = (msg, now)      # reported with the first ring
                 self._demod = None
                 self._drain()
                 return

@@ -138,6 +138,8 @@ VBAT_TIMEOUT_MS = const(500)      # DAHDI: VBAT >= 0xC0 within HZ/2
 DCDC_TIMEOUT_MS = const(500)
 CAL_TIMEOUT_MS = const(2000)
 CID_DELAY_MS = const(500)         # first ring end -> FSK start (GR-30 >= 500 ms)
+PRE_REVERSAL_MS = const(150)      # line reversal -> DT-AS, caller ID before ringing (SIN 227: >= 100)
+PRE_RING_GAP_MS = const(250)      # end of that FSK -> first ring (SIN 227: >= 200 ms)
 MAX_FRAMES_PER_POLL = const(16)
 
 EV_HOOK_OFF = "hook_off"
@@ -309,6 +311,8 @@ class Si3210:
         self._ring_t = 0
         self._ring_left = 0
         self._cid_msg = None
+        self._pre = False             # caller ID before the first ring in progress
+        self._pre_done = None
         self._neon = False            # message-waiting lamp wanted
         self._neon_gen = False        # ring generator in neon mode
         # FSK transmit; _fbuf is overwritten by every frame rendered
@@ -723,8 +727,11 @@ class Si3210:
         """Ring with a software cadence (linefeed 4 on, on-hook transmission off).
 
         caller_id: dict for fsk.mdmf_call (datetime, number, name, number_absent,
-        name_absent) or raw message bytes; sent in the first off period long
-        enough for it, starting CID_DELAY_MS after the ring burst.
+        name_absent) or raw message bytes, sent as the country does it
+        (fsk.cid_style): Bell 202 or V.23 in the first off period long enough
+        for it, CID_DELAY_MS after the ring burst; or (GB, ETSI prior to
+        ringing) before the first ring: line reversal, DT-AS, V.23 FSK,
+        polarity back, then the ringing PRE_RING_GAP_MS later.
         count: number of ring bursts (0 = until stop_ring / answer).
         """
         if self._hstate != _H_ONHOOK:
@@ -741,8 +748,24 @@ class Si3210:
         self._ring_t = now
         self._ring_left = count
         self._ringing = True
+        self._pre = False
+        if caller_id is not None and fsk.cid_style(self.country)[1] == "before_ring":
+            mod = self._cid_modulator()
+            mod.load(caller_id)
+            self._cid_msg = None
+            self._pre = True
+            self._pre_done = None
+            self.write(_REG_LINEFEED, LF_REV_OHT)      # the reversal announces the message
+            self.linefeed = LF_REV_OHT
+            self._start_fsk(mod, now + PRE_REVERSAL_MS, "cid")
+            return
         self.write(_REG_LINEFEED, LF_RINGING)
         self.linefeed = LF_RINGING
+
+    def _cid_modulator(self):
+        std, timing, seizure, marks = fsk.cid_style(self.country)
+        return fsk.FskModulator(self.law, standard=std, seizure_bits=seizure, mark_bits=marks,
+                                alert=timing == "before_ring")
 
     def stop_ring(self, now=None):
         if not self._ringing:
@@ -762,6 +785,17 @@ class Si3210:
         self.set_linefeed(LF_ACTIVE)
 
     def _poll_ring(self, now):
+        if self._pre:
+            # caller ID before the first ring: ring once it is out and the gap passed
+            if self._mod is not None or self._pre_done is None \
+                    or now - self._pre_done < PRE_RING_GAP_MS:
+                return
+            self._pre = False
+            self._ring_t = now
+            self._ring_idx = 0
+            self.write(_REG_LINEFEED, LF_RINGING)
+            self.linefeed = LF_RINGING
+            return
         cad = self._ring_cad
         idx = self._ring_idx
         if now - self._ring_t < cad[idx]:
@@ -775,7 +809,7 @@ class Si3210:
             self.set_linefeed(LF_OHT)
             msg = self._cid_msg
             if msg is not None:
-                mod = fsk.FskModulator(self.law)
+                mod = self._cid_modulator()
                 mod.load(msg)
                 if cad[idx] >= CID_DELAY_MS + mod.duration_ms():
                     self._cid_msg = None
@@ -803,7 +837,8 @@ class Si3210:
             return
         if self._hstate != _H_ONHOOK or self._ringing:
             raise StateError("%s: VMWI needs an idle on-hook line" % self.name)
-        mod = fsk.FskModulator(self.law)
+        std, _, seizure, marks = fsk.cid_style(self.country)
+        mod = fsk.FskModulator(self.law, standard=std, seizure_bits=seizure, mark_bits=marks)
         mod.load(fsk.mdmf_vmwi(active))
         self.set_linefeed(LF_OHT)
         self._start_fsk(mod, now + 100, "vmwi")
@@ -843,6 +878,8 @@ class Si3210:
         if now < self._fsk_t0 or self.pcm is None:
             if self.pcm is None:
                 self._mod = None
+                if self._pre:
+                    self._pre_done = now
             return
         due = (now - self._fsk_t0) // 20 + 1 - self._fsk_sent
         if due > MAX_FRAMES_PER_POLL:
@@ -856,6 +893,9 @@ class Si3210:
             if not more or not mod.active():
                 kind = self._fsk_kind
                 self._mod = None
+                if kind == "cid" and self._pre:
+                    self._pre_done = now
+                    self.set_linefeed(LF_OHT)          # polarity back before ringing
                 if kind == "vmwi" and self._hstate == _H_ONHOOK:
                     self.set_linefeed(LF_ACTIVE)
                 self._emit(EV_CID_SENT, kind)

@@ -55,7 +55,7 @@ class Backend:
         opts, bus_opts = self._chip_opts(label)
         product = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         m = Si3210Model(self.now, product=product, pcm=self.world.pcm,
-                        pcm_chan=spec["pcm_chan"], law=law, **opts)
+                        pcm_chan=spec["pcm_chan"], law=law, country=country, **opts)
         target = m
         if spec.get("chain") is not None:
             # daisy-chained modules on one chip select share one bus model

@@ -17,8 +17,10 @@ Physical behaviour modelled after HARDWARE.md and DAHDI/xpp, not our driver:
 - the line voltage drops to 0 with the battery, on-hook as well as off-hook.
 
 The line side of the PCM channel: the line injects frames toward the host
-(caller-ID FSK between the first and second ring, busy/congestion tones,
-far-end audio) every 20 ms of virtual time, and records what the DAA sends.
+(caller-ID FSK as the country sends it: Bell 202 or V.23 between the first
+and second ring, or, in the UK, V.23 before the first ring announced by a
+line reversal and the DT-AS; busy/congestion tones, far-end audio) every
+20 ms of virtual time, and records what the DAA sends.
 """
 try:
     from micropython import const
@@ -33,6 +35,8 @@ from hal.sim.bus import History
 
 ISO_MS = const(100)
 CID_DELAY_MS = const(500)
+PRE_REVERSAL_MS = const(150)   # UK: reversal -> DT-AS
+PRE_RING_GAP_MS = const(300)   # UK: end of the FSK -> first ring
 MAX_RX = const(256)         # frames recorded from the DAA; drop oldest
 ONHOOK_V = const(48)
 LOOP_DELAY_MS = const(150)    # default: current 0 this long after seizure ...
@@ -61,6 +65,7 @@ class VirtualLine:
         self._ring_count = 0
         self._cid = None
         self._mod = None
+        self._pre = False
         self._fsk_t = 0
         self._tone = None
         self._tone_cad = ()
@@ -87,8 +92,24 @@ class VirtualLine:
             caller_id = fsk.mdmf_call(**caller_id)
         self._cid = caller_id
         self._mod = None
+        self._pre = False
         self.answered_at = None
         self._next_frame = self.model.t
+        if caller_id is not None and fsk.cid_style(self.country)[1] == "before_ring":
+            # ETSI prior to ringing: reversal, DT-AS + FSK, polarity back, ring
+            self._ring_t0 = None
+            self._pre = True
+            self.reverse_polarity()
+            self._mod = self._modulator()
+            self._mod.load(caller_id)
+            self._cid = None
+            self._fsk_t = self.model.t + PRE_REVERSAL_MS
+            self._next_frame = self._fsk_t
+
+    def _modulator(self):
+        std, timing, seizure, marks = fsk.cid_style(self.country)
+        return fsk.FskModulator(self.law, standard=std, seizure_bits=seizure, mark_bits=marks,
+                                alert=timing == "before_ring")
 
     def stop_ring(self):
         self._ring_t0 = None
@@ -218,7 +239,7 @@ class VirtualLine:
         if ring_on and not m._ring_was:
             m.regs[4] |= 0x80
         if not ring_on and m._ring_was and self._cid is not None and self._mod is None:
-            mod = fsk.FskModulator(self.law)
+            mod = self._modulator()
             mod.load(self._cid)
             self._cid = None
             self._mod = mod
@@ -230,6 +251,11 @@ class VirtualLine:
             t = self._next_frame
             self._next_frame += 20
             if pcm is None:
+                if self._pre and self._mod is not None:      # nobody to hear it
+                    self._mod = None
+                    self._pre = False
+                    self.reverse_polarity()
+                    self._ring_t0 = t + PRE_RING_GAP_MS
                 continue
             while self._dtmf and self._dtmf[0][1] <= t:
                 self._dtmf.pop(0)
@@ -238,6 +264,10 @@ class VirtualLine:
                 pcm.inject(m.pcm_chan, self._buf)
                 if not more:
                     self._mod = None
+                    if self._pre:
+                        self._pre = False
+                        self.reverse_polarity()
+                        self._ring_t0 = t + PRE_RING_GAP_MS
             elif self._dtmf and self.seized:
                 start, end, freqs = self._dtmf[0]
                 if t >= start:

@@ -60,6 +60,7 @@ VBAT_RAMP_MS = const(100)
 VBAT_TARGET = const(0xC8)
 MAX_LOG = const(32)          # phone ring log / caller-id / hazard lists; drop oldest
 MAX_AUDIO = const(64)        # frames the phone keeps while off-hook; drop oldest
+MAX_ONHOOK_AUDIO = const(256)  # frames the phone keeps while on-hook (caller ID); drop oldest
 MAX_SCHEDULE = const(256)    # pending phone actions; extra actions are refused
 MAX_LISTEN = const(16000)    # samples one listen() renders at most
 UNITY_GAIN = const(0x4000)   # digital gain register value for 0 dB
@@ -106,15 +107,17 @@ class VirtualPhone:
     """The analog phone on an FXS port.  All actions start at the model's current
     time and play out as the model advances."""
 
-    def __init__(self, model, law="ulaw"):
+    def __init__(self, model, law="ulaw", cid_standard="bell202"):
         self.model = model
         self.law = law
+        self.onhook_audio = Ring(MAX_ONHOOK_AUDIO)   # raw frames heard on-hook
+        self.line_log = []          # (time, linefeed) changes; drop oldest
         self.hook = 0
         self.key = None
         self._sched = []
         self.ring_log = []          # [start_ms, end_ms or None, ring Hz]
         self.caller_ids = []
-        self._demod = fsk.FskDemodulator(law)
+        self._demod = fsk.FskDemodulator(law, standard=cid_standard)
         self.audio = Ring(MAX_AUDIO)
         self.fsk_outside_oht = 0
         self.lamp_log = []          # [start_ms, end_ms or None] of the neon lamp
@@ -251,6 +254,10 @@ class VirtualPhone:
         return out
 
     def _linefeed(self, old, new, now):
+        if old != new:
+            if len(self.line_log) >= MAX_LOG:
+                self.line_log.pop(0)
+            self.line_log.append((now, new))
         m = self.model
         neon = m.neon_mode()
         if new == 4 and old != 4:
@@ -268,6 +275,7 @@ class VirtualPhone:
         if self.hook:
             self.audio.push(frame)
             return
+        self.onhook_audio.push(frame)
         if self.model.regs[64] not in (2, 6):
             self.fsk_outside_oht += 1
         for msg in self._demod.feed(frame):
@@ -284,7 +292,7 @@ class Si3210Model:
                  never_calibrates=False, vbat_fails=False, indirect_busy_reads=1,
                  indirect_stuck=False, pcm=None, pcm_chan=0, law="ulaw",
                  cal_ms=CAL_MS, vbat_ramp_ms=VBAT_RAMP_MS, revision=5,
-                 dcdc_cal_result=0x08, dead_indirect=()):
+                 dcdc_cal_result=0x08, dead_indirect=(), country="US"):
         self.now = now
         self.t = now() if now else 0
         self.product = product
@@ -319,7 +327,9 @@ class Si3210Model:
         self.regs[11] = 0x33
         self.regs[14] = 0x10
         self.regs[67] = 0x1F
-        self.phone = VirtualPhone(self, law)
+        # a phone bought in the country: its caller-ID receiver speaks the
+        # country's modulation (Bell 202 or V.23)
+        self.phone = VirtualPhone(self, law, fsk.cid_style(country)[0])
         self.law = law
         self.pcm = pcm
         self.pcm_chan = pcm_chan
