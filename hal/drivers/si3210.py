@@ -133,7 +133,7 @@ _DCDC_CAL_DEFAULT = const(0x08)
 
 MAX_INDIRECT_POLLS = const(6000)  # reads of reg 31 before IndirectTimeout (DAHDI wait_access MAX)
 MAX_EVENTS = const(16)            # pending events; full -> drop oldest, count
-RX_FRAMES = const(16)             # frames buffered for read_frame on soft-DTMF ports; drop oldest
+RX_FRAMES = const(4)              # frames (80 ms) buffered for read_frame on soft-DTMF ports; drop oldest
 VBAT_TIMEOUT_MS = const(500)      # DAHDI: VBAT >= 0xC0 within HZ/2
 DCDC_TIMEOUT_MS = const(500)
 CAL_TIMEOUT_MS = const(2000)
