@@ -135,17 +135,32 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
     if backend == "sim":
         hw.sim = be.world
 
+    chains = {}       # (spi bus, cs) -> state shared by daisy-chained modules
+    sim_spis = {}
+    if backend == "sim":
+        # every chip exists before the first bring-up (a daisy chain's modules
+        # all hear the broadcast that turns daisy-chain mode on)
+        for spec in board.get("fxs", ()):
+            sim_spis[spec["port"]] = be.slic("fxs %d" % spec["port"], spec["port"], spec,
+                                             law, country)
     for spec in board.get("fxs", ()):
         port = spec["port"]
         label = "fxs %d" % port
         chip = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         try:
             if backend == "sim":
-                spi = be.slic(label, port, spec, law, country)
+                spi = sim_spis[port]
             else:
                 spi = be.spi(spec.get("spi", 0), spec["cs"], True)
+            group = None
+            if spec.get("chain") is not None:
+                group = chains.setdefault((spec.get("spi", 0), spec["cs"]), {})
             drv = Si3210(spi, hw.pcm, spec["pcm_chan"], spec.get("timeslot"), country, law,
-                         name=label, chip=chip, chain=spec.get("chain"))
+                         name=label, chip=chip, chain=spec.get("chain"), chain_group=group,
+                         dtmf=spec.get("dtmf", "auto"), vmwi=spec.get("vmwi", "fsk"),
+                         dcdc_pwm=spec.get("dcdc_pwm", 0xFF),
+                         dcdc_engage=spec.get("dcdc_engage", 0x19),
+                         loop_current_ma=spec.get("loop_current_ma", 23))
             if init:
                 drv.init(now, sleep_ms)
             hw.fxs[port] = drv
@@ -159,11 +174,13 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
             if backend == "sim":
                 spi = be.daa(label, port, spec, law, country)
             else:
-                spi = be.spi(spec.get("spi", 0), spec["cs"], False)
+                spi = be.spi(spec.get("spi", 0), spec["cs"], spec.get("cs_per_byte", True))
             drv = Si3050(spi, spec.get("cid", 0), hw.pcm, spec["pcm_chan"], spec.get("timeslot"),
                          country, law, name=label,
                          supervision=spec.get("supervision", ("battery", "loop", "busy")),
-                         answer_polarity=spec.get("answer_polarity", False))
+                         answer_polarity=spec.get("answer_polarity", False),
+                         polarity_debounce_ms=spec.get("polarity_debounce_ms", 64),
+                         loop_settle_ms=spec.get("loop_settle_ms", 650))
             if init:
                 drv.init(now, sleep_ms)
             hw.fxo[port] = drv
@@ -180,7 +197,9 @@ def build(board, backend="sim", now=None, sleep_ms=None, init=True, sim_options=
             drv = TPS23861(i2c, spec["addr"], name=label, mode=spec.get("mode", "semi-auto"),
                            budget_w=spec.get("budget_w", 60),
                            priorities=spec.get("priorities", (0, 1, 2, 3)),
-                           port_numbers=tuple(spec["ports"]))
+                           port_numbers=tuple(spec["ports"]),
+                           shunt_mohm=spec.get("shunt_mohm", 255),
+                           device_id=spec.get("device_id", 1))
             if init:
                 drv.init(now())
             hw.poe.append(drv)

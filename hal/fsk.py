@@ -1,4 +1,13 @@
-"""Bell 202 caller-ID modem shared by the SLIC driver, the DAA driver and the sims.
+"""Caller-ID modem (Bell 202 and ITU-T V.23) shared by the SLIC driver, the DAA
+driver and the sims.
+
+Two modulations (STANDARDS): Bell 202 (mark 1200 Hz, space 2200 Hz; North
+America) and V.23 (mark 1300 Hz, space 2100 Hz; ETSI EN 300 659 countries),
+both 1200 baud.  Per country (CID_STYLES, see cid_style()): the modulation,
+when the message goes (after the first ring, or before it, announced by a
+line reversal and the dual-tone alerting signal DT-AS 2130 + 2750 Hz, as
+BT SIN 227 does in the UK), and the channel-seizure / mark-bit counts
+(GR-30: 300 / 180; EN 300 659-1: 300 / 180 +-25; SIN 227: 96-315 / 55-150).
 
 Transmit: FskModulator renders a message (channel seizure 0101..., mark run,
 then UART-framed bytes: start 0, 8 data bits LSB first, stop 1) as G.711
@@ -32,6 +41,18 @@ from hal.dsp import sin_table, phase_inc, PHASE_MASK
 
 MARK_HZ = const(1200)
 SPACE_HZ = const(2200)
+STANDARDS = {"bell202": (1200, 2200), "v23": (1300, 2100)}
+# country -> (standard, "after_ring" | "before_ring", seizure bits, mark bits)
+CID_STYLES = {
+    "US": ("bell202", "after_ring", 300, 180),
+    "GB": ("v23", "before_ring", 240, 120),
+    "DE": ("v23", "after_ring", 300, 180),
+}
+ALERT_HZ = (2130, 2750)       # ETSI DT-AS
+ALERT_MS = const(100)
+ALERT_GAP_MS = const(60)      # DT-AS end -> FSK start (SIN 227: 45-75 ms)
+ALERT_AMP = const(3000)       # per tone
+_PERIOD = const(80)           # reference-table period: 1200/1300/2100/2200 Hz all fit
 SEIZURE_BITS = const(300)
 MARK_BITS = const(180)
 TAIL_BITS = const(12)
@@ -60,6 +81,12 @@ ABSENT_OUT_OF_AREA = "O"
 
 class FskError(ValueError):
     pass
+
+
+def cid_style(country):
+    """(standard, timing, seizure bits, mark bits) of a country's caller ID."""
+    from hal import tones
+    return CID_STYLES[tones.country_code(country)]
 
 
 def _cksum(body):
@@ -177,38 +204,55 @@ class FskModulator:
     returns True while FSK samples remain; the tail of the last frame is silence.
     """
 
-    def __init__(self, law="ulaw", amp=AMPLITUDE):
+    def __init__(self, law="ulaw", amp=AMPLITUDE, standard="bell202",
+                 seizure_bits=SEIZURE_BITS, mark_bits=MARK_BITS, alert=False):
+        if standard not in STANDARDS:
+            raise FskError("unknown FSK standard %r" % (standard,))
+        mark, space = STANDARDS[standard]
+        self.standard = standard
         self._tab = _encoded_sine(law, amp)
         self._silence = g711.silence(law)
-        self._inc_mark = phase_inc(MARK_HZ)
-        self._inc_space = phase_inc(SPACE_HZ)
+        self._enc = g711.encoder(law)
+        self._inc_mark = phase_inc(mark)
+        self._inc_space = phase_inc(space)
+        self._seizure_bits = seizure_bits
+        self._mark_bits = mark_bits
         self._msg = b""
         self._nbits = 0
         self._n = 0
         self._phase = 0
-        self.seizure = SEIZURE_BITS
+        self.seizure = seizure_bits
+        # ETSI DT-AS before the FSK (prior-to-ringing caller ID)
+        self._pre = (ALERT_MS + ALERT_GAP_MS) * 8 if alert else 0
+        self._alert_n = ALERT_MS * 8 if alert else 0
+        self._k = 0                  # prefix samples rendered
+        self._alert = None
 
     def load(self, msg, seizure=True):
         self._msg = msg
-        self.seizure = SEIZURE_BITS if seizure else 0
-        self._nbits = self.seizure + MARK_BITS + 10 * len(msg) + TAIL_BITS
+        self.seizure = self._seizure_bits if seizure else 0
+        self._nbits = self.seizure + self._mark_bits + 10 * len(msg) + TAIL_BITS
         self._n = 0
         self._phase = 0
+        self._k = 0
+        if self._alert_n:
+            from hal.dsp import ToneGen
+            self._alert = ToneGen(ALERT_HZ, ALERT_AMP)
 
     def active(self):
-        return (self._n * 3) // 20 < self._nbits
+        return self._k < self._pre or (self._n * 3) // 20 < self._nbits
 
     def duration_ms(self):
-        return (self._nbits * 1000 + 1199) // 1200
+        return self._pre // 8 + (self._nbits * 1000 + 1199) // 1200
 
     def _bit(self, k):
         s = self.seizure
         if k < s:
             return k & 1
         k -= s
-        if k < MARK_BITS:
+        if k < self._mark_bits:
             return 1
-        k -= MARK_BITS
+        k -= self._mark_bits
         j = k // 10
         if j >= len(self._msg):
             return 1
@@ -229,7 +273,18 @@ class FskModulator:
         produced = False
         cur_k = -1
         inc = im
-        for i in range(len(buf)):
+        first = 0
+        if self._k < self._pre:
+            # the alerting signal, then silence until the FSK starts
+            first = min(len(buf), self._pre - self._k)
+            a_end = min(first, max(0, self._alert_n - self._k))
+            if a_end:
+                self._alert.fill(buf, self._enc, 0, a_end)
+            for i in range(a_end, first):
+                buf[i] = self._silence
+            self._k += first
+            produced = True
+        for i in range(first, len(buf)):
             k = (n * 3) // 20
             if k >= nbits:
                 buf[i] = self._silence
@@ -246,15 +301,16 @@ class FskModulator:
         return produced
 
 
-def _ref_tables():
+def _ref_tables(standard):
     import math
+    mark, space = STANDARDS[standard]
     c1 = []
     s1 = []
     c2 = []
     s2 = []
-    for j in range(40):
-        a = 2 * math.pi * MARK_HZ * j / 8000
-        b = 2 * math.pi * SPACE_HZ * j / 8000
+    for j in range(_PERIOD):
+        a = 2 * math.pi * mark * j / 8000
+        b = 2 * math.pi * space * j / 8000
         c1.append(int(4096 * math.cos(a)))
         s1.append(int(4096 * math.sin(a)))
         c2.append(int(4096 * math.cos(b)))
@@ -262,7 +318,7 @@ def _ref_tables():
     return c1, s1, c2, s2
 
 
-_refs = None
+_refs = {}
 
 # parser states
 _P_TYPE = const(0)
@@ -271,12 +327,18 @@ _P_BODY = const(2)
 
 
 class FskDemodulator:
-    """Bell 202 receiver over G.711 frames.  feed(frame) -> list of parsed dicts."""
+    """Bell 202 / V.23 receiver over G.711 frames.  feed(frame) -> list of
+    parsed dicts."""
 
-    def __init__(self, law="ulaw", min_level=40):
-        global _refs
-        if _refs is None:
-            _refs = _ref_tables()
+    def __init__(self, law="ulaw", min_level=40, standard="bell202"):
+        if standard not in STANDARDS:
+            raise FskError("unknown FSK standard %r" % (standard,))
+        if standard not in _refs:
+            _refs[standard] = _ref_tables(standard)
+        self.standard = standard
+        self._law = law
+        self._min_level = min_level
+        self._ref = _refs[standard]
         self._dec = g711.decode_table(law)
         self._hist = [0] * WINDOW
         self._hpos = 0
@@ -297,10 +359,10 @@ class FskDemodulator:
         self.dropped = 0
 
     def reset(self):
-        self.__init__()
+        self.__init__(self._law, self._min_level, self.standard)
 
     def feed(self, frame):
-        c1, s1, c2, s2 = _refs
+        c1, s1, c2, s2 = self._ref
         dec = self._dec
         hist = self._hist
         hpos = self._hpos
@@ -310,9 +372,9 @@ class FskDemodulator:
         out = None
         for b in frame:
             x = dec[b] >> 4
-            j = n % 40
+            j = n % _PERIOD
             old = hist[hpos]
-            jo = (n - WINDOW) % 40
+            jo = (n - WINDOW) % _PERIOD
             i1 += x * c1[j] - old * c1[jo]
             q1 += x * s1[j] - old * s1[jo]
             i2 += x * c2[j] - old * c2[jo]
@@ -360,7 +422,7 @@ class FskDemodulator:
                             self.framing_errors += 1
             self._prev = bit
         self._hpos = hpos
-        self._n = n % 40000   # keep n small; multiple of 40 keeps table phase
+        self._n = n % 40000   # keep n small; a multiple of _PERIOD keeps table phase
         self._t0 -= n - self._n
         self._i1, self._q1, self._i2, self._q2 = i1, q1, i2, q2
         return out or ()

@@ -5,9 +5,12 @@ durations and repeats; () means continuous.  Sources: ITU-T E.180 supplement 2
 (various tones used in national networks) for US, GB and DE.
 
 ProSLIC (Si3210/Si3215) tone oscillators, as in the Si3210 datasheet and the
-DAHDI/Zaptel proslic defaults (OSC1 = 0x7B30 -> 350 Hz, OSC2 = 0x7870 -> 440 Hz):
+DAHDI/Zaptel proslic defaults (OSC1 = 0x7B30 -> 350 Hz, OSC2 = 0x7870 -> 440 Hz,
+OSC1X = 0x0063 / OSC2X = 0x007D at -18 dBm0).  The oscillators run at the
+chip's own rate: 8 kHz on the Si3210, 16 kHz on the Si3215 (HARDWARE.md), so
+the coefficients depend on the product (OSC_RATE):
 
-    coeff   = cos(2*pi*f / 8000)
+    coeff   = cos(2*pi*f / rate)
     OSCn    = round(coeff * 2**15)                              (indirect 0 / 3)
     OSCnX   = round(1/4 * sqrt((1 - coeff) / (1 + coeff)) * (2**15 - 1) * A)
                                                                 (indirect 1 / 4)
@@ -17,7 +20,10 @@ A is the peak amplitude relative to digital full scale; a full-scale sine is
 +3.17 dBm0, so A = 10 ** ((level_dbm0 - 3.17) / 20).  The ringing oscillator
 runs at 1 kHz: RNGOSC = round(cos(2*pi*f/1000) * 2**15) (indirect 7) and
 RNGX = round(1/4 * sqrt((1-c)/(1+c)) * 2**15 * Vpk / 96 V) (indirect 8),
-RNGY = 0 (indirect 9).  (DAHDI ships 0x7EF0 / 0x0160 for its 20 Hz ring.)
+RNGY = 0 (indirect 9).  Ringing per country (RING_HZ): 20 Hz in North
+America, 25 Hz in GB, DE and the TBR21 countries; the register values are
+DAHDI's (wctdm_set_ring_generator_mode): 20 Hz RCO 0x7EF0 / RNGX 0x0160, its
+"fast ringer" 25 Hz RCO 0x7E6D / RNGX 0x01B9 (RING_PRESETS).
 Coefficients are computed once when a tone is programmed, never per sample.
 """
 try:
@@ -59,6 +65,12 @@ RING_CADENCES = {
     "DE": (1000, 4000),
 }
 
+# ringing frequency per country (HARDWARE.md: 20 Hz US, 25 Hz GB/DE/TBR21)
+RING_HZ = {"US": 20, "GB": 25, "DE": 25}
+# DAHDI wctdm_set_ring_generator_mode: Hz -> (RCO, RNGX), VBATH reg 74 = 0x32
+RING_PRESETS = {20: (0x7EF0, 0x0160), 25: (0x7E6D, 0x01B9)}
+OSC_RATE = {"Si3210": 8000, "Si3215": 16000}
+
 _ALIASES = {"UK": "GB", "USA": "US", "CA": "US", "GERMANY": "DE"}
 
 
@@ -94,14 +106,24 @@ def ring_cadence(country):
     return RING_CADENCES[country_code(country)]
 
 
+def ring_hz(country):
+    return RING_HZ[country_code(country)]
+
+
+def ring_preset(country):
+    """(RCO, RNGX) of the country's ringing frequency (DAHDI's values)."""
+    return RING_PRESETS[ring_hz(country)]
+
+
 def _amp(level_dbm0):
     return 10 ** ((level_dbm0 - 3.17) / 20.0)
 
 
-def osc_coefficients(freq, level_dbm0):
-    """(OSCn, OSCnX, OSCnY) 16-bit values for a ProSLIC tone oscillator."""
+def osc_coefficients(freq, level_dbm0, rate=8000):
+    """(OSCn, OSCnX, OSCnY) 16-bit values for a ProSLIC tone oscillator that
+    runs at rate Hz (OSC_RATE[product])."""
     import math
-    c = math.cos(2 * math.pi * freq / 8000.0)
+    c = math.cos(2 * math.pi * freq / float(rate))
     coef = int(round(c * 32768)) & 0xFFFF
     x = int(round(0.25 * math.sqrt((1 - c) / (1 + c)) * 32767 * _amp(level_dbm0)))
     return coef, x & 0xFFFF, 0
@@ -116,13 +138,15 @@ def ring_coefficients(freq=20, vpk=64):
     return coef, x & 0xFFFF, 0
 
 
-def osc_frequency(coef):
-    """Inverse of osc_coefficients for a tone oscillator coefficient (used by sims)."""
+def osc_frequency(coef, rate=8000):
+    """Inverse of osc_coefficients: the frequency a coefficient gives at rate."""
     import math
+    if coef & 0x8000:
+        coef -= 0x10000
     c = coef / 32768.0
     if c > 1:
         c = 1.0
-    return int(round(8000 * math.acos(c) / (2 * math.pi)))
+    return int(round(rate * math.acos(c) / (2 * math.pi)))
 
 
 def cadence_matches(measured, expected, tol_pct=20, tol_ms=60):

@@ -5,14 +5,30 @@ Register facts: HARDWARE.md; bring-up follows DAHDI wctdm.c wctdm_init_voicedaa
 16/26/30/31 from fxo_modes[], timeslots 34-37, ISO-cap reg 6 = 0, poll reg 11
 high nibble, on-hook line monitor reg 5 = 0x08).
 
-SPI: one CS frame per access: write [0x20|cid, reg, value], read [0x60|cid, reg, x].
+SPI: write [0x20|cid, reg, value], read [0x60|cid, reg, x]; CS rises after every
+byte as in DAHDI (board setting cs_per_byte; one frame per access is unverified).
 
 Non-blocking core: start_init(now)/poll_init(now) (init(now_fn, sleep_ms)
 wraps them); poll(now) -> events (kind, value):
     ring (validated ring count), ring_end (caller gave up), caller_id (dict),
     answer (polarity reversal after dialling, when answer_polarity), polarity,
     disconnect (reason: 'battery' | 'loop' | 'polarity' | 'busy' | 'congestion'),
-    dial_done.
+    dial_done, line ('down' when the line voltage is lost on-hook, 'up' when
+    it returns).
+
+Supervision timing follows the references (HARDWARE.md; DAHDI wctdm.c,
+xpp card_fxo.c): the loop current (reg 28) is ignored for loop_settle_ms
+(650) after seizing, then must stay below LOOP_MIN for loop_debounce_ms; a
+polarity reversal counts only after the new sign holds polarity_debounce_ms
+(DAHDI 64 ms, xpp 200 ms; a board setting); |line voltage| below
+BATTERY_LOW_V for BATTERY_MS means battery lost, watched on-hook too, and a
+ring is counted only while the line has voltage.
+
+Caller ID as the country sends it (fsk.cid_style): Bell 202 (US) or V.23 (DE)
+between the first and second ring; in the UK (ETSI prior to ringing) V.23
+before the first ring, announced by a line reversal: an on-hook reversal
+(debounced like the off-hook ones) opens a PRE_CID_WINDOW_MS receive window,
+and the message is reported right after the first ring it precedes.
 seize(now) / release(now), dial(digits, now), read_frame()/write_frame(frame).
 """
 try:
@@ -56,9 +72,13 @@ RESET_WAIT_MS = const(100)
 RING_DEBOUNCE_MS = const(60)      # ring bits absent this long = ring off (20 Hz gaps)
 RING_MIN_MS = const(150)          # shorter bursts are spurious
 CID_WINDOW_MS = const(5000)       # listen for FSK this long after the first ring
+PRE_CID_WINDOW_MS = const(3000)   # ... and this long after an on-hook line reversal
+PRE_CID_VALID_MS = const(10000)   # a pre-ring message belongs to a ring this soon
 BATTERY_LOW_V = const(3)
 BATTERY_MS = const(64)
 LOOP_MIN = const(3)
+LOOP_SETTLE_MS = const(650)       # DAHDI/xpp: reg 28 settles after seizure; ignore it
+POLARITY_DEBOUNCE_MS = const(64)  # DAHDI POLARITY_DEBOUNCE (xpp: 200)
 MAX_DIAL = const(32)              # longer dial strings are refused (DialError)
 MAX_EVENTS = const(16)            # full -> drop oldest, count
 RX_FRAMES = const(16)             # voice frames buffered for read_frame(); full -> drop oldest
@@ -71,6 +91,7 @@ EV_ANSWER = "answer"
 EV_POLARITY = "polarity"
 EV_DISCONNECT = "disconnect"
 EV_DIAL_DONE = "dial_done"
+EV_LINE = "line"
 
 _NO_EVENTS = ()
 
@@ -123,12 +144,13 @@ _I_READY = const(3)
 
 
 class Si3050:
-    SPI_CS_PER_BYTE = False
+    SPI_CS_PER_BYTE = True       # DAHDI; one frame per access is the board setting cs_per_byte=False
 
     def __init__(self, spi, cid=0, pcm=None, pcm_chan=0, timeslot=None, country="US",
                  law="ulaw", name="fxo", ring_cadences=None,
                  supervision=("battery", "loop", "busy"), answer_polarity=False,
-                 loop_debounce_ms=200, busy_cycles=2, dtmf_on_ms=100, dtmf_off_ms=100):
+                 loop_debounce_ms=200, busy_cycles=2, dtmf_on_ms=100, dtmf_off_ms=100,
+                 loop_settle_ms=LOOP_SETTLE_MS, polarity_debounce_ms=POLARITY_DEBOUNCE_MS):
         self.spi = spi
         self.cid = cid
         self.pcm = pcm
@@ -141,6 +163,8 @@ class Si3050:
         self.supervision = supervision
         self.answer_polarity = answer_polarity
         self.loop_debounce_ms = loop_debounce_ms
+        self.loop_settle_ms = loop_settle_ms
+        self.polarity_debounce_ms = polarity_debounce_ms
         self.busy_cycles = busy_cycles
         self.dtmf_on_ms = dtmf_on_ms
         self.dtmf_off_ms = dtmf_off_ms
@@ -163,8 +187,18 @@ class Si3050:
         self._low_v_since = None
         self._low_i_since = None
         self._sign = 0
+        self._new_sign = 0           # a sign seen, not yet held long enough
+        self._new_sign_at = 0
         self._answered = False
         self._seize_at = 0
+        self.cid_standard = fsk.cid_style(self.country)[0]
+        self._pre_cid = None         # (message, time) decoded before the first ring
+        self._onhook_sign = 0
+        self._onhook_new = 0
+        self._onhook_new_at = 0
+        self.line_up = True          # on-hook line voltage present
+        self._onhook_low_since = None
+        self._onhook_ok_since = None
         busy = tones.tone(self.country, "busy")
         cong = tones.tone(self.country, "congestion")
         self._busy_freqs = busy[0]
@@ -247,6 +281,8 @@ class Si3050:
                 self.write(_REG_DAA_CTL, _ONHOOK_MON)
                 self.write(_REG_IRQ_MASK, 0x81)     # ring + polarity reversal
                 self.write(_REG_IRQ_SRC, 0x00)
+                v = self.line_voltage()          # the idle polarity, to see a reversal
+                self._onhook_sign = 1 if v > 0 else (-1 if v < 0 else 0)
                 self._istate = _I_READY
                 return True
             if now - self._it0 > ISO_TIMEOUT_MS:
@@ -275,6 +311,7 @@ class Si3050:
         self._low_v_since = None
         self._low_i_since = None
         self._sign = 0
+        self._new_sign = 0
         self._reset_busy(now)
         self._demod = None
         self._rxq = []
@@ -304,6 +341,7 @@ class Si3050:
         if self.off_hook:
             self._poll_offhook(now)
         else:
+            self._poll_line(now)
             self._poll_ring(now)
         if not self._events:
             return _NO_EVENTS
@@ -326,8 +364,47 @@ class Si3050:
                     m = cad[i]
         return m
 
+    def _poll_line(self, now):
+        """On-hook: the line voltage tells a lost line (HARDWARE.md: watched
+        on-hook as well as off-hook)."""
+        v = self.line_voltage()
+        low = -BATTERY_LOW_V < v < BATTERY_LOW_V
+        if not low and not self._ring_on and not self._rings:
+            # an on-hook line reversal announces caller ID before ringing
+            s = 1 if v > 0 else -1
+            if not self._onhook_sign:
+                self._onhook_sign = s
+            elif s == self._onhook_sign:
+                self._onhook_new = 0
+            elif s != self._onhook_new:
+                self._onhook_new = s
+                self._onhook_new_at = now
+            elif now - self._onhook_new_at >= self.polarity_debounce_ms:
+                self._onhook_sign = s
+                self._onhook_new = 0
+                if self._demod is None:
+                    self._demod = fsk.FskDemodulator(self.law, standard=self.cid_standard)
+                    self._cid_until = now + PRE_CID_WINDOW_MS
+                    self._drain()
+        if low:
+            self._onhook_ok_since = None
+            if self._onhook_low_since is None:
+                self._onhook_low_since = now
+            elif self.line_up and now - self._onhook_low_since >= BATTERY_MS:
+                self.line_up = False
+                self._emit(EV_LINE, "down")
+        else:
+            self._onhook_low_since = None
+            if self._onhook_ok_since is None:
+                self._onhook_ok_since = now
+            elif not self.line_up and now - self._onhook_ok_since >= BATTERY_MS:
+                self.line_up = True
+                self._emit(EV_LINE, "up")
+
     def _poll_ring(self, now):
         bits = self.read(_REG_DAA_CTL) & _RING_BITS
+        if not self.line_up:
+            bits = 0            # a ring counts only while the line has voltage
         if bits:
             if self._ring_raw_at is None or not self._ring_on:
                 if not self._ring_on:
@@ -346,9 +423,15 @@ class Si3050:
                 self._rings += 1
                 self._emit(EV_RING, self._rings)
                 if self._rings == 1:
-                    self._demod = fsk.FskDemodulator(self.law)
-                    self._cid_until = now + CID_WINDOW_MS
-                    self._drain()
+                    pre = self._pre_cid
+                    self._pre_cid = None
+                    if pre is not None and now - pre[1] <= PRE_CID_VALID_MS:
+                        self._emit(EV_CALLER_ID, pre[0])
+                        self._demod = None
+                    else:
+                        self._demod = fsk.FskDemodulator(self.law, standard=self.cid_standard)
+                        self._cid_until = now + CID_WINDOW_MS
+                        self._drain()
         elif (not self._ring_on and self._rings
               and now - self._ring_end > self._max_off() * 12 // 10 + 200):
             self._rings = 0
@@ -376,7 +459,10 @@ class Si3050:
             if f is None:
                 break
             for msg in d.feed(f):
-                self._emit(EV_CALLER_ID, msg)
+                if self._rings:
+                    self._emit(EV_CALLER_ID, msg)
+                else:
+                    self._pre_cid = (msg, now)      # reported with the first ring
                 self._demod = None
                 self._drain()
                 return
@@ -394,17 +480,27 @@ class Si3050:
         else:
             self._low_v_since = None
             s = 1 if v > 0 else -1
-            if self._sign and s != self._sign:
+            if not self._sign:
+                self._sign = s
+            elif s == self._sign:
+                self._new_sign = 0               # a bounce or a glitch that came back
+            elif s != self._new_sign:
+                self._new_sign = s
+                self._new_sign_at = now
+            elif now - self._new_sign_at >= self.polarity_debounce_ms:
+                self._sign = s
+                self._new_sign = 0
                 self._emit(EV_POLARITY, s)
                 if self.answer_polarity and not self._answered:
                     self._answered = True
                     self._emit(EV_ANSWER)
                 elif "polarity" in sup:
-                    self._sign = s
                     self._disconnect("polarity")
                     return
-            self._sign = s
-        i = self.loop_current()
+        if now - self._seize_at < self.loop_settle_ms:
+            i = LOOP_MIN                         # settling after seizure: not judged
+        else:
+            i = self.loop_current()
         if i < LOOP_MIN:
             if self._low_i_since is None:
                 self._low_i_since = now

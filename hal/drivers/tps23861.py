@@ -6,9 +6,18 @@ power enable 0x19 b0-3 on / b4-7 off, 14-bit little-endian readings, 3.662 mV
 and 61.039 uA (255 mOhm shunt) per LSB, temperature raw*0.652-20 C, power
 status 0x10: b0-3 power enabled, b4-7 power good).
 
-Event registers as we read the datasheet: 0x05 (clear on read) b0-3 detect done,
-b4-7 class done; 0x07 (clear on read) b0-3 overcurrent (ICUT), b4-7 disconnect;
-0x09 (clear on read) b0-3 start fault, b4-7 current limit.  0x1A b7 clears all.
+Event registers (HARDWARE.md): 0x03 (clear on read) b0-3 power-enable change,
+b4-7 power-good change; 0x05 (clear on read) b0-3 detect done, b4-7 class
+done; 0x07 (clear on read) b0-3 overcurrent (ICUT), b4-7 disconnect; 0x09
+(clear on read) b0-3 start fault, b4-7 ILIM current-limit shutdown; 0x0B
+(clear on read) supply events: b4 VPUV, b5 VDUV (the chip reset to its
+defaults: the driver configures it again), b7 thermal shutdown.  0x1A b7
+clears all.  After any power event the driver reconciles its budget with
+the chip's power status (0x10), so an allocation never outlives the power.
+0x17 b0 (current-sense select) is written from the board's shunt, as Linux
+does (0 = 255 mOhm, 1 = 250 mOhm).  0x43 bits 7:5 must be the expected
+device ID (board setting device_id; 1 by default: UNVERIFIED, check the
+datasheet), bits 4:0 are the silicon revision.
 
 Power budget (per chip): each powered port holds an allocation by class
 (class 0 and 3: 15.4 W, 1: 4 W, 2: 7 W, 4: 30 W).  Priority 0 is the most
@@ -19,11 +28,12 @@ decides before power flows:
     together free enough, they are shed (lowest priority first, then highest
     port index) and the new port is powered;
   - otherwise the new port is refused (event 'denied'); it is retried when
-    budget is freed (a port disconnects, faults or is disabled).
+    budget is freed (a port disconnects, faults, is shut down or disabled).
 In 'auto' mode the chip powers ports itself; the same rule then sheds after
 the fact.  Events from poll(now): (kind, (port, value)) with kind in
 detected, classified, power_on, power_off, denied, shed, overcurrent,
-disconnect, start_fault.
+disconnect, start_fault, current_limit; chip-wide supply events carry the
+chip's first port number: supply ('thermal' | 'vpuv' | 'reset').
 """
 try:
     from micropython import const
@@ -33,14 +43,18 @@ except ImportError:
 
 _REG_IRQ = const(0x00)
 _REG_IRQ_EN = const(0x01)
+_REG_POWER_EVENT = const(0x03)
 _REG_DET_EVENT = const(0x05)
 _REG_FAULT_EVENT = const(0x07)
 _REG_START_EVENT = const(0x09)
+_REG_SUPPLY_EVENT = const(0x0B)
 _REG_PORT_STATUS = const(0x0C)
 _REG_POWER_STATUS = const(0x10)
 _REG_MODE = const(0x12)
 _REG_DISC_EN = const(0x13)
 _REG_DETCLS_EN = const(0x14)
+_REG_GENERAL_MASK = const(0x17)
+_SHUNT_250 = const(0x01)
 _REG_RESTART = const(0x18)
 _REG_POWER_EN = const(0x19)
 _REG_RESET = const(0x1A)
@@ -51,6 +65,13 @@ _REG_V_BASE = const(0x32)
 _REG_DEVID = const(0x43)
 
 _CLEAR_ALL = const(0x80)
+_IRQ_POWER = const(0x03)
+_IRQ_FAULT = const(0x60)        # b5 ICUT/ILIM, b6 start fault
+_IRQ_SUPPLY = const(0x80)
+_SUP_VPUV = const(0x10)
+_SUP_VDUV = const(0x20)
+_SUP_TSD = const(0x80)
+DEVICE_ID = const(1)            # 0x43 bits 7:5 expected by default (unverified)
 _MASK14 = const(0x3FFF)
 NUM_PORTS = const(4)
 
@@ -78,6 +99,8 @@ EV_SHED = "shed"
 EV_OVERCURRENT = "overcurrent"
 EV_DISCONNECT = "disconnect"
 EV_START_FAULT = "start_fault"
+EV_CURRENT_LIMIT = "current_limit"
+EV_SUPPLY = "supply"
 
 _NO_EVENTS = ()
 
@@ -96,7 +119,8 @@ def _u14(b):
 
 class TPS23861:
     def __init__(self, i2c, addr=0x30, name="poe", mode="semi-auto", budget_w=60,
-                 priorities=(0, 1, 2, 3), shunt_mohm=255, port_numbers=None):
+                 priorities=(0, 1, 2, 3), shunt_mohm=255, port_numbers=None,
+                 device_id=DEVICE_ID):
         if mode not in _MODES:
             raise ValueError("mode must be one of %s" % ", ".join(sorted(_MODES)))
         self.i2c = i2c
@@ -105,7 +129,12 @@ class TPS23861:
         self.mode = _MODES[mode]
         self.budget_mw = int(budget_w * 1000)
         self.priorities = list(priorities)
+        if shunt_mohm not in (250, 255):
+            raise ValueError("shunt_mohm must be 250 or 255")
+        self.shunt_mohm = shunt_mohm
         self.current_lsb_nA = 61039 if shunt_mohm == 255 else 62260
+        self.expected_id = device_id
+        self.resets_seen = 0
         self.port_numbers = port_numbers or tuple(range(1, NUM_PORTS + 1))
         self.enabled = [True] * NUM_PORTS
         self.port_class = [None] * NUM_PORTS
@@ -130,16 +159,29 @@ class TPS23861:
             dev = self.read(_REG_DEVID)
         except OSError as e:
             raise NotDetected("%s: TPS23861 not answering at I2C 0x%02x (%s)" % (self.name, self.addr, e))
-        if dev in (0x00, 0xFF):
-            raise NotDetected("%s: TPS23861 not detected (reg 0x43 = 0x%02x)" % (self.name, dev))
+        if dev in (0x00, 0xFF) or (dev >> 5) != self.expected_id:
+            raise NotDetected("%s: TPS23861 not detected (reg 0x43 = 0x%02x, device ID %d, want %d)"
+                              % (self.name, dev, dev >> 5, self.expected_id))
         self.device_id = dev
         self.write(_REG_RESET, _CLEAR_ALL)
+        self._configure()
+        return True
+
+    def _configure(self):
+        """Everything a chip reset undoes: shunt select, interrupts, enables,
+        operating mode, then detection restarted on the enabled ports."""
+        g = self.read(_REG_GENERAL_MASK)
+        g = (g | _SHUNT_250) if self.shunt_mohm == 250 else (g & ~_SHUNT_250 & 0xFF)
+        self.write(_REG_GENERAL_MASK, g)
         self.write(_REG_IRQ_EN, 0xFF)
         self.write(_REG_DISC_EN, 0x0F)
         self.write(_REG_DETCLS_EN, 0xFF)
         self.set_mode_all(self.mode)
-        self.write(_REG_RESTART, 0xFF)
-        return True
+        v = 0
+        for p in range(NUM_PORTS):
+            if self.enabled[p]:
+                v |= (1 << p) | (1 << (p + 4))
+        self.write(_REG_RESTART, v)
 
     def set_mode_all(self, mode):
         v = 0
@@ -261,11 +303,17 @@ class TPS23861:
     def poll(self, now=0):
         irq = self.read(_REG_IRQ)
         if irq:
+            freed = False
+            if irq & _IRQ_SUPPLY:
+                freed = self._supply(self.read(_REG_SUPPLY_EVENT))    # clear on read
+            pev = self.read(_REG_POWER_EVENT) if irq & _IRQ_POWER else 0   # clear on read
             det = self.read(_REG_DET_EVENT)        # clear on read
             flt = self.read(_REG_FAULT_EVENT)      # clear on read
-            st = self.read(_REG_START_EVENT) if irq & 0x40 else 0
-            freed = False
+            st = self.read(_REG_START_EVENT) if irq & _IRQ_FAULT else 0
             for p in range(NUM_PORTS):
+                if st & (1 << (p + 4)):
+                    self._fault(p, EV_CURRENT_LIMIT)
+                    freed = True
                 bit = 1 << p
                 if flt & bit:
                     self._fault(p, EV_OVERCURRENT)
@@ -290,6 +338,8 @@ class TPS23861:
                                 self._admit(p)
                     elif det & (bit << 4) and code == 7:
                         self._emit(EV_OVERCURRENT, p, "class")
+            if pev and self._reconcile():
+                freed = True
             self.write(_REG_RESET, _CLEAR_ALL)
             if freed:
                 self._retry_denied()
@@ -298,6 +348,39 @@ class TPS23861:
         out = tuple(self._events)
         self._events = []
         return out
+
+    def _supply(self, sup):
+        """Supply events (0x0B); True when ports lost their power."""
+        freed = False
+        if sup & _SUP_VDUV:
+            # the chip came back with its reset defaults: every port is off
+            self.resets_seen += 1
+            for p in range(NUM_PORTS):
+                if self.powered[p]:
+                    self._off(p)
+                    self._emit(EV_POWER_OFF, p, "reset")
+                    freed = True
+                self.denied[p] = False
+            self._emit(EV_SUPPLY, 0, "reset")
+            self._configure()
+        if sup & _SUP_TSD:
+            self._emit(EV_SUPPLY, 0, "thermal")
+        if sup & _SUP_VPUV:
+            self._emit(EV_SUPPLY, 0, "vpuv")
+        if sup & (_SUP_TSD | _SUP_VPUV) and self._reconcile():
+            freed = True
+        return freed
+
+    def _reconcile(self):
+        """Ports the chip no longer powers (0x10 b0-3) give their budget back."""
+        st = self.read(_REG_POWER_STATUS)
+        freed = False
+        for p in range(NUM_PORTS):
+            if self.powered[p] and not st & (1 << p):
+                self._off(p)
+                self._emit(EV_POWER_OFF, p, "chip")
+                freed = True
+        return freed
 
     def _fault(self, p, kind):
         was = self.powered[p]

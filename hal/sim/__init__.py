@@ -55,7 +55,7 @@ class Backend:
         opts, bus_opts = self._chip_opts(label)
         product = "Si3215" if spec.get("chip", "si3215").lower() == "si3215" else "Si3210"
         m = Si3210Model(self.now, product=product, pcm=self.world.pcm,
-                        pcm_chan=spec["pcm_chan"], law=law, **opts)
+                        pcm_chan=spec["pcm_chan"], law=law, country=country, **opts)
         target = m
         if spec.get("chain") is not None:
             # daisy-chained modules on one chip select share one bus model
@@ -79,7 +79,9 @@ class Backend:
         opts, bus_opts = self._chip_opts(label)
         m = Si3050Model(self.now, cid=spec.get("cid", 0), pcm=self.world.pcm,
                         pcm_chan=spec["pcm_chan"], law=law, country=country, **opts)
-        spi = SimSPI(m, self.now, cs_per_byte=False)
+        # DAHDI raises CS after every byte for the DAA too; one frame for the
+        # three bytes is the board setting cs_per_byte=False (the model takes both)
+        spi = SimSPI(m, self.now, cs_per_byte=spec.get("cs_per_byte", True))
         self._bus_faults(spi, bus_opts)
         w = self.world
         w.daas[port] = m

@@ -7,9 +7,20 @@ rings; reg 4 b7 latches at each ring start, b0 at each polarity reversal
 (writes AND the register, so writing 0 clears); reg 28 is the loop current
 while seized; reg 29 the signed line voltage.
 
+Physical behaviour modelled after HARDWARE.md and DAHDI/xpp, not our driver:
+- the loop current settles after seizure: 0 for loop_delay_ms, then rising
+  to LOOP_MA over loop_rise_ms (a slowly settling line: references ignore
+  reg 28 for about 650 ms after seizing);
+- a polarity reversal bounces: for bounce_ms the sign read in reg 29
+  alternates every BOUNCE_STEP_MS before it settles (DAHDI debounces 64 ms,
+  xpp 200 ms); polarity_glitch(ms) reverses for ms and comes back;
+- the line voltage drops to 0 with the battery, on-hook as well as off-hook.
+
 The line side of the PCM channel: the line injects frames toward the host
-(caller-ID FSK between the first and second ring, busy/congestion tones,
-far-end audio) every 20 ms of virtual time, and records what the DAA sends.
+(caller-ID FSK as the country sends it: Bell 202 or V.23 between the first
+and second ring, or, in the UK, V.23 before the first ring announced by a
+line reversal and the DT-AS; busy/congestion tones, far-end audio) every
+20 ms of virtual time, and records what the DAA sends.
 """
 try:
     from micropython import const
@@ -24,8 +35,14 @@ from hal.sim.bus import History
 
 ISO_MS = const(100)
 CID_DELAY_MS = const(500)
+PRE_REVERSAL_MS = const(150)   # UK: reversal -> DT-AS
+PRE_RING_GAP_MS = const(300)   # UK: end of the FSK -> first ring
 MAX_RX = const(256)         # frames recorded from the DAA; drop oldest
 ONHOOK_V = const(48)
+LOOP_DELAY_MS = const(150)    # default: current 0 this long after seizure ...
+LOOP_RISE_MS = const(300)     # ... then rising to LOOP_MA over this long
+BOUNCE_MS = const(30)         # default contact bounce of a polarity reversal
+BOUNCE_STEP_MS = const(4)
 OFFHOOK_V = const(8)
 LOOP_MA = const(25)
 
@@ -40,11 +57,15 @@ class VirtualLine:
         self.battery = True
         self.loop_ok = True
         self.polarity = 1
+        self._rev_at = None          # time of the last reversal (bouncing for bounce_ms)
+        self._bounce_ms = 0
+        self._glitch_until = None
         self._ring_t0 = None
         self._ring_cad = ()
         self._ring_count = 0
         self._cid = None
         self._mod = None
+        self._pre = False
         self._fsk_t = 0
         self._tone = None
         self._tone_cad = ()
@@ -71,8 +92,24 @@ class VirtualLine:
             caller_id = fsk.mdmf_call(**caller_id)
         self._cid = caller_id
         self._mod = None
+        self._pre = False
         self.answered_at = None
         self._next_frame = self.model.t
+        if caller_id is not None and fsk.cid_style(self.country)[1] == "before_ring":
+            # ETSI prior to ringing: reversal, DT-AS + FSK, polarity back, ring
+            self._ring_t0 = None
+            self._pre = True
+            self.reverse_polarity()
+            self._mod = self._modulator()
+            self._mod.load(caller_id)
+            self._cid = None
+            self._fsk_t = self.model.t + PRE_REVERSAL_MS
+            self._next_frame = self._fsk_t
+
+    def _modulator(self):
+        std, timing, seizure, marks = fsk.cid_style(self.country)
+        return fsk.FskModulator(self.law, standard=std, seizure_bits=seizure, mark_bits=marks,
+                                alert=timing == "before_ring")
 
     def stop_ring(self):
         self._ring_t0 = None
@@ -101,8 +138,17 @@ class VirtualLine:
     def loop_loss(self):
         self.loop_ok = False
 
-    def reverse_polarity(self):
+    def reverse_polarity(self, bounce_ms=BOUNCE_MS):
+        """The exchange reverses the line; the contacts bounce for bounce_ms."""
         self.polarity = -self.polarity
+        self._rev_at = self.model.t
+        self._bounce_ms = bounce_ms
+        self.model.regs[4] |= 0x01
+
+    def polarity_glitch(self, ms=30):
+        """A short reversal that comes back (a ring burst, a line hit): not a
+        polarity reversal."""
+        self._glitch_until = self.model.t + ms
         self.model.regs[4] |= 0x01
 
     def play_tone(self, name="busy"):
@@ -132,14 +178,36 @@ class VirtualLine:
     def seized(self):
         return bool(self.model.regs[5] & 0x01)
 
+    def sign(self, t):
+        s = self.polarity
+        if self._glitch_until is not None:
+            if t < self._glitch_until:
+                s = -s
+            else:
+                self._glitch_until = None
+        if self._rev_at is not None:
+            dt = t - self._rev_at
+            if dt < self._bounce_ms:
+                if (dt // BOUNCE_STEP_MS) % 2:
+                    s = -s
+            else:
+                self._rev_at = None
+        return s
+
     def voltage(self):
         if not self.battery:
             return 0
         v = OFFHOOK_V if self.seized else ONHOOK_V
-        return v * self.polarity
+        return v * self.sign(self.model.t)
 
     def current(self):
         if self.seized and self.battery and self.loop_ok:
+            m = self.model
+            dt = m.t - self.seized_at - m.loop_delay_ms
+            if dt < 0:
+                return 0
+            if dt < m.loop_rise_ms:
+                return LOOP_MA * dt // m.loop_rise_ms
             return LOOP_MA
         return 0
 
@@ -171,7 +239,7 @@ class VirtualLine:
         if ring_on and not m._ring_was:
             m.regs[4] |= 0x80
         if not ring_on and m._ring_was and self._cid is not None and self._mod is None:
-            mod = fsk.FskModulator(self.law)
+            mod = self._modulator()
             mod.load(self._cid)
             self._cid = None
             self._mod = mod
@@ -183,6 +251,11 @@ class VirtualLine:
             t = self._next_frame
             self._next_frame += 20
             if pcm is None:
+                if self._pre and self._mod is not None:      # nobody to hear it
+                    self._mod = None
+                    self._pre = False
+                    self.reverse_polarity()
+                    self._ring_t0 = t + PRE_RING_GAP_MS
                 continue
             while self._dtmf and self._dtmf[0][1] <= t:
                 self._dtmf.pop(0)
@@ -191,6 +264,10 @@ class VirtualLine:
                 pcm.inject(m.pcm_chan, self._buf)
                 if not more:
                     self._mod = None
+                    if self._pre:
+                        self._pre = False
+                        self.reverse_polarity()
+                        self._ring_t0 = t + PRE_RING_GAP_MS
             elif self._dtmf and self.seized:
                 start, end, freqs = self._dtmf[0]
                 if t >= start:
@@ -206,7 +283,7 @@ class VirtualLine:
 class Si3050Model:
     def __init__(self, now=None, cid=0, present=True, missing_value=0xFF,
                  iso_never_up=False, pcm=None, pcm_chan=0, law="ulaw", country="US",
-                 iso_ms=ISO_MS):
+                 iso_ms=ISO_MS, loop_delay_ms=LOOP_DELAY_MS, loop_rise_ms=LOOP_RISE_MS):
         self.now = now
         self.t = now() if now else 0
         self.cid = cid
@@ -214,7 +291,10 @@ class Si3050Model:
         self.missing_value = missing_value
         self.iso_never_up = iso_never_up
         self.iso_ms = iso_ms
+        self.loop_delay_ms = loop_delay_ms
+        self.loop_rise_ms = loop_rise_ms
         self.history = History()
+        self._bytes = []             # control/register bytes of a per-byte-CS access
         self.regs = bytearray(64)
         self._reset()
         self._t6 = None
@@ -246,6 +326,15 @@ class Si3050Model:
     def spi_frame(self, frame):
         if not self.present:
             return bytes((self.missing_value,)) * len(frame)
+        if len(frame) == 1:
+            # CS raised after every byte (DAHDI's framing): collect the three bytes
+            self._bytes.append(frame[0])
+            if len(self._bytes) < 3:
+                return b"\x00"
+            out = self.spi_frame(bytes(self._bytes))
+            self._bytes = []
+            return out[2:]
+        self._bytes = []
         if len(frame) != 3 or (frame[0] & 0x1F) != self.cid:
             return b"\xff" * len(frame)
         ctl, reg, val = frame[0], frame[1] & 0x3F, frame[2]

@@ -6,8 +6,19 @@ all event registers; 0x18 restarts detection/classification (port n: bit n);
 classified port by itself).  Detection completes DETECT_MS after a PD is
 attached (or a restart), classification CLASS_MS later.
 
-Fault hooks: PoweredDevice.overcurrent(), unplug(); present=False (I2C NACK:
-the bus raises OSError) or dev_id=0xFF; the bus's fail_next/broken.
+Event registers after HARDWARE.md (TI's register header, Linux tps23861.c):
+0x03 power events (b0-3 power-enable change, b4-7 power-good change; clear
+on read, 0x02 its read-only copy), 0x09 start faults (b0-3) and ILIM
+current-limit shutdowns (b4-7), 0x0B supply events (b4 VPUV 55 V
+undervoltage, b5 VDUV: the 3.3 V supply dipped and the chip came back with
+its reset defaults, b7 TSD thermal shutdown: every port off).  0x17 b0 is
+the current-sense select; powering a port while it disagrees with the
+board's shunt (shunt_mohm) counts in shunt_mismatch (the chip's current
+limits are then about 2 % off).
+
+Fault hooks: PoweredDevice.overcurrent(), current_limit(), unplug();
+thermal_shutdown(), power_on_reset(), vpwr_undervoltage(); present=False
+(I2C NACK: the bus raises OSError) or dev_id=0xFF; the bus's fail_next/broken.
 """
 try:
     from micropython import const
@@ -37,18 +48,27 @@ class PoweredDevice:
     def overcurrent(self):
         self.model._overcurrent(self.port)
 
+    def current_limit(self):
+        """The PD draws beyond ILIM: the chip shuts the port off (0x09 b4-7)."""
+        self.model._ilim(self.port)
+
     def unplug(self):
         self.model.detach(self.port)
 
 
 class Tps23861Model:
-    def __init__(self, now=None, present=True, dev_id=DEV_ID, detect_ms=DETECT_MS):
+    def __init__(self, now=None, present=True, dev_id=DEV_ID, detect_ms=DETECT_MS,
+                 shunt_mohm=255):
         self.now = now
         self.t = now() if now else 0
         self.present = present
         self.history = History()
         self.regs = bytearray(256)
         self.regs[0x43] = dev_id
+        self.dev_id = dev_id
+        self.shunt_mohm = shunt_mohm
+        self.shunt_mismatch = 0
+        self.resets = 0
         self.detect_ms = detect_ms
         self.pds = [None] * 4
         self._det_at = [None] * 4    # time detection completes
@@ -80,12 +100,55 @@ class Tps23861Model:
             self._cls_at[p] = None
 
     def _power(self, p, on):
+        r = self.regs
         self.powered[p] = on
         if on:
-            self.regs[0x10] |= (1 << p) | (1 << (p + 4))
+            r[0x10] |= (1 << p) | (1 << (p + 4))
+            if (r[0x17] & 1) != (1 if self.shunt_mohm == 250 else 0):
+                self.shunt_mismatch += 1
         else:
-            self.regs[0x10] &= ~((1 << p) | (1 << (p + 4))) & 0xFF
-        self.regs[0x00] |= 0x03
+            r[0x10] &= ~((1 << p) | (1 << (p + 4))) & 0xFF
+        ev = (1 << p) | (1 << (p + 4))
+        r[0x03] |= ev
+        r[0x02] |= ev
+        r[0x00] |= 0x03
+
+    def _ilim(self, p):
+        if self.powered[p]:
+            self._power(p, False)
+            self.regs[0x09] |= 1 << (p + 4)
+            self.regs[0x00] |= 0x20
+
+    def thermal_shutdown(self):
+        """TSD: every port off, 0x0B b7."""
+        for p in range(4):
+            if self.powered[p]:
+                self._power(p, False)
+        self.regs[0x0B] |= 0x80
+        self.regs[0x00] |= 0x80
+
+    def vpwr_undervoltage(self):
+        """VPUV: the 55 V supply sagged; ports lose power, 0x0B b4."""
+        for p in range(4):
+            if self.powered[p]:
+                self._power(p, False)
+        self.regs[0x0B] |= 0x10
+        self.regs[0x00] |= 0x80
+
+    def power_on_reset(self):
+        """VDUV: the 3.3 V supply dipped; the chip restarts with its reset
+        defaults (every register 0: ports off, operating mode off) and
+        reports 0x0B b5."""
+        r = self.regs
+        for i in range(len(r)):
+            r[i] = 0
+        r[0x43] = self.dev_id
+        for p in range(4):
+            self.powered[p] = False
+            self._det_at[p] = self._cls_at[p] = None
+        r[0x0B] = 0x20
+        r[0x00] = 0x80
+        self.resets += 1
 
     def _overcurrent(self, p):
         if self.powered[p]:
@@ -136,7 +199,7 @@ class Tps23861Model:
         if reg == 0x2C:
             return (TEMP_C + 20) * 1000 // 652
         v = r[reg]
-        if reg in (0x05, 0x07, 0x09):
+        if reg in (0x03, 0x05, 0x07, 0x09, 0x0B):
             r[reg] = 0
         return v
 
@@ -163,7 +226,7 @@ class Tps23861Model:
         if reg == 0x1A:
             if v & 0x80:
                 r[0x00] = 0
-                r[0x05] = r[0x07] = r[0x09] = 0
+                r[0x02] = r[0x03] = r[0x05] = r[0x07] = r[0x09] = r[0x0B] = 0
             return
         if reg == 0x18:
             for p in range(4):
@@ -178,7 +241,7 @@ class Tps23861Model:
                         and (r[0x0C + p] & 0x0F) == 4:
                     self._power(p, True)
             return
-        if reg in (0x43, 0x0C, 0x0D, 0x0E, 0x0F, 0x10):
+        if reg in (0x02, 0x43, 0x0C, 0x0D, 0x0E, 0x0F, 0x10):
             return
         r[reg] = v
         if reg == 0x12:

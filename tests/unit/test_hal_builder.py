@@ -60,3 +60,19 @@ def test_bus_error_during_poll_is_counted():
 def test_unknown_backend_and_missing_clock():
     raises(ValueError, build, "sim", "vxworks")
     raises(ValueError, build, "sim", "linux")
+
+
+def test_no_hazard_in_any_board_bring_up_on_the_sim():
+    # every board profile brought up on the simulator, with its FXS chips as Si3210s
+    # too (the chip with the Q7 battery switch): no hazard, no calibration fault
+    import boards
+    for name in boards.available():
+        for chip in ("si3215", "si3210"):
+            board = dict(boards.load(name))
+            board["fxs"] = tuple(dict(s, chip=chip) for s in board.get("fxs", ()))
+            board["pcm"] = {"kind": "sim", "channels": 8}
+            hw = build(board, "sim")
+            for port, m in hw.sim.slics.items():
+                assert hw.fxs[port].ready, (name, chip, port, hw.faults)
+                assert m.hazards == [] and m.cal_faults == [], (name, chip, port)
+                assert not m.loopback and m.regs[64] == 1

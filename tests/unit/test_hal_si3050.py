@@ -160,7 +160,7 @@ def test_disconnect_battery_drop():
 def test_disconnect_loop_current_loss():
     clock, m, d = up()
     d.seize(clock.t)
-    run(clock, d, 300)
+    run(clock, d, 700)             # past the 650 ms the loop current takes to settle
     m.line.loop_loss()
     evs = run(clock, d, 300)
     assert ("disconnect", "loop") in evs
@@ -171,10 +171,10 @@ def test_polarity_answer_then_disconnect():
     d.seize(clock.t)
     run(clock, d, 100)
     m.line.reverse_polarity()
-    evs = run(clock, d, 50)
+    evs = run(clock, d, 150)       # 30 ms of bounce, then held for the 64 ms debounce
     assert ("answer", None) in evs
     m.line.reverse_polarity()
-    evs = run(clock, d, 50)
+    evs = run(clock, d, 150)
     assert ("disconnect", "polarity") in evs
 
 
@@ -220,3 +220,66 @@ def test_de_busy():
     m.line.play_tone("busy")
     evs = run(clock, d, 4000, step=20)
     assert ("disconnect", "busy") in evs
+
+
+# ---- supervision timing of the references (HARDWARE.md; DAHDI wctdm.c, xpp card_fxo.c)
+
+def test_slowly_settling_loop_current_is_no_disconnect():
+    # the loop current stays 0 for 500 ms after seizure and settles 400 ms later
+    clock, m, d = up(loop_delay_ms=500, loop_rise_ms=400)
+    d.seize(clock.t)
+    evs = run(clock, d, 3000)
+    assert [e for e in evs if e[0] == "disconnect"] == [], evs
+    assert si3050.LOOP_SETTLE_MS == 650
+    # a real loss after it settled is still found within loop_debounce_ms + a poll
+    m.line.loop_loss()
+    t0 = clock.t
+    evs = run(clock, d, 400)
+    assert ("disconnect", "loop") in evs
+
+
+def test_polarity_reversal_debounced_and_reported_once():
+    clock, m, d = up(supervision=("battery",))
+    d.seize(clock.t)
+    run(clock, d, 200)
+    # a 30 ms glitch that comes back is no reversal (DAHDI debounces 64 ms)
+    m.line.polarity_glitch(30)
+    assert run(clock, d, 300) == []
+    # a bouncing reversal is one reversal, reported after it held
+    m.line.reverse_polarity(bounce_ms=40)
+    evs = run(clock, d, 300, step=2)
+    assert [e for e in evs if e[0] == "polarity"] == [("polarity", -1)]
+    # xpp's 200 ms is a board setting: a 120 ms hit is then ignored as well
+    clock, m, d = up(supervision=("battery",))
+    d.polarity_debounce_ms = 200
+    d.seize(clock.t)
+    run(clock, d, 200)
+    m.line.polarity_glitch(120)
+    assert run(clock, d, 400) == []
+
+
+def test_line_voltage_loss_on_hook_is_reported_and_rings_ignored():
+    clock, m, d = up()
+    run(clock, d, 100)
+    m.line.drop_battery()
+    evs = run(clock, d, 200)
+    assert evs == [("line", "down")] and not d.line_up
+    m.line.ring()              # ring bits without line voltage: no ring counted
+    evs = run(clock, d, 6500)
+    assert [e for e in evs if e[0] == "ring"] == []
+    m.line.stop_ring()
+    m.line.restore_battery()
+    evs = run(clock, d, 200)
+    assert ("line", "up") in evs and d.line_up
+
+
+def test_spi_framing_is_a_board_setting():
+    from hal.builder import build
+    for per_byte in (True, False):
+        board = {"name": "f", "law": "ulaw", "pcm": {"kind": "sim", "channels": 8},
+                 "fxo": ({"port": 1, "chip": "si3050", "spi": 0, "cs": 0, "cid": 0,
+                          "pcm_chan": 4, "cs_per_byte": per_byte},)}
+        hw = build(board, "sim")
+        assert not hw.faults and hw.fxo[1].ready, (per_byte, hw.faults)
+        assert hw.sim.spis[("fxo", 1)].cs_per_byte == per_byte
+        assert hw.sim.daas[1].regs[5] == 0x08

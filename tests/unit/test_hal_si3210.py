@@ -5,7 +5,7 @@ from hal.sim.bus import SimClock, SimSPI, SimPCM
 from hal.sim.si3210 import Si3210Model
 from hal.drivers import si3210
 from hal.drivers.si3210 import Si3210
-from hal import tones
+from hal import tones, g711
 from hal import sim
 
 
@@ -32,29 +32,55 @@ def kinds(evs):
     return [e[0] for e in evs]
 
 
-def test_bringup_sequence_on_history():
-    clock, m, d = up()
+def _bringup_order(product):
+    """DAHDI wctdm_init_proslic order, on the model's history."""
+    clock, m, d = up(product=product)
     h = m.history
-    assert d.ready and d.product == "Si3215"
-    assert h.index(("r", 0, 0x15)) >= 0
+    assert d.ready and d.product == product
+    i0 = h.index(("r", 0, m.regs[0] & 0x7F))
     i8 = h.index(("r", 8, 0x02))
+    i64 = h.index(("r", 64, 0x00))
     i11 = h.index(("r", 11, 0x33))
+    i30 = h.index(("w", 30, 0x00))
+    ioff = h.index(("w", 14, 0x10))
+    osc1 = 13 if product == "Si3210" else 0
+    iind = h.index(("iw", osc1, 0x7B30))
+    iloop = h.index(("w", 8, 0x00))
+    i108 = h.index(("w", 108, 0xEB))
+    filt = 35 if product == "Si3210" else 22
+    ihold = h.index(("iw", filt + 1, 0x8000), i108)   # 35 is 0x8000 in the table itself
     i14 = h.index(("w", 14, 0x00))
+    ivbat = h.index(("r", 82, 0xC8))
+    i71 = h.index(("w", 71, 0x01))
+    i93 = h.index(("w", 93, 0x19))
     i97 = h.index(("w", 97, 0x1F))
     i96 = h.index(("w", 96, 0x5F))
-    assert 0 <= i8 < i11 < i14 < i97 < i96
-    # indirect registers loaded before power-up
-    assert 0 <= h.index(("iw", 0, 0x7B30)) < i14
-    # VBAT polled after power-up, DC-DC calibration before calibration
-    assert i14 < h.index(("r", 82, 0xC8)) < h.index(("w", 93, 0x99)) < i97
-    # reg 96 polled until it reads 0, then PCM mode, timeslots, interrupts, linefeed
-    polls = [e for e in h.items[i96:] if e[0] == "r" and e[1] == 96]
-    assert len(polls) >= 2 and polls[-1] == ("r", 96, 0)
-    ipcm = h.index(("w", 1, 0x28), i96)
-    assert ipcm > i96
-    assert h.index(("w", 18, 0xFF), ipcm) > ipcm
-    assert h.index(("w", 64, 1), ipcm) > ipcm
-    assert m.regs[64] == 1 and m.ind[0] == 0x7B30
+    i96done = h.index(("r", 96, 0x00), i96)
+    idcdc = h.index(("w", 93, 0x99))
+    i107 = h.index(("r", 107, 0x08))
+    ipcm = h.index(("w", 1, 0x28))
+    i18 = h.index(("w", 18, 0xFF), ipcm)
+    i73 = h.index(("w", 73, 0x04))
+    ilf = h.index(("w", 64, 1))
+    assert 0 <= i0 < i8 < i64 < i11 < i30 < ioff < iind < iloop < i108 < ihold < i14, h.items[:40]
+    assert i14 < ivbat < i71 < i93 < i97 < i96 < i96done < idcdc < i107 < ipcm < i18 < i73 < ilf
+    # indirect table read back after loading, filters restored after calibration
+    assert 0 <= h.index(("ir", osc1, 0x7B30)) < iloop
+    restore = h.index(("iw", filt + 1, 0x0320), i107)
+    assert i107 < restore < ipcm
+    if product == "Si3210":
+        i67 = h.index(("w", 67, 0x07))
+        i66 = h.index(("w", 66, 0x01))
+        assert i108 < i67 < i66 < i14
+    else:
+        assert h.index(("w", 67, 0x07)) < 0 and h.index(("w", 66, 0x01)) < 0
+    assert m.regs[64] == 1 and m.regs[8] == 0 and m.regs[73] == 0x04 and m.regs[108] == 0xEB
+    assert m.hazards == [] and m.cal_faults == []
+
+
+def test_bringup_sequence_on_history():
+    _bringup_order("Si3215")
+    _bringup_order("Si3210")
 
 
 def test_indirect_write_read_roundtrip():
@@ -149,22 +175,22 @@ def test_dtmf_digits_one_per_key_down():
 
 
 def test_tones_program_oscillators():
-    clock, m, d = up()
-    m.phone.off_hook()
-    run(clock, d, 50)
-    d.play_tone("dial", clock.t)
-    assert m.phone.tone() == (350, 440)
-    c, x, y = tones.osc_coefficients(350, -13)
-    assert m.ind[0] == c and m.ind[1] == x and m.ind[2] == 0
-    assert abs(c - 0x7B30) <= 2       # the DAHDI/proslic default for 350 Hz
-    d.play_tone("busy", clock.t)
-    assert m.phone.tone() == (480, 620)
-    run(clock, d, 500)
-    assert m.phone.tone() == ()       # cadence off half
-    run(clock, d, 500)
-    assert m.phone.tone() == (480, 620)
-    d.stop_tone()
-    assert m.phone.tone() == ()
+    for product, rate, osc1 in (("Si3215", 16000, 0), ("Si3210", 8000, 13)):
+        clock, m, d = up(product=product)
+        m.phone.off_hook()
+        run(clock, d, 50)
+        d.play_tone("dial", clock.t)
+        assert m.phone.tone() == (350, 440), product
+        c, x, y = tones.osc_coefficients(350, -13, rate)
+        assert m.ind[osc1] == c and m.ind[osc1 + 1] == x and m.ind[osc1 + 2] == 0
+        d.play_tone("busy", clock.t)
+        assert m.phone.tone() == (480, 620)
+        run(clock, d, 500)
+        assert m.phone.tone() == ()       # cadence off half
+        run(clock, d, 500)
+        assert m.phone.tone() == (480, 620)
+        d.stop_tone()
+        assert m.phone.tone() == ()
 
 
 def test_country_tones():
@@ -235,8 +261,12 @@ def test_pcm_frames_to_and_from_phone():
     clock, m, d = up()
     m.phone.off_hook()
     run(clock, d, 50)
-    d.write_frame(b"\x55" * 160)
-    assert m.phone.audio.pop() == b"\x55" * 160
+    # receive gain: DAHDI's RECV_DIGITAL_GAIN 0x2000 is 6 dB below unity (0x4000)
+    dec = g711.ulaw_table()
+    d.write_frame(bytes((g711.ulaw_encode(8000),)) * 160)
+    got = dec[m.phone.audio.pop()[0]]
+    assert 3700 <= got <= 4300, got
+    # transmit gain 0x4000: the phone's voice reaches the host unchanged
     m.phone.speak(b"\x11" * 160)
     assert d.read_frame() == b"\x11" * 160
     assert d.read_frame() is None
@@ -279,5 +309,7 @@ def test_daisy_chain_select_naming_no_module_is_a_protocol_error():
     chain.add(0, Si3210Model(clock))
     spi = SimSPI(chain, clock, cs_per_byte=True)
     d = Si3210(spi, None, 0, chain=2)            # nothing at position 2
+    d.enable_daisy_chain()
+    assert chain.daisy_mode() and chain.bytes_before_daisy == 0
     assert d.read(0) == 0xFF and chain.protocol_errors == 1
     assert raises(ValueError, chain.add, 8, Si3210Model(clock))
