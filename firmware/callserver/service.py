@@ -27,7 +27,7 @@ show sip statistics); security views come from firmware/callserver/security.py.
 """
 from firmware.compat import const
 from firmware.gateway.ua import shared_ua
-from firmware.callserver.registrar import Registrar
+from firmware.callserver.registrar import Registrar, nonce_bind
 from firmware.callserver.b2bua import B2bua
 from sip import digest
 
@@ -140,8 +140,9 @@ class CallServer:
             if b is None:
                 now = self.now()
                 srv = self.digest()
+                bind = nonce_bind(src)
                 res = srv.verify("INVITE", req.get("proxy-authorization"), self.lookup_ha1, now,
-                                 uri=str(req.uri))
+                                 uri=str(req.uri), bind=bind)
                 if res.outcome == digest.MALFORMED:
                     sreq.respond(400, "Malformed Proxy-Authorization Header")
                     return True
@@ -152,7 +153,7 @@ class CallServer:
                     else:
                         self.counters["invite_challenges"] += 1
                     sreq.respond(407, None, [("Proxy-Authenticate", c) for c in srv.challenge(
-                        now, stale=res.outcome == digest.STALE)])
+                        now, stale=res.outcome == digest.STALE, bind=bind)])
                     return True
                 if _contact_differs(req, src.addr):
                     flow = src.addr
