@@ -294,8 +294,10 @@ class DigestServer:
             return AuthResult(MALFORMED, user, algu)
         h1 = lookup_ha1(user, self.realm, algu)
         known = h1 is not None
+        # an unknown user costs the same hashing as a known one (no timing oracle)
+        dummy = hexdigest(algu, "%s:%s:%s" % (user, self.realm, self.key[:8]))
         if not known:
-            h1 = hexdigest(algu, "%s:%s:%s" % (user, self.realm, self.key[:8]))
+            h1 = dummy
         expect = _response(algu, h1.lower(), nonce, nc, cnonce, qop, method, duri, body)
         good = _eq(expect, resp.lower())
         if not (good and known):
