@@ -87,6 +87,8 @@ class Appliance:
         label = self.console_stream.label if self.console_stream else "none"
         line = "%s %s booted on board %s: SIP port %d, console %s" % (
             version.PRODUCT, version.VERSION, self.opts.board, self.sip_port, label)
+        if self.config.boot_notice:
+            line += "\n*** " + self.config.boot_notice
         self.log.info(line)
         return line
 

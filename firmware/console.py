@@ -160,6 +160,7 @@ class Console:
             else:
                 self._raw.extend(data)
         self._started = True
+        shown = False               # the configuration notice, once per session
         while not app.stopping:
             try:
                 if not self._login_required():
@@ -168,7 +169,11 @@ class Console:
                     ok = await self._login()
                     if ok is None:
                         break
+                    shown = False
                     continue
+                if not shown:
+                    self._boot_notice()
+                    shown = True
                 self._banner()
                 line = await self.readline(self.prompt())
                 if line is None:
@@ -181,6 +186,14 @@ class Console:
         if not app.stopping:
             self.write("\n")
             app.shutdown("end of console input")
+
+    def _boot_notice(self):
+        """The console banner of a session: a configuration fallback at boot
+        (firmware/config/engine.py _note_fallback), until it is over."""
+        cfg = getattr(self.app, "config", None)
+        text = getattr(cfg, "boot_notice", None)
+        if text and (cfg.safe_state or "[left by" not in text):
+            self.write("\n*** %s\n*** (show system commit, show log)\n\n" % text)
 
     def _login_required(self):
         cfg = getattr(self.app, "config", None)

@@ -87,3 +87,40 @@ def test_a_closed_console_output_shuts_the_appliance_down(tmp_path):
     assert p.returncode == 0, p.stderr.read()
     p.stdin.close()
     p.stderr.close()
+
+
+def _boot_piped(state, lines, *extra):
+    return subprocess.run([PYTHON, "-m", "firmware", "--board", "sim", "--state", str(state),
+                           "--console", "stdio", "--sip-host", "127.0.0.1", "--sip-port", "0"]
+                          + list(extra), cwd=ROOT, input="".join(l + "\n" for l in lines),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_corrupt_configuration_is_announced_at_boot_and_on_the_console(tmp_path):
+    # issue 12 item 6: no silent fallback, and a loud safe state
+    state = tmp_path / "s"
+    for name in ("first", "second"):
+        cfg = tmp_path / (name + ".conf")
+        cfg.write_text("set system host-name %s\n" % name)
+        r = _boot_piped(state, [], "--config", str(cfg))
+        assert r.returncode == 0, r.stdout + r.stderr
+    path = state / "config" / "c.2"
+    data = bytearray(path.read_bytes())
+    data[30] ^= 0x20
+    path.write_bytes(bytes(data))
+    r = _boot_piped(state, ["show system commit", "show log"])
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    boot, banner = out.split("\n")[0:2]
+    assert "booted on board sim" in boot
+    assert banner == ("*** configuration fallback: generation 2 unusable (CRC or length mismatch); "
+                      "booted generation 1, the newest valid one"), out
+    assert "\n*** configuration fallback" in out.split("root@first>")[0], out   # the banner, before the first prompt
+    assert "Boot: configuration fallback: generation 2" in out
+    assert "configuration: generation 2 is unusable: CRC or length mismatch" in out
+    path = state / "config" / "c.1"
+    path.write_bytes(path.read_bytes()[:-5])
+    r = _boot_piped(state, ["show system commit"])
+    out = r.stdout
+    assert "*** SAFE STATE: no valid configuration generation" in out.split("root@branch>")[0], out
+    assert "Boot: SAFE STATE" in out
