@@ -124,7 +124,11 @@ class Console:
                 self._raw.extend(data)
                 if len(self._raw) > MAX_PIPE_LINE * 8 and self._raw.find(b"\n") < 0:
                     self._raw = self._raw[:MAX_PIPE_LINE]   # bound a line with no end
-        text = line.decode().rstrip("\r")
+        try:
+            text = line.decode().rstrip("\r")
+        except UnicodeError:    # a bad line is a bad command, never a crash
+            self.write("error: input is not valid UTF-8 text; line ignored\n")
+            return ""
         if len(text) > MAX_PIPE_LINE:
             self.write("\nerror: line longer than %d characters ignored\n" % MAX_PIPE_LINE)
             return ""

@@ -124,3 +124,21 @@ def test_a_corrupt_configuration_is_announced_at_boot_and_on_the_console(tmp_pat
     out = r.stdout
     assert "*** SAFE STATE: no valid configuration generation" in out.split("root@branch>")[0], out
     assert "Boot: SAFE STATE" in out
+
+
+@pytest.mark.parametrize("interpreter", [PYTHON, MICROPYTHON], ids=["cpython", "micropython"])
+def test_lines_of_invalid_utf8_get_an_error_and_the_console_lives_on(tmp_path, interpreter):
+    # issue 12 item 7: each such line used to crash the console task, and the
+    # sixth ended the console for good
+    bad = b"show \xff\xfe version\n"
+    r = subprocess.run([interpreter, "-m", "firmware", "--board", "sim", "--state", str(tmp_path),
+                        "--console", "stdio", "--sip-host", "127.0.0.1",
+                        "--sip-port", "0" if interpreter == PYTHON else str(_free_port())],
+                       cwd=ROOT, input=bad * 8 + b"show version\nshow log\n",
+                       capture_output=True, timeout=30)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, out + r.stderr.decode("utf-8", "replace")
+    assert out.count("error: input is not valid UTF-8 text; line ignored") == 8, out
+    assert "Firmware: branch-voice" in out
+    assert "crashed" not in out, out
+    assert out.rstrip().endswith("shut down: end of console input")
