@@ -12,7 +12,7 @@ Modes follow Junos: operational (`root@host> `) and configuration
 `Password:` first; a failed login is logged and answered after a delay on
 the scheduler clock.
 """
-from firmware.commands import CommandError, Prompt, complete
+from firmware.commands import CommandError, Prompt, complete, filter_steps
 from firmware.compat import const
 from firmware.config.schema import ConfigError
 from firmware.lineedit import LineEditor, MAX_LINE, format_help
@@ -257,7 +257,9 @@ class Console:
             return
         more = True
         try:
-            out, more = self._registry().run(app, text)
+            out, filters = self._registry().start(app, text)
+            if not isinstance(out, Prompt):
+                out, more = await self._filter(out or "", filters)
             while isinstance(out, Prompt):
                 if not self.tty and out.default is not None:
                     self.write(out.question + out.default + "\n")
@@ -273,6 +275,15 @@ class Console:
             app.log.error("command %r failed: %s: %s" % (text, type(e).__name__, e))
             out = "error: internal error: %s" % e
         await self.page(out, more)
+
+    async def _filter(self, out, filters):
+        """Pipe filters on the scheduler: pattern matching pauses every
+        CHUNK_STEPS steps so that no console command starves the SIP tasks."""
+        for r in filter_steps(out, filters):
+            if r is not None:
+                return r
+            await self.app.sched.sleep(0)
+        return out, True
 
     # -- paging ---------------------------------------------------------------------------------
     def _screen_length(self):
