@@ -221,10 +221,22 @@ class Appliance:
         # comments), then one commit; a bad line stops boot and applies nothing."""
         from firmware.config.schema import ConfigError
         try:
-            with open(path) as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise BootError("cannot read config file %s: %s" % (path, e))
+        try:
+            text = data.decode()
+        except UnicodeError:
+            # like every other bad line: name the line (the first undecodable one)
+            n = 0
+            for line in data.split(b"\n"):
+                n += 1
+                try:
+                    line.decode()
+                except UnicodeError:
+                    raise BootError("config %s line %d: not valid UTF-8 text" % (path, n))
+            raise BootError("config %s: not valid UTF-8 text" % path)
         try:
             self.config.load_file(path, text)
         except ConfigError as e:

@@ -142,3 +142,18 @@ def test_lines_of_invalid_utf8_get_an_error_and_the_console_lives_on(tmp_path, i
     assert "Firmware: branch-voice" in out
     assert "crashed" not in out, out
     assert out.rstrip().endswith("shut down: end of console input")
+
+
+@pytest.mark.parametrize("interpreter", [PYTHON, MICROPYTHON], ids=["cpython", "micropython"])
+def test_a_config_file_with_invalid_utf8_names_its_line(tmp_path, interpreter):
+    # issue 12 item 10: used to print a Python traceback
+    cfg = tmp_path / "bad.conf"
+    cfg.write_bytes(b"# comment\nset system host-name br1\nset system domain-name \xff\xfe.example\n")
+    r = subprocess.run([interpreter, "-m", "firmware", "--state", str(tmp_path / "s"),
+                        "--console", "none", "--sip-host", "127.0.0.1",
+                        "--sip-port", "0" if interpreter == PYTHON else str(_free_port()),
+                        "--config", str(cfg)], cwd=ROOT, capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert r.returncode == 1, out
+    assert "boot failed: config %s line 3: not valid UTF-8 text" % cfg in out, out
+    assert "Traceback" not in out, out
