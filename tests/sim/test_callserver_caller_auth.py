@@ -88,6 +88,33 @@ def test_an_invite_forged_from_a_registered_source_is_challenged(tmp_path):
         w.close()
 
 
+def test_a_forged_invite_cannot_seize_the_fxo_line(tmp_path):
+    # the outside test's finding: an INVITE forged from a registered phone's
+    # IP:port, without credentials, seized the FXO line
+    w = CsWorld(tmp_path, seed=42, sip_exts=("2001",), fxs=True,
+                extra=[B + "trunk pstn fxo-port 1", B + "trunk pstn prefix 9"])
+    try:
+        gw = w.app.gateway
+        w.run_until(lambda: gw.port_ready("fxo", 1), 3000)
+        phone = Raw(w, "2001", password("2001"), host="127.0.0.65")
+        assert phone.register(expires=600).status == 200
+        got = [parse(r) for r in send(w, phone.sock, request(phone.sock, "INVITE", "2001",
+                                                             "95551234", body=SDP))]
+        assert [r.status for r in got] == [407], [r.status for r in got]
+        w.run(3000)
+        assert not w.app.hardware.sim.lines[1].seized
+        assert not w.cs.b2b.calls
+        # with the station's credentials the same call goes out on the line
+        ch = got[-1].get_all("proxy-authenticate")
+        auth = DigestClient().authorize("INVITE", "sip:95551234@" + DOMAIN, ch, "2001",
+                                        password("2001"), Random(3))
+        send(w, phone.sock, request(phone.sock, "INVITE", "2001", "95551234", auth=auth, body=SDP))
+        w.run_until(lambda: w.app.hardware.sim.lines[1].seized, 3000)
+        w.cs.b2b.hangup_all()
+    finally:
+        w.close()
+
+
 def test_registered_source_trust_is_an_explicit_station_option(tmp_path):
     w = CsWorld(tmp_path, seed=43, sip_exts=("2001", "2002"),
                 extra=(B + "station s2001 caller-authentication registered-source",))
