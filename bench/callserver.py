@@ -202,6 +202,8 @@ def appliance_config(exts, max_regs, max_calls):
     for e in exts:
         lines.append(p + "station s%s extension %s" % (e, e))
         lines.append(p + "station s%s password %s" % (e, sipprun.password_for(e)))
+        # uac_call.xml does not answer a 407: calls as before the challenge (issue 12.3)
+        lines.append(p + "station s%s caller-authentication registered-source" % e)
     return "\n".join(lines) + "\n"
 
 

@@ -1,13 +1,16 @@
 """The appliance: one object that owns the clock, scheduler, log, random
 source, state directory, hardware and services, and boots them in order.
 
-Tests build it in-process with a VirtualClock and a seed; `python -m firmware`
-builds it with the real clock.
+Tests build it in-process with a VirtualClock and a seeded Random (the
+simulation's injection point: `rng=`); `python -m firmware` builds it with the
+real clock and the operating system's cryptographic source (SystemRandom),
+whatever --seed says: tags, branches, Call-IDs, nonces, salts and SSRCs are
+seen by outsiders and must not be predictable from a seed.
 """
 import gc
 
 from firmware import version, textfmt
-from firmware.compat import Random, wall_time, tune_gc, MICROPYTHON
+from firmware.compat import SystemRandom, wall_time, tune_gc, MICROPYTHON
 from firmware.commands import Registry
 from firmware.log import Log
 from firmware.sched import Scheduler, RealClock, RESTART
@@ -21,7 +24,8 @@ class Appliance:
         self.log = Log(self.clock)
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.sched.on_hog = self._hog
-        self.rng = rng or Random(opts.seed)
+        # only the in-process simulation injects a (seeded) generator; see the docstring
+        self.rng = rng if rng is not None else SystemRandom()
         self.out = out or print       # boot messages
         self.commands = Registry()
         self.hostname = "branch"
@@ -63,6 +67,10 @@ class Appliance:
             raise BootError("cannot read the configuration in %s/config: %s" % (self.state_dir, e))
         self.booted_at = self.clock.now()
         self.boot_wall = wall_time()
+        if getattr(self.opts, "seed", None) is not None and isinstance(self.rng, SystemRandom):
+            self.log.info("--seed %d ignored: identifiers and secrets come from the OS "
+                          "random source (a seed only drives the in-process simulation)"
+                          % self.opts.seed)
         self._start_hardware()
         self._bind_sip()
         self._start_gateway()
@@ -82,6 +90,8 @@ class Appliance:
         label = self.console_stream.label if self.console_stream else "none"
         line = "%s %s booted on board %s: SIP port %d, console %s" % (
             version.PRODUCT, version.VERSION, self.opts.board, self.sip_port, label)
+        if self.config.boot_notice:
+            line += "\n*** " + self.config.boot_notice
         self.log.info(line)
         return line
 
@@ -223,10 +233,22 @@ class Appliance:
         # comments), then one commit; a bad line stops boot and applies nothing."""
         from firmware.config.schema import ConfigError
         try:
-            with open(path) as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                data = f.read()
         except OSError as e:
             raise BootError("cannot read config file %s: %s" % (path, e))
+        try:
+            text = data.decode()
+        except UnicodeError:
+            # like every other bad line: name the line (the first undecodable one)
+            n = 0
+            for line in data.split(b"\n"):
+                n += 1
+                try:
+                    line.decode()
+                except UnicodeError:
+                    raise BootError("config %s line %d: not valid UTF-8 text" % (path, n))
+            raise BootError("config %s: not valid UTF-8 text" % path)
         try:
             self.config.load_file(path, text)
         except ConfigError as e:

@@ -29,7 +29,8 @@ FLAGS = (
     ("--hal", "hal", None, "sim|linux|mpy",
      "hardware backend; default: sim for board sim, else linux (CPython) or mpy (MicroPython)"),
     ("--seed", "seed", None, "N",
-     "seed for the random source (tags, branches, nonces); default: from os.urandom"),
+     "accepted for scripts, but a booted appliance ignores it (logged): tags, branches, "
+     "nonces and salts always come from os.urandom; only the in-process simulation is seeded"),
     ("--exit-after-boot", "exit_after_boot", False, None,
      "boot, print the boot line and the heap in use, then shut down (used by tools/heap.py)"),
 )

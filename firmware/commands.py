@@ -12,6 +12,7 @@ The console resolves unambiguous abbreviations (`sh ver`) against the
 registry, completes with `?`/Tab through `complete()`, and runs output pipes:
 
     | match REGEX   | except REGEX   | count   | last N   | no-more
+                    (REGEX: firmware/textmatch.py, linear time, no backtracking)
     | display set   | compare          (passed to the handler as a last
                                         argument "|display set" / "|compare")
 
@@ -21,8 +22,10 @@ A handler may return a Prompt instead of text to ask the user something
 from firmware.config.tree import tokenize, PIPE
 from firmware.config.schema import ConfigError
 from firmware.lineedit import format_help, common_prefix  # noqa: F401 (re-exported)
+from firmware.textmatch import compile_pattern, PatternError, CHUNK_STEPS
 
 MAX_OUTPUT_LINES = 5000   # a pipe never holds more lines than this
+MAX_MATCH_STEPS = 4000000  # pattern-matching work of one command (firmware/textmatch.py)
 
 
 class CommandError(Exception):
@@ -115,12 +118,20 @@ class Registry:
 
     def run(self, ctx, line):
         """Returns (output text or Prompt, paging allowed)."""
+        out, filters = self.start(ctx, line)
+        if isinstance(out, Prompt):
+            return out, True
+        return apply_filters(out or "", filters)
+
+    def start(self, ctx, line):
+        """Run a line's command; returns (output text or Prompt, its pipe
+        filters still to apply: apply_filters or, on the scheduler, filter_steps)."""
         try:
             tokens = tokenize(line)
         except ConfigError as e:
             raise CommandError(str(e))
         if not tokens:
-            return "", True
+            return "", []
         parts = _split_pipes(tokens)
         words = parts[0]
         if not words:
@@ -143,9 +154,7 @@ class Registry:
             out = handler(ctx, args)
         except ConfigError as e:
             raise CommandError(str(e))
-        if isinstance(out, Prompt):
-            return out, True
-        return apply_filters(out or "", filters)
+        return out, filters
 
 
 def _split_pipes(tokens):
@@ -173,21 +182,47 @@ def _resolve_pipe(words):
 
 def apply_filters(text, filters):
     """Apply pipe filters; returns (text, paging allowed)."""
+    for r in filter_steps(text, filters):
+        if r is not None:
+            return r
+    return text, True
+
+
+def filter_steps(text, filters, max_steps=MAX_MATCH_STEPS):
+    """apply_filters as a generator for the console task: None after every
+    CHUNK_STEPS steps of pattern matching (the console yields to the
+    scheduler there, so the SIP tasks keep answering), then the result
+    (text, paging allowed).  More than MAX_MATCH_STEPS steps in all for one
+    command: CommandError."""
     more = True
     if not filters:
-        return text, more
+        yield text, more
+        return
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if len(lines) > MAX_OUTPUT_LINES:
         lines = lines[-MAX_OUTPUT_LINES:]
+    chunks = 0
     for name, rest in filters:
         if name in ("match", "except"):
             if len(rest) != 1:
                 raise CommandError("| %s needs one regular expression (quote it if it has blanks)" % name)
             rx = _compile(rest[0])
             keep = name == "match"
-            lines = [l for l in lines if (rx.search(l) is not None) == keep]
+            kept = []
+            for l in lines:
+                for found in rx.run(l):
+                    if found is None:
+                        chunks += 1
+                        if chunks * CHUNK_STEPS > max_steps:
+                            raise CommandError(
+                                "| %s %s: more than %d matching steps; use a simpler "
+                                "expression" % (name, rest[0], max_steps))
+                        yield None
+                    elif found == keep:
+                        kept.append(l)
+            lines = kept
         elif name == "count":
             lines = ["Count: %d line%s" % (len(lines), "" if len(lines) == 1 else "s")]
         elif name == "last":
@@ -197,14 +232,13 @@ def apply_filters(text, filters):
             lines = lines[-n:] if n else []
         elif name == "no-more":
             more = False
-    return "\n".join(lines), more
+    yield "\n".join(lines), more
 
 
 def _compile(pattern):
-    import re
     try:
-        return re.compile(pattern)
-    except Exception as e:
+        return compile_pattern(pattern)
+    except PatternError as e:
         raise CommandError("invalid regular expression %r: %s" % (pattern, e))
 
 

@@ -1,13 +1,16 @@
 """What CPython 3.11 and MicroPython spell differently, in one place.
 
-Device code imports `const`, the clocks' raw tick reads, the seeded random
-source and the hash constructors from here, so that nothing else needs to know
+Device code imports `const`, the clocks' raw tick reads, the random sources
+(SystemRandom for a running appliance, the seeded Random for the simulation)
+and the hash constructors from here, so that nothing else needs to know
 which interpreter it runs on.  `sip/` and `hal/` do not import `firmware`
 (dependencies point one way); they take the random source and `now` as
 arguments and spell `const` with the same two-line fallback.
 """
 import sys
 import hashlib
+import binascii as _binascii
+import os as _os
 
 MICROPYTHON = sys.implementation.name == "micropython"
 
@@ -96,15 +99,18 @@ def hmac_digest(name, key, msg):
 
 
 def hexlify(data):
-    return "".join("%02x" % b for b in data)
+    return _binascii.hexlify(data).decode()
 
 
 class Random:
-    """The injected random source: xorshift64*, identical on both interpreters.
+    """The seeded random source of the simulation: xorshift64*, identical on
+    both interpreters.
 
-    Tags, branches, Call-IDs, nonces' salts and simulated packet loss all draw
-    from one instance, so a run is reproducible from its seed.  The live
-    appliance seeds it from os.urandom; tests seed it with a number.
+    Only the in-process simulation injects one (Appliance(..., rng=Random(seed))),
+    so that a whole simulated run, network included, is reproducible from its
+    seed.  It is NOT cryptographic: three outputs give its state away, so a
+    running appliance never uses it for anything an outsider sees (tags,
+    branches, Call-IDs, nonces, salts, SSRCs); it uses SystemRandom.
     """
 
     _MASK = (1 << 64) - 1
@@ -143,9 +149,51 @@ class Random:
         return "".join(out)
 
 
+_TWO64 = 1 << 64
+
+
+class SystemRandom:
+    """The running appliance's random source: every value is drawn from the
+    operating system's cryptographic generator (os.urandom: getrandom() or
+    /dev/urandom on Linux and the MicroPython unix port, the hardware RNG on
+    MicroPython boards whose os.urandom has one).  Same interface as Random, so
+    callers do not know which one they hold; nothing is kept between calls, so
+    no output says anything about another.  `read` (n -> n bytes) replaces the
+    OS source, for tests of this class only."""
+
+    seed = None     # nothing to replay: there is no seed
+
+    def __init__(self, read=None):
+        self._read = read or urandom
+
+    def bytes(self, n):
+        return self._read(n)
+
+    def next64(self):
+        return int.from_bytes(self._read(8), "big")
+
+    def randbelow(self, n):
+        """Uniform integer in [0, n), without modulo bias (n < 2**64)."""
+        if n <= 0:
+            raise ValueError("randbelow needs n > 0")
+        limit = _TWO64 - _TWO64 % n     # the largest multiple of n that fits
+        while True:
+            v = int.from_bytes(self._read(8), "big")
+            if v < limit:
+                return v % n
+
+    def random(self):
+        """Float in [0, 1): 53 random bits."""
+        return (int.from_bytes(self._read(8), "big") >> 11) / 9007199254740992.0
+
+    def token(self, nbytes=8):
+        """Lower-case hex string of nbytes random bytes (tags, branches, keys)."""
+        return hexlify(self._read(nbytes))
+
+
 def urandom(n):
-    import os
-    return os.urandom(n)
+    """n bytes from the operating system's cryptographic source."""
+    return _os.urandom(n)
 
 
 def fsync_file(f):

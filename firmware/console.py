@@ -12,7 +12,7 @@ Modes follow Junos: operational (`root@host> `) and configuration
 `Password:` first; a failed login is logged and answered after a delay on
 the scheduler clock.
 """
-from firmware.commands import CommandError, Prompt, complete
+from firmware.commands import CommandError, Prompt, complete, filter_steps
 from firmware.compat import const
 from firmware.config.schema import ConfigError
 from firmware.lineedit import LineEditor, MAX_LINE, format_help
@@ -124,7 +124,11 @@ class Console:
                 self._raw.extend(data)
                 if len(self._raw) > MAX_PIPE_LINE * 8 and self._raw.find(b"\n") < 0:
                     self._raw = self._raw[:MAX_PIPE_LINE]   # bound a line with no end
-        text = line.decode().rstrip("\r")
+        try:
+            text = line.decode().rstrip("\r")
+        except UnicodeError:    # a bad line is a bad command, never a crash
+            self.write("error: input is not valid UTF-8 text; line ignored\n")
+            return ""
         if len(text) > MAX_PIPE_LINE:
             self.write("\nerror: line longer than %d characters ignored\n" % MAX_PIPE_LINE)
             return ""
@@ -160,6 +164,7 @@ class Console:
             else:
                 self._raw.extend(data)
         self._started = True
+        shown = False               # the configuration notice, once per session
         while not app.stopping:
             try:
                 if not self._login_required():
@@ -168,7 +173,11 @@ class Console:
                     ok = await self._login()
                     if ok is None:
                         break
+                    shown = False
                     continue
+                if not shown:
+                    self._boot_notice()
+                    shown = True
                 self._banner()
                 line = await self.readline(self.prompt())
                 if line is None:
@@ -181,6 +190,14 @@ class Console:
         if not app.stopping:
             self.write("\n")
             app.shutdown("end of console input")
+
+    def _boot_notice(self):
+        """The console banner of a session: a configuration fallback at boot
+        (firmware/config/engine.py _note_fallback), until it is over."""
+        cfg = getattr(self.app, "config", None)
+        text = getattr(cfg, "boot_notice", None)
+        if text and (cfg.safe_state or "[left by" not in text):
+            self.write("\n*** %s\n*** (show system commit, show log)\n\n" % text)
 
     def _login_required(self):
         cfg = getattr(self.app, "config", None)
@@ -240,7 +257,9 @@ class Console:
             return
         more = True
         try:
-            out, more = self._registry().run(app, text)
+            out, filters = self._registry().start(app, text)
+            if not isinstance(out, Prompt):
+                out, more = await self._filter(out or "", filters)
             while isinstance(out, Prompt):
                 if not self.tty and out.default is not None:
                     self.write(out.question + out.default + "\n")
@@ -256,6 +275,15 @@ class Console:
             app.log.error("command %r failed: %s: %s" % (text, type(e).__name__, e))
             out = "error: internal error: %s" % e
         await self.page(out, more)
+
+    async def _filter(self, out, filters):
+        """Pipe filters on the scheduler: pattern matching pauses every
+        CHUNK_STEPS steps so that no console command starves the SIP tasks."""
+        for r in filter_steps(out, filters):
+            if r is not None:
+                return r
+            await self.app.sched.sleep(0)
+        return out, True
 
     # -- paging ---------------------------------------------------------------------------------
     def _screen_length(self):

@@ -16,8 +16,10 @@ coroutines that await the objects below, and the whole loop is `run()`.
     await sched.wait_for(coro, 1000)           # TimeoutError after 1000 ms
 
 Bounds: at most MAX_TASKS tasks (spawn raises TaskTableFull), Queue(maxsize)
-raises QueueFull on overflow, a restarting task is ended after MAX_RESTARTS
-crashes in a row.  A task that raises is logged by name and restarted or
+raises QueueFull on overflow, a restarting task is ended when it crashes more
+than MAX_RESTARTS times within RESTART_WINDOW_MS (a crash loop); crashes
+further apart never add up, so a task that meets one bad input a day is
+restarted every time, for ever.  A task that raises is logged by name and restarted or
 ended by its policy; the loop itself never sees the exception.  A task step
 that runs longer than `hog_ms` on the scheduler's clock is reported to the
 watchdog hook `on_hog(task_name, ms)`.
@@ -28,7 +30,8 @@ import heapq
 from firmware.compat import const, MonotonicMs, sleep_ms
 
 MAX_TASKS = const(64)
-MAX_RESTARTS = const(5)
+MAX_RESTARTS = const(5)          # restarts allowed within RESTART_WINDOW_MS
+RESTART_WINDOW_MS = const(60000)  # crashes older than this no longer count
 RESTART_BACKOFF_MS = const(1000)
 DEFAULT_HOG_MS = const(100)
 _POLL_MAX_MS = const(1000)  # real clock: wake at least this often
@@ -109,7 +112,7 @@ class _Suspend:
 
 class Task:
     __slots__ = ("name", "coro", "factory", "policy", "state", "result", "error",
-                 "restarts", "_token", "_kind", "_joiners", "_send", "_throw",
+                 "restarts", "_crashes", "_token", "_kind", "_joiners", "_send", "_throw",
                  "_io", "sched", "id")
 
     def __init__(self, sched, coro, name, factory, policy, tid):
@@ -122,7 +125,8 @@ class Task:
         self.state = _NEW
         self.result = None
         self.error = None
-        self.restarts = 0
+        self.restarts = 0    # restarts in all (for views)
+        self._crashes = []   # clock times of its recent crashes, at most MAX_RESTARTS
         self._token = 0      # bumps on every wake, so stale timers and waits are ignored
         self._kind = None    # what the task waits for
         self._joiners = []   # (task, token) awaiting this task's end
@@ -366,10 +370,16 @@ class Scheduler:
 
     def _crashed(self, task, e):
         self.crashes += 1
-        if task.policy == RESTART and task.restarts < MAX_RESTARTS:
+        now = self.clock.now()
+        recent = task._crashes
+        while recent and now - recent[0] >= RESTART_WINDOW_MS:
+            recent.pop(0)
+        if task.policy == RESTART and len(recent) < MAX_RESTARTS:
+            recent.append(now)
             task.restarts += 1
-            self.log("error", "task %s crashed: %s; restart %d/%d in %d ms" % (
-                task.name, _describe(e), task.restarts, MAX_RESTARTS, RESTART_BACKOFF_MS))
+            self.log("error", "task %s crashed: %s; restart %d/%d within %d s in %d ms" % (
+                task.name, _describe(e), len(recent), MAX_RESTARTS, RESTART_WINDOW_MS // 1000,
+                RESTART_BACKOFF_MS))
             try:
                 task.coro = task.factory()
             except Exception as e2:

@@ -6,17 +6,29 @@ Server side (stored credentials are HA1 hex strings, never passwords):
                        max_track=MAX_NONCE_TRACK)
     srv.challenge(now, stale=False, algorithms=None) -> [header value, ...]
         one WWW-Authenticate / Proxy-Authenticate value per algorithm,
-        strongest first; stateless nonce = hex(now) + salt + HMAC-SHA256
-    srv.verify(method, auth_value, lookup_ha1, now, uri=None, body=b"")
+        strongest first; stateless nonce = hex(now) + 128-bit salt +
+        HMAC-SHA256(key, now, salt, realm, bind)
+    srv.verify(method, auth_value, lookup_ha1, now, uri=None, body=b"", bind="")
         -> AuthResult(.outcome, .username, .algorithm, .ok)
         lookup_ha1(username, realm, algorithm) -> HA1 hex or None.
+        bind: the source the nonce is tied to (the caller passes the packet's
+        "host:port" to challenge() and verify(); "" for none).  A nonce only
+        verifies from the source it was issued to.
+        The nonce is checked before the credentials: a nonce we did not issue,
+        issued to another source, or expired, gives STALE whatever the
+        password, so FAILED (which the caller counts toward blocking the
+        source) always means "this source received our challenge and answered
+        it wrongly": a spoofed source cannot get a phone's address blocked,
+        and an unissued nonce is no password oracle.
         outcomes:
           OK              credentials good, nonce fresh, nc increasing
-          STALE           credentials good but nonce expired/unknown:
-                          answer 401/407 with challenge(now, stale=True)
+          STALE           nonce expired, unknown, forged or issued to another
+                          source (password not checked): answer 401/407 with
+                          challenge(now, stale=True, bind=...)
           FAILED          wrong credentials, unknown user (indistinguishable),
-                          missing qop: answer 401/407 with a fresh challenge
-                          (or 403 after too many attempts)
+                          missing qop, on a nonce we issued to this source:
+                          answer 401/407 with a fresh challenge (or 403 after
+                          too many attempts)
           REPLAY          nc not above the highest seen for that nonce: fresh
                           challenge
           NO_CREDENTIALS  no/unknown scheme (e.g. "NoOneKnowsThisScheme"),
@@ -50,6 +62,9 @@ from sip.errors import SipParseError
 from sip.headers import qend, unquote, quote, is_token
 
 MAX_NONCE_TRACK = const(256)
+NONCE_SALT_BYTES = const(16)       # 128 bits from the random source per nonce
+_NONCE_KEY = const(44)             # hex chars of time stamp (12) and salt (32)
+_NONCE_LEN = const(76)             # ... and of the MAC (32)
 MAX_AUTH_PARAMS = const(32)
 MAX_AUTH_LEN = const(4096)
 
@@ -198,35 +213,35 @@ class DigestServer:
         self.ttl = nonce_ttl_ms
         self.algorithms = algorithms
         self.qop = qop
-        self._nc = {}                       # nonce[:20] -> highest nc seen
+        self._nc = {}                       # nonce[:_NONCE_KEY] -> highest nc seen
         self.max_track = max_track
         self._ring = [None] * max_track
         self._pos = 0
         self._floor = -1                    # ts of the newest evicted nonce
         self.evicted = 0
 
-    def _mac(self, ts, salt):
-        return hmac_sha256(self.key, "%s%s%s" % (ts, salt, self.realm))[:16].hex()
+    def _mac(self, ts, salt, bind):
+        return hmac_sha256(self.key, "%s%s%s\n%s" % (ts, salt, self.realm, bind))[:16].hex()
 
-    def make_nonce(self, now):
+    def make_nonce(self, now, bind=""):
         ts = "%012x" % (now & 0xFFFFFFFFFFFF)
-        salt = self.rng.token(4)
-        return ts + salt + self._mac(ts, salt)
+        salt = self.rng.token(NONCE_SALT_BYTES)
+        return ts + salt + self._mac(ts, salt, bind)
 
-    def _nonce_ts(self, nonce):
-        """Timestamp of a nonce we issued, or None."""
-        if len(nonce) != 52:
+    def _nonce_ts(self, nonce, bind=""):
+        """Timestamp of a nonce we issued to `bind`, or None."""
+        if len(nonce) != _NONCE_LEN:
             return None
         for c in nonce:
             if c not in _HEXCH:
                 return None
         ts = nonce[:12]
-        if not _eq(self._mac(ts, nonce[12:20]), nonce[20:]):
+        if not _eq(self._mac(ts, nonce[12:_NONCE_KEY], bind), nonce[_NONCE_KEY:]):
             return None
         return int(ts, 16)
 
-    def challenge(self, now, stale=False, algorithms=None):
-        nonce = self.make_nonce(now)
+    def challenge(self, now, stale=False, algorithms=None, bind=""):
+        nonce = self.make_nonce(now, bind)
         out = []
         for alg in (algorithms or self.algorithms):
             v = 'Digest realm=%s, nonce="%s", algorithm=%s, qop="%s"' % (
@@ -236,7 +251,7 @@ class DigestServer:
             out.append(v)
         return out
 
-    def verify(self, method, auth_value, lookup_ha1, now, uri=None, body=b""):
+    def verify(self, method, auth_value, lookup_ha1, now, uri=None, body=b"", bind=""):
         if auth_value is None:
             return AuthResult(NO_CREDENTIALS)
         try:
@@ -261,6 +276,11 @@ class DigestServer:
             return AuthResult(MALFORMED, user, algu)
         if uri is not None and duri != str(uri):
             return AuthResult(MALFORMED, user, algu)
+        # the nonce first: one we issued, to this source, still fresh; else
+        # STALE without looking at the password (see the module docstring)
+        ts = self._nonce_ts(nonce, bind)
+        if ts is None or now - ts > self.ttl or ts - now > self.ttl:
+            return AuthResult(STALE, user, algu)
         qop = p.get("qop")
         if qop != self.qop:
             return AuthResult(FAILED, user, algu)
@@ -274,16 +294,15 @@ class DigestServer:
             return AuthResult(MALFORMED, user, algu)
         h1 = lookup_ha1(user, self.realm, algu)
         known = h1 is not None
+        # an unknown user costs the same hashing as a known one (no timing oracle)
+        dummy = hexdigest(algu, "%s:%s:%s" % (user, self.realm, self.key[:8]))
         if not known:
-            h1 = hexdigest(algu, "%s:%s:%s" % (user, self.realm, self.key[:8]))
+            h1 = dummy
         expect = _response(algu, h1.lower(), nonce, nc, cnonce, qop, method, duri, body)
         good = _eq(expect, resp.lower())
         if not (good and known):
             return AuthResult(FAILED, user, algu)
-        ts = self._nonce_ts(nonce)
-        if ts is None or now - ts > self.ttl or ts - now > self.ttl:
-            return AuthResult(STALE, user, algu)
-        nkey = nonce[:20]
+        nkey = nonce[:_NONCE_KEY]
         last = self._nc.get(nkey)
         if last is None:
             if ts <= self._floor:

@@ -57,11 +57,11 @@ class SipError(Exception):
 class SipParseError(SipError):
     """Malformed SIP input.  str(e) reads "<reason> at <where>"."""
 
-    def __init__(self, reason, where=None, status=400):
+    def __init__(self, reason, where=None, status=400, phrase=None):
         self.reason = reason
         self.where = where
         self.status = status
-        self.reason_phrase = reason_phrase(status)
+        self.reason_phrase = phrase or reason_phrase(status)
         if where:
             msg = "%s at %s" % (reason, where)
         else:

@@ -41,7 +41,9 @@ Message (Request and Response)
 Header names are case-insensitive and compact forms are understood; unknown
 headers pass through verbatim.  Values may be str or objects with __str__.
 
-Bounds: MAX_MESSAGE_SIZE octets (513), MAX_HEADERS header lines (400).
+Bounds: MAX_MESSAGE_SIZE octets (513), MAX_HEADERS header lines (400), and in
+a request MAX_VIA_LINES Via lines (400 Too Many Via Headers), so that its
+response fits in MAX_HEADERS.
 """
 try:
     from micropython import const
@@ -56,6 +58,14 @@ from sip.headers import (split_list, parse_name_addr, parse_via, parse_cseq,
 
 MAX_MESSAGE_SIZE = const(65535)
 MAX_HEADERS = const(128)
+# A request's response carries its Via lines, From, To, Call-ID and CSeq plus
+# what the answering module adds (at most RESPONSE_ROOM lines: Allow, Accept,
+# Supported, challenges, up to 16 Contacts, Server ...).  A request with more
+# Via lines than leave that room is refused by the parser with a precise 400
+# "Too Many Via Headers", so every accepted request can be answered within
+# MAX_HEADERS: MAX_HEADERS - 4 - RESPONSE_ROOM.
+RESPONSE_ROOM = const(24)
+MAX_VIA_LINES = const(100)
 MAX_EXPIRES = const(4294967295)
 
 COMPACT = {
@@ -628,6 +638,13 @@ def _parse(data, stream):
         if key in seen or key == "via" or key == "contact":
             msg._parsed(key)
     if msg.is_request:
+        vias = 0
+        for e in hs:
+            if e[0] == "via":
+                vias += 1
+        if vias > MAX_VIA_LINES:
+            raise SipParseError("%d Via header lines, at most %d" % (vias, MAX_VIA_LINES),
+                                "Via", 400, "Too Many Via Headers")
         cs = msg._cache.get("cseq")
         if cs is not None and cs.method != msg.method:
             _err("CSeq method does not match request method",

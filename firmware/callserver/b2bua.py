@@ -388,6 +388,17 @@ class B2bua:
         self.counters["not_found"] += 1
         return (404, None)
 
+    def reachable_by_trunk(self, number):
+        """Is number a local destination a trunk call may dial (a station's
+        extension or DID, a hunt group's extension or DID, the auto attendant)?
+        No counters, no side effects."""
+        s = self.cs.settings
+        if not number:
+            return False
+        return (number in s.by_ext or number in s.by_did or number in s.group_by_ext
+                or number in s.group_by_did
+                or (number == s.attendant.extension and self.cs.attendant is not None))
+
     def incoming(self, sreq, caller, caller_num, caller_name, trunk_call, flow):
         cs = self.cs
         s = cs.settings

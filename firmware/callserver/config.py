@@ -10,7 +10,7 @@ firmware/voice/config.py, shared with the analog gateway):
             digest-algorithm [ md5 sha-256 ];   # offered in this order (default: md5 only:
                                 # baresip 1.0 fails on any SHA-256 challenge, SIPp and
                                 # many phones read only the first one)
-            unknown-source reject;      # reject | trunk: INVITEs not from a station
+            unknown-source reject;      # reject | trunk: INVITEs without credentials
             no-answer-timeout 60;       # seconds a call rings before 480
         }
         hunt-group sales {
@@ -23,8 +23,13 @@ firmware/voice/config.py, shared with the analog gateway):
         }
     }
 
+The station list of firmware/voice/config.py gets one statement from here:
+`station NAME caller-authentication digest|registered-source` (how an INVITE
+from the station is authenticated; firmware/callserver/service.py).
+
 Commit checks (precise errors): a SIP station without a password, an FXS
-station without fxs-port (or a SIP station with one), a stored HA1 for
+station without fxs-port (or a SIP station with one), caller-authentication
+registered-source on an FXS station, a stored HA1 for
 another user or realm than the station now has (the password must be typed
 again), min-expires > default-expires > max-expires, a DID used twice, a
 forward-unreachable target that is the station itself, licence count above
@@ -69,10 +74,20 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
                help="Digest algorithms offered, in order of preference (default: md5; "
                     "some phones fail on a challenge they do not know)"),
     S.Leaf("unknown-source", S.Enum(("reject", "trunk")), default="reject",
-           help="INVITE from a source that is no station: reject (403) or take as a trunk call"),
+           help="INVITE without credentials: reject (407 challenge for every caller, station or "
+                "not) or trunk (a call to a local destination: station, DID, hunt group, "
+                "attendant, is taken as a trunk call whatever its From; others are challenged)"),
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
            help="How long a call rings before it ends with 480"),
 )))
+
+# on the station list of firmware/voice/config.py: only the call server reads it
+S.register(BASE + " station", S.Leaf(
+    "caller-authentication", S.Enum(("digest", "registered-source")), default="digest",
+    help="How the call server knows a call comes from this SIP station: digest (a 407 "
+         "challenge, default) or registered-source (trusted without a challenge when it "
+         "comes from a registered contact's address and port; only for phones that cannot "
+         "answer a challenge: whoever can forge that address can call as the station)"))
 
 S.register(BASE, S.List(
     "hunt-group", "Stations answering one extension together (ring group) or in turn (hunt group)",
@@ -164,6 +179,8 @@ class CallServerSettings:
         self.by_user = {}
         self.by_did = {}
         for st in self.stations:
+            st.trust_source = cfg.get("%s station %s caller-authentication" % (
+                BASE, st.name)) == "registered-source"
             self.by_ext[st.extension] = st
             self.by_user[st.user_id] = st
             if st.did:
@@ -206,6 +223,9 @@ def check(app, old, new):
             raise ConfigError(path + " type", "fxs", "an FXS station needs fxs-port")
         if st.type == "sip" and st.fxs_port is not None:
             raise ConfigError(path + " fxs-port", st.fxs_port, "a SIP station has no FXS port")
+        if st.type == "fxs" and st.trust_source:
+            raise ConfigError(path + " caller-authentication", "registered-source",
+                              "only for SIP stations (an FXS station calls from the appliance)")
         if st.type == "sip" and st.ha1 is None:
             raise ConfigError(path + " password", None,
                               "a SIP station needs a password (there is no default)")

@@ -11,7 +11,12 @@ Processing order for a REGISTER (each step answers and stops on failure):
      No credentials -> 401.  A wrong password and an unknown user both get the
      very same 401 (fresh challenge; only the nonce differs), are written to the
      security access log and count toward the failed-registration block.
-     Stale nonce -> 401 stale=true; a malformed Authorization -> 400.
+     Every nonce is bound to the source it was sent to (nonce_bind: the
+     packet's host:port): a nonce we never issued, or issued to another
+     source, or expired, is answered 401 stale=true, without looking at the
+     password and without counting, so only a source that receives our
+     challenges can count failures against its own address (a spoofed UDP
+     source cannot get a phone blocked).  A malformed Authorization -> 400.
   2. The To AoR must name the authenticated station (extension or user ID):
      else 403 "Not Your Address Of Record".
   3. Contacts: `*` only alone and with Expires: 0 (else 400).  Per contact the
@@ -44,6 +49,12 @@ from sip import digest
 from sip.errors import SipError
 
 MAX_UA_STRINGS = const(32)     # distinct User-Agent strings kept (later ones truncated, unshared)
+
+
+def nonce_bind(src):
+    """What a digest nonce is bound to: the request's source host:port."""
+    a = src.addr
+    return "%s:%s" % (a[0], a[1])
 
 
 class Binding:
@@ -118,7 +129,8 @@ class Registrar:
         self.counters["registers"] += 1
         srv = cs.digest()
         auth = req.get("authorization")
-        res = srv.verify("REGISTER", auth, cs.lookup_ha1, now, uri=str(req.uri))
+        bind = nonce_bind(src)
+        res = srv.verify("REGISTER", auth, cs.lookup_ha1, now, uri=str(req.uri), bind=bind)
         if res.outcome == digest.MALFORMED:
             self.counters["bad_requests"] += 1
             sreq.respond(400, "Malformed Authorization Header")
@@ -136,7 +148,8 @@ class Registrar:
                 sreq.respond(403)
                 return
             sreq.respond(401, None, [("WWW-Authenticate", c) for c in
-                                     srv.challenge(now, stale=res.outcome == digest.STALE)])
+                                     srv.challenge(now, stale=res.outcome == digest.STALE,
+                                                   bind=bind)])
             return
         st = s.by_user.get(res.username)
         to = req.to

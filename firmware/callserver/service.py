@@ -14,13 +14,23 @@ gateway talking to us) -> REGISTER: Registrar.handle; a new INVITE without the
 gateway's `;line=` marker while in control: caller identification (below),
 then B2bua.incoming.
 
-Caller identification for an INVITE: the From user names a station
-(extension or user ID) and the packet comes from one of its registered
-contacts -> that station, without a challenge.  A station's user from any
-other address must answer a 407 digest challenge (Proxy-Authorization; a
-wrong answer is an access failure like a failed registration).  A From that
-is no station: `call-server unknown-source` reject -> 403, trunk -> an
-outside call routed by the Request-URI (station extension or DID).
+Caller identification for a new INVITE (issue 12 items 3 and 4):
+  - from the appliance's own address (the analog gateway): its FXO trunk
+    calls and its FXS stations, trusted;
+  - a station with `caller-authentication registered-source` (a phone that
+    cannot answer a challenge), when the packet comes from one of its
+    registered contacts: that station, without a challenge.  Whoever can
+    forge that IP:port can then call as the station: an explicit choice;
+  - everything else must answer a 407 digest challenge (Proxy-Authorization,
+    the nonce bound to the source); the credentials must be those of the
+    station the From names.  A wrong answer to our nonce is an access failure
+    like a failed registration.  A From that names no station gets the very
+    same 407 as one that does (and a wrong answer the same 407 again), so an
+    unauthenticated caller cannot tell which extensions exist;
+  - `call-server unknown-source trunk`: an INVITE without credentials to a
+    local destination (a station's extension or DID, a hunt group, the auto
+    attendant: reachable_by_trunk) is a trunk call, whatever its From says;
+    anything else, outside numbers included, is challenged as above.
 
 Console: show sip registrations, show calls (and the call server's sections of
 show sip statistics); security views come from firmware/sipstack/security.py.
@@ -28,7 +38,7 @@ show sip statistics); security views come from firmware/sipstack/security.py.
 from firmware.compat import const
 from firmware.sipstack.dialogs import user_agent
 from firmware.sipstack.router import Module, REGISTRAR, CALL_SERVER
-from firmware.callserver.registrar import Registrar
+from firmware.callserver.registrar import Registrar, nonce_bind
 from firmware.callserver.b2bua import B2bua
 from sip import digest
 from sip.transport import uri_address
@@ -52,7 +62,8 @@ class CallServer:
         from firmware.callserver.config import MAX_BINDINGS
         self.max_bindings = MAX_BINDINGS
         self.security = app.security        # built with the SIP core (app._start_security)
-        self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0}
+        self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0,
+                         "calls_trusted_by_source": 0}
         self.attendant = None     # built once an auto-attendant extension is configured
         self.configure(app.callserver_settings)
         self.core.router.add(Module("registrar", REGISTRAR, ("REGISTER",), take=self._register))
@@ -131,47 +142,64 @@ class CallServer:
         s = self.settings
         f = req.from_
         fuser = f.uri.user_plain if f.uri.scheme == "sip" else f.uri.user
-        if self.app.own_address(src.addr) and _from_own_trunk(req):
-            # an inbound PSTN call from this appliance's FXO port: a trunk call,
-            # whatever number the caller ID shows
-            self.b2b.incoming(sreq, None, fuser, f.display, True, None)
-            return True
         st = s.station_for_aor(fuser or "")
-        flow = None
-        if st is not None:
+        if self.app.own_address(src.addr):
+            if _from_own_trunk(req):
+                # an inbound PSTN call from this appliance's FXO port: a trunk call,
+                # whatever number the caller ID shows
+                self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+                return True
+            if st is not None:
+                # the analog gateway, in this process, speaks for its FXS stations
+                self._station_call(sreq, st, None)
+                return True
+        if st is not None and st.trust_source:
+            # caller-authentication registered-source: a phone that cannot answer
+            # a challenge, trusted when the packet comes from one of its contacts
             b = self.registrar.binding_from(st.name, src.addr)
-            if b is None:
-                now = self.now()
-                srv = self.digest()
-                res = srv.verify("INVITE", req.get("proxy-authorization"), self.lookup_ha1, now,
-                                 uri=str(req.uri))
-                if res.outcome == digest.MALFORMED:
-                    sreq.respond(400, "Malformed Proxy-Authorization Header")
-                    return True
-                if res.outcome != digest.OK or res.username != st.user_id:
-                    if res.outcome in (digest.FAILED, digest.OK):   # OK: another station's user
-                        self.counters["invite_auth_failures"] += 1
-                        self.security_failed(src, res.username, "call: wrong credentials")
-                    else:
-                        self.counters["invite_challenges"] += 1
-                    sreq.respond(407, None, [("Proxy-Authenticate", c) for c in srv.challenge(
-                        now, stale=res.outcome == digest.STALE)])
-                    return True
-                if _contact_differs(req, src.addr):
-                    flow = src.addr
-            elif b.nat:
-                flow = b.dest
-            name = st.display_name or (f.display if f.display else None)
-            self.b2b.incoming(sreq, st, st.extension, name, False, flow)
+            if b is not None:
+                self.counters["calls_trusted_by_source"] += 1
+                self._station_call(sreq, st, b.dest if b.nat else None)
+                return True
+        now = self.now()
+        srv = self.digest()
+        bind = nonce_bind(src)
+        res = srv.verify("INVITE", req.get("proxy-authorization"), self.lookup_ha1, now,
+                         uri=str(req.uri), bind=bind)
+        if res.outcome == digest.MALFORMED:
+            sreq.respond(400, "Malformed Proxy-Authorization Header")
             return True
-        if not s.unknown_trunk:
-            self.counters["calls_from_unknown"] += 1
-            self.security_record(src, fuser, "call from a source that is no station")
-            sreq.respond(403, "Forbidden (Not A Station)")
+        if res.outcome == digest.OK and st is not None and res.username == st.user_id:
+            b = self.registrar.binding_from(st.name, src.addr)
+            if b is not None:
+                flow = b.dest if b.nat else None
+            else:
+                flow = src.addr if _contact_differs(req, src.addr) else None
+            self._station_call(sreq, st, flow)
             return True
-        self.counters["calls_from_unknown"] += 1
-        self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+        if res.outcome in (digest.FAILED, digest.OK):   # OK: another station's user than From
+            self.counters["invite_auth_failures"] += 1
+            self.security_failed(src, res.username, "call: wrong credentials")
+        else:   # no credentials, or a nonce not issued to this source (stale)
+            if (s.unknown_trunk and res.outcome != digest.STALE
+                    and self.b2b.reachable_by_trunk(_number(req))):
+                # unknown-source trunk: an unauthenticated call to a local
+                # destination is a trunk call, whatever its From says (a From
+                # naming a station gets no other answer than any other From)
+                self.counters["calls_from_unknown"] += 1
+                self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+                return True
+            # the same work whether From names a station or not: nothing here
+            # may take longer for one than for the other (no record, no lookup)
+            self.counters["invite_challenges"] += 1
+        sreq.respond(407, None, [("Proxy-Authenticate", c) for c in srv.challenge(
+            now, stale=res.outcome == digest.STALE, bind=bind)])
         return True
+
+    def _station_call(self, sreq, st, flow):
+        f = sreq.request.from_
+        name = st.display_name or (f.display if f.display else None)
+        self.b2b.incoming(sreq, st, st.extension, name, False, flow)
 
     # -- timers: binding expiry and security blocks on one TU timer
     def _rearm(self):
@@ -222,6 +250,11 @@ def _from_own_trunk(req):
     if not cs or cs[0] == "*":
         return False
     return (cs[0].uri.user or "").startswith("trunk-")
+
+
+def _number(req):
+    u = req.uri
+    return u.user_plain if u.scheme == "sip" else u.user
 
 
 def _contact_differs(req, addr):

@@ -44,6 +44,8 @@ class ConfigEngine:
         self.confirm = None           # (token, deadline ms, tree to restore, task)
         self._confirm_seq = 0
         self.last_gen = 0
+        self.boot_notice = None       # a configuration fallback at boot (see _note_fallback)
+        self.safe_state = False       # no valid generation: booted empty
         self.screen_length = None     # `set cli screen-length` (session); None: config
         self.commands = Registry()    # configuration-mode commands
         self._register(app.commands, self.commands)
@@ -71,7 +73,8 @@ class ConfigEngine:
             self.store = Store(self.flash or FileFlash(app.state_dir + "/config"))
         self.store.cleanup()
         tree = {}
-        rec = self.store.latest()
+        rec, skipped = self.store.latest_checked()
+        self._note_fallback(rec, skipped)
         if rec is not None:
             gen, meta, text = rec
             self.last_gen = gen
@@ -90,6 +93,31 @@ class ConfigEngine:
             app.log.error("configuration could not be applied at boot: %s" % e)
         self.committed = view
         self.candidate = copy_tree(tree)
+
+    def _note_fallback(self, rec, skipped):
+        """A corrupt newest generation (or all of them) is never silent: every
+        skipped generation and the outcome go to the system log (error), and
+        boot_notice keeps the outcome for the console banner and `show system
+        commit`.  No valid generation at all: safe_state, an empty
+        configuration (no stations, trunks or calls; no console password),
+        said loudly everywhere until a commit replaces it."""
+        self.boot_notice = None
+        self.safe_state = False
+        if not skipped:
+            return
+        log = self.app.log
+        for gen, why in skipped:
+            log.error("configuration: generation %d is unusable: %s" % (gen, why))
+        bad = ", ".join("generation %d unusable (%s)" % (g, w) for g, w in skipped)
+        if rec is not None:
+            self.boot_notice = ("configuration fallback: %s; booted generation %d, the newest "
+                                "valid one" % (bad, rec[0]))
+        else:
+            self.safe_state = True
+            self.boot_notice = ("SAFE STATE: no valid configuration generation (%s); "
+                                "booted an EMPTY configuration: no stations, trunks or "
+                                "passwords. Commit a configuration to leave the safe state" % bad)
+        log.error(self.boot_notice)
 
     def parse(self, text, lenient=False, name="configuration", tree=None):
         """A tree from `set`/`delete` lines (applied to tree, default empty);
@@ -223,6 +251,11 @@ class ConfigEngine:
                 raise ConfigError("", None, "cannot write the configuration to flash: %s" % e)
         self.committed = view
         msg = []
+        if self.safe_state:
+            self.safe_state = False
+            self.boot_notice += " [left by the commit of generation %d]" % self.last_gen
+            self.app.log.info("configuration: safe state left by the commit of generation %d"
+                              % self.last_gen)
         if confirm:
             restore = self.confirm[2] if pending else old_tree
             self._arm_confirm(confirm, restore)
@@ -352,6 +385,8 @@ def _show_commit(app, args):
     if eng.store is None:
         return ""
     out = []
+    if eng.boot_notice:
+        out.append("Boot: " + eng.boot_notice)
     for i, (gen, meta, _) in enumerate(eng.store.records()):
         line = "%-3d generation %-5d by %s at %d ms (wall %d)" % (
             i, gen, meta.get("user", "?"), meta.get("ms", 0), meta.get("wall", 0))

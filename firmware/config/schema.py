@@ -30,6 +30,7 @@ MAX_LIST_ENTRIES = const(256)     # default bound of a List
 MAX_LEAF_LIST_ITEMS = const(64)   # default bound of a LeafList
 MAX_STRING = const(255)           # default longest string value
 PASSWORD_ROUNDS = const(1000)     # PBKDF2 iterations (~50 ms on a small board)
+SALT_BYTES = const(16)            # password salt: 128 bits from the appliance's random source
 
 
 class ConfigError(Exception):
@@ -422,7 +423,7 @@ class PlainPassword(Type):
 
     def store(self, plain, app, tree, path):
         """The value kept in the `store_as` leaf for `plain` (ValueError: refused)."""
-        return hash_password(plain, app.rng.token(8))
+        return hash_password(plain, app.rng.token(SALT_BYTES))
 
 
 # --- SIP digest credentials ----------------------------------------------------------

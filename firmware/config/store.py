@@ -111,31 +111,41 @@ def encode(gen, text, meta):
 
 def decode(data, gen=None):
     """(meta, text) of a generation file's bytes, or None if torn or corrupt."""
-    if not data or not data.endswith(b"\n"):
-        return None
+    return decode_checked(data, gen)[0]
+
+
+def decode_checked(data, gen=None):
+    """((meta, text), None) of a generation file's bytes, or (None, reason)
+    when it is torn or corrupt; reason is a short text for the log."""
+    if not data:
+        return None, "empty file"
+    if not data.endswith(b"\n"):
+        return None, "torn: no end line"
     cut = data.rfind(b"#end ", 0, len(data) - 1)
     if cut <= 0 or data[cut - 1] != 10:
-        return None
+        return None, "torn: no end line"
     body = data[:cut]
     expect = "#end len=%d crc=%08x\n" % (cut, binascii.crc32(body) & 0xFFFFFFFF)
     if data[cut:] != expect.encode():
-        return None
+        return None, "CRC or length mismatch"
     try:
         text = body.decode()
     except UnicodeError:
-        return None
+        return None, "not UTF-8"
     lines = text.split("\n")
     meta = {}
     for kv in lines[0][1:].split() if lines[0].startswith("#gen=") else ():
         k, _, v = kv.partition("=")
         meta[k] = v if k == "user" else _int(v)
-    if "gen" not in meta or (gen is not None and meta["gen"] != gen):
-        return None
+    if "gen" not in meta:
+        return None, "no generation header"
+    if gen is not None and meta["gen"] != gen:
+        return None, "header names generation %d" % meta["gen"]
     rest = lines[1:]
     if rest and rest[0].startswith("#comment="):
         meta["comment"] = rest[0][9:]
         rest = rest[1:]
-    return meta, "\n".join(rest)
+    return (meta, "\n".join(rest)), None
 
 
 def _int(v):
@@ -170,10 +180,31 @@ class Store:
         return gens, tmps
 
     def read(self, gen):
+        return self.read_checked(gen)[0]
+
+    def read_checked(self, gen):
+        """((meta, text), None), or (None, why generation gen is unusable)."""
         data = self.flash.read(PREFIX + str(gen), self.max_bytes)
-        if data is None or len(data) > self.max_bytes:
-            return None
-        return decode(data, gen)
+        if data is None:
+            return None, "unreadable"
+        if len(data) > self.max_bytes:
+            return None, "larger than %d bytes" % self.max_bytes
+        return decode_checked(data, gen)
+
+    def latest_checked(self):
+        """((gen, meta, text) of the newest valid generation or None,
+        [(gen, reason)] of the unusable generation files newer than it, newest
+        first).  With generation files present but none valid, the list holds
+        every one looked at (at most MAX_ROLLBACK + 1 of them)."""
+        skipped = []
+        for gen in self._gens()[0]:
+            rec, why = self.read_checked(gen)
+            if rec is not None:
+                return (gen, rec[0], rec[1]), skipped
+            skipped.append((gen, why))
+            if len(skipped) > self.max_rollback:
+                break
+        return None, skipped
 
     def records(self, limit=None):
         """Valid generations newest first: [(gen, meta, text)], at most

@@ -55,10 +55,12 @@ failures", and a warning in the system log).  A successful authentication
 does not reset the count (`auth_ok` only counts it): otherwise an attacker
 holding one valid account could interleave it with guesses at the others.
 Per-source blocking cannot stop guessing spread over many addresses; strong
-passwords remain the defence against that.  The caller should only report
-failures whose request carried a nonce we issued (proof that the source
-receives our replies), so that a spoofed UDP source cannot get a real
-phone's address blocked.
+passwords remain the defence against that.  The caller reports only
+failures whose request carried a nonce we issued to that very source (proof
+that the source receives our replies), so that a spoofed UDP source cannot
+get a real phone's address blocked: sip/digest.py binds every nonce to the
+source's host:port and answers any other nonce STALE, which is not counted
+(registrar.nonce_bind).
 
 Every table is bounded (principle 7), with a counter for what it drops:
 

@@ -176,8 +176,13 @@ def test_unknown_source_is_rejected_or_taken_as_trunk_call(tmp_path):
         w.phones["stranger"] = stranger
         c = stranger.call("2002")
         w.run_until(lambda: c.state == "terminated", 3000)
-        assert c.status == 403, c.status
-        assert "call from a source that is no station" in w.cli("show security access-log")
+        # issue 12 item 4: challenged like a station (407, then 407 again for its
+        # credentials), no longer 403 "Not A Station", which named the extensions
+        assert c.status == 407, c.status
+        # (no "call from a source that is no station" record any more: the
+        # unauthenticated INVITE costs the same work whatever its From)
+        log = w.cli("show security access-log")
+        assert "5551234" in log and "call: wrong credentials" in log, log
         w.app.config.load_file("trunk", B + "call-server unknown-source trunk\n")
         c = stranger.call("4085550102")           # the DID of 2002
         w.run_until(lambda: c.state == "connected", 5000)
@@ -262,7 +267,9 @@ def test_nated_phone_gets_requests_at_its_source_and_its_sdp_rewritten(tmp_path)
     assert fix_sdp(b"v=0\r\nc=IN IP4 198.51.100.1\r\n", "203.0.113.7") == b"v=0\r\nc=IN IP4 198.51.100.1\r\n"
     assert fix_sdp(b"c=IN IP4 172.32.0.1\n", "203.0.113.7") == b"c=IN IP4 172.32.0.1\n"
     assert fix_sdp(b"c=IN IP4 172.20.0.1\n", "203.0.113.7") == b"c=IN IP4 203.0.113.7\n"
-    w = CsWorld(tmp_path, seed=39, sip_exts=("2001", "2002"))
+    w = CsWorld(tmp_path, seed=39, sip_exts=("2001", "2002"),
+                # a raw client that does not answer a 407: trusted by its source
+                extra=(B + "station s2001 caller-authentication registered-source",))
     try:
         w.register_all(("2002",))
         events = _record(w.phones["2002"])
@@ -483,7 +490,9 @@ def _delayed_offer_call(w, ack_body):
 
 def test_delayed_offer_the_callers_ack_answers_the_callees_offer(tmp_path):
     from sip.message import parse
-    w = CsWorld(tmp_path, seed=44, sip_exts=("2001", "2002"))
+    w = CsWorld(tmp_path, seed=44, sip_exts=("2001", "2002"),
+                # a raw client that does not answer a 407: trusted by its source
+                extra=(B + "station s2001 caller-authentication registered-source",))
     try:
         w.register_all(("2002",))
         w.phones["2002"].ring_ms = 200
@@ -504,7 +513,9 @@ def test_delayed_offer_the_callers_ack_answers_the_callees_offer(tmp_path):
 
 
 def test_delayed_offer_without_an_answer_in_the_ack_ends_both_sides(tmp_path):
-    w = CsWorld(tmp_path, seed=45, sip_exts=("2001", "2002"))
+    w = CsWorld(tmp_path, seed=45, sip_exts=("2001", "2002"),
+                # a raw client that does not answer a 407: trusted by its source
+                extra=(B + "station s2001 caller-authentication registered-source",))
     try:
         w.register_all(("2002",))
         w.phones["2002"].ring_ms = 200

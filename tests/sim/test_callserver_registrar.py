@@ -227,6 +227,41 @@ def test_failed_registrations_block_the_source(tmp_path):
         w.close()
 
 
+def test_failures_with_a_nonce_we_never_issued_do_not_block(tmp_path):
+    """Issue 12 item 2: REGISTERs with wrong credentials count toward the block
+    only when they carry a nonce the appliance issued, to that very source.
+    Six with a made-up nonce, and six with a real nonce issued to another
+    source (what a spoofer who cannot see our replies has), block nothing."""
+    w = CsWorld(tmp_path, seed=16)       # default threshold 5
+    try:
+        victim = Raw(w, "2001", password("2001"), host="127.0.0.77")
+        forged = ('Digest realm="%s", nonce="%s", algorithm=MD5, qop="auth"' % (DOMAIN, "ab" * 38))
+        statuses = []
+        for _ in range(6):
+            auth = DigestClient().authorize("REGISTER", "sip:" + DOMAIN, forged, "2001",
+                                            "guessed-password", victim.rng)
+            statuses.append(victim.send(expires=600, auth=auth)[-1].status)
+        assert statuses == [401] * 6, statuses
+        # a nonce issued to 127.0.0.78, answered (wrongly) from 127.0.0.77
+        other = Raw(w, "2001", password("2001"), host="127.0.0.78")
+        ch = other.send(expires=600)[-1].get_all("www-authenticate")
+        for _ in range(6):
+            auth = DigestClient().authorize("REGISTER", "sip:" + DOMAIN, ch, "2001",
+                                            "guessed-password", victim.rng)
+            r = victim.send(expires=600, auth=auth)[-1]
+            assert r.status == 401 and "stale=true" in r.get("www-authenticate"), r
+        assert "127.0.0.77" not in w.cli("show security blocked")
+        assert w.app.security.counters["auth_failures"] == 0, w.app.security.counters
+        assert victim.register(expires=600).status == 200
+        # wrong answers to our own challenge, from the source we sent it to, still count
+        bad = Raw(w, "2002", "not-the-password", host="127.0.0.79")
+        assert [bad.register(expires=600).status for _ in range(5)] == [401] * 4 + [403]
+        assert "127.0.0.79" in w.cli("show security blocked")
+        assert w.app.security.counters["auth_failures"] == 5
+    finally:
+        w.close()
+
+
 def test_allow_list_drops_other_sources(tmp_path):
     w = CsWorld(tmp_path, seed=17, extra=(B + "security allow-list 127.0.0.0/30",))
     try:

@@ -87,3 +87,73 @@ def test_a_closed_console_output_shuts_the_appliance_down(tmp_path):
     assert p.returncode == 0, p.stderr.read()
     p.stdin.close()
     p.stderr.close()
+
+
+def _boot_piped(state, lines, *extra):
+    return subprocess.run([PYTHON, "-m", "firmware", "--board", "sim", "--state", str(state),
+                           "--console", "stdio", "--sip-host", "127.0.0.1", "--sip-port", "0"]
+                          + list(extra), cwd=ROOT, input="".join(l + "\n" for l in lines),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_corrupt_configuration_is_announced_at_boot_and_on_the_console(tmp_path):
+    # issue 12 item 6: no silent fallback, and a loud safe state
+    state = tmp_path / "s"
+    for name in ("first", "second"):
+        cfg = tmp_path / (name + ".conf")
+        cfg.write_text("set system host-name %s\n" % name)
+        r = _boot_piped(state, [], "--config", str(cfg))
+        assert r.returncode == 0, r.stdout + r.stderr
+    path = state / "config" / "c.2"
+    data = bytearray(path.read_bytes())
+    data[30] ^= 0x20
+    path.write_bytes(bytes(data))
+    r = _boot_piped(state, ["show system commit", "show log"])
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    boot, banner = out.split("\n")[0:2]
+    assert "booted on board sim" in boot
+    assert banner == ("*** configuration fallback: generation 2 unusable (CRC or length mismatch); "
+                      "booted generation 1, the newest valid one"), out
+    assert "\n*** configuration fallback" in out.split("root@first>")[0], out   # the banner, before the first prompt
+    assert "Boot: configuration fallback: generation 2" in out
+    assert "configuration: generation 2 is unusable: CRC or length mismatch" in out
+    path = state / "config" / "c.1"
+    path.write_bytes(path.read_bytes()[:-5])
+    r = _boot_piped(state, ["show system commit"])
+    out = r.stdout
+    assert "*** SAFE STATE: no valid configuration generation" in out.split("root@branch>")[0], out
+    assert "Boot: SAFE STATE" in out
+
+
+@pytest.mark.parametrize("interpreter", [PYTHON, MICROPYTHON], ids=["cpython", "micropython"])
+def test_lines_of_invalid_utf8_get_an_error_and_the_console_lives_on(tmp_path, interpreter):
+    # issue 12 item 7: each such line used to crash the console task, and the
+    # sixth ended the console for good
+    bad = b"show \xff\xfe version\n"
+    r = subprocess.run([interpreter, "-m", "firmware", "--board", "sim", "--state", str(tmp_path),
+                        "--console", "stdio", "--sip-host", "127.0.0.1",
+                        "--sip-port", "0" if interpreter == PYTHON else str(_free_port())],
+                       cwd=ROOT, input=bad * 8 + b"show version\nshow log\n",
+                       capture_output=True, timeout=30)
+    out = r.stdout.decode("utf-8", "replace")
+    assert r.returncode == 0, out + r.stderr.decode("utf-8", "replace")
+    assert out.count("error: input is not valid UTF-8 text; line ignored") == 8, out
+    assert "Firmware: branch-voice" in out
+    assert "crashed" not in out, out
+    assert out.rstrip().endswith("shut down: end of console input")
+
+
+@pytest.mark.parametrize("interpreter", [PYTHON, MICROPYTHON], ids=["cpython", "micropython"])
+def test_a_config_file_with_invalid_utf8_names_its_line(tmp_path, interpreter):
+    # issue 12 item 10: used to print a Python traceback
+    cfg = tmp_path / "bad.conf"
+    cfg.write_bytes(b"# comment\nset system host-name br1\nset system domain-name \xff\xfe.example\n")
+    r = subprocess.run([interpreter, "-m", "firmware", "--state", str(tmp_path / "s"),
+                        "--console", "none", "--sip-host", "127.0.0.1",
+                        "--sip-port", "0" if interpreter == PYTHON else str(_free_port()),
+                        "--config", str(cfg)], cwd=ROOT, capture_output=True, timeout=60)
+    out = (r.stdout + r.stderr).decode("utf-8", "replace")
+    assert r.returncode == 1, out
+    assert "boot failed: config %s line 3: not valid UTF-8 text" % cfg in out, out
+    assert "Traceback" not in out, out

@@ -202,3 +202,27 @@ def test_unanswered_invite_gets_480_and_body_checks(app):
 def test_statistics_command_lists_counters(app):
     out = app.command("show sip statistics")
     assert "SIP statistics" in out and "udp received" in out and "transactions" in out.lower()
+
+
+def test_options_with_many_via_lines_never_get_500(app):
+    # issue 12 item 9: 119 or 120 Via lines used to end in 500 and a handler
+    # error (the response crossed the header limit); the fixture checks the log
+    c = UdpClient(app.port)
+    try:
+        for n in (98, 100, 101, 119, 120, 123):
+            cid = "via%d" % n
+            req = options(cid, app.port, c.port, cid).decode()
+            extra = "".join("Via: SIP/2.0/UDP 192.0.2.%d:5060;branch=z9hG4bKpx%d\r\n" % (i % 250 + 1, i)
+                            for i in range(n - 1))
+            head, rest = req.split("Max-Forwards:", 1)
+            got = exchange(c, (head + extra + "Max-Forwards:" + rest).encode(), cid)
+            assert got, n
+            r = got[-1]
+            if n <= 100:
+                assert status(r) == 200, (n, r[:60])
+            elif n <= 120:
+                assert r.startswith(b"SIP/2.0 400 Too Many Via Headers\r\n"), (n, r[:60])
+            else:       # beyond the parser's header-line limit as a whole
+                assert status(r) == 400, (n, r[:60])
+    finally:
+        c.close()

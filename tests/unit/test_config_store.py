@@ -158,3 +158,60 @@ def test_decode_rejects_bad_trailers():
     assert ST.decode(data[:-1], 4) is None
     assert ST.decode(data + b"x\n", 4) is None
     assert ST.decode(b"", 4) is None
+
+
+def _log_text(app):
+    return "\n".join(app.log.lines())
+
+
+def test_a_corrupt_newest_generation_is_logged_and_shown_not_silent():
+    # issue 12 item 6: the fallback names the generation used and the reason
+    files, old = _prepared(3)
+    newest = "c.3"
+    b = bytearray(files[newest])
+    b[len(b) // 2] ^= 0x20
+    files[newest] = bytes(b)
+    app = _boot(files)
+    assert render_set(app.config.committed.tree) == render_set(_boot(dict(
+        (k, v) for k, v in files.items() if k != newest)).config.committed.tree)
+    log = _log_text(app)
+    assert "generation 3 is unusable: CRC or length mismatch" in log, log
+    assert "booted generation 2, the newest valid one" in log, log
+    assert not app.config.safe_state
+    out = app.cli("show system commit")
+    assert out.startswith("Boot: configuration fallback: generation 3 unusable (CRC or length "
+                          "mismatch); booted generation 2, the newest valid one"), out
+    # a torn one says so too
+    files[newest] = files[newest][:40]
+    log = _log_text(_boot(files))
+    assert "generation 3 is unusable: torn: no end line" in log, log
+
+
+def test_no_valid_generation_boots_a_loud_safe_state_until_a_commit():
+    files, old = _prepared(2)
+    for name in list(files):
+        files[name] = files[name][:-3] + b"xx\n"
+    app = _boot(files)
+    assert app.config.committed.tree == {}
+    assert app.config.safe_state
+    log = _log_text(app)
+    assert "generation 2 is unusable" in log and "generation 1 is unusable" in log, log
+    assert "SAFE STATE: no valid configuration generation" in log, log
+    out = app.cli("show system commit")
+    assert out.startswith("Boot: SAFE STATE: no valid configuration generation (generation 2 "
+                          "unusable (CRC or length mismatch), generation 1 unusable (CRC or "
+                          "length mismatch)); booted an EMPTY configuration"), out
+    app.conf("set system host-name fresh")
+    assert app.cli("commit") == "commit complete"
+    app.config.mode = "operational"
+    assert not app.config.safe_state
+    assert "left by the commit of generation 3" in app.cli("show system commit")
+    assert "safe state left by the commit of generation 3" in _log_text(app)
+    again = _boot(dict(app.flash.files))
+    assert not again.config.safe_state and again.hostname == "fresh"
+
+
+def test_a_factory_default_flash_is_no_fallback():
+    app = _boot({})
+    assert app.config.boot_notice is None and not app.config.safe_state
+    assert "Boot:" not in app.cli("show system commit")

@@ -227,6 +227,47 @@ def test_restart_policy_recreates_the_task_with_backoff_then_gives_up():
     assert "restart 1/" in logs[0][1] and "ended" in logs[-1][1]
 
 
+def test_restarts_count_crashes_within_a_window_not_crashes_ever():
+    # issue 12 item 7: a task that crashes now and then is restarted every time
+    s, logs = _new()
+    starts = []
+
+    def factory():
+        async def rare():
+            starts.append(s.clock.now())
+            await s.sleep(S.RESTART_WINDOW_MS // 4)
+            raise RuntimeError("rare")
+        return rare()
+
+    t = s.spawn(factory, "rare", policy=S.RESTART)
+    s.run(until=S.RESTART_WINDOW_MS * 10)
+    assert len(starts) >= 4 * S.MAX_RESTARTS, len(starts)   # far more crashes than MAX_RESTARTS
+    assert not t.done() and t.restarts == len(starts) - 1
+    assert not [m for _, m in logs if m.endswith("ended")], logs[-1]
+    t.cancel()
+    s.run()
+
+
+def test_a_crash_loop_inside_the_window_still_ends_the_task():
+    s, logs = _new()
+    starts = []
+
+    def factory():
+        async def loop():
+            starts.append(s.clock.now())
+            if len(starts) == 3:
+                await s.sleep(S.RESTART_WINDOW_MS)   # a quiet spell: earlier crashes age out
+            raise RuntimeError("loop")
+        return loop()
+
+    t = s.spawn(factory, "loop", policy=S.RESTART)
+    s.run()
+    assert t.done() and isinstance(t.error, RuntimeError)
+    # 2 crashes, a quiet minute, then MAX_RESTARTS restarts and the last crash ends it
+    assert len(starts) == 2 + S.MAX_RESTARTS + 1, starts
+    assert "ended" in logs[-1][1]
+
+
 def test_task_table_is_bounded():
     s, _ = _new(max_tasks=3)
 

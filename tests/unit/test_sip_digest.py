@@ -130,8 +130,31 @@ def test_server_stale_and_forged_nonce():
               % ("0" * 52))
     a = DigestClient().authorize("REGISTER", "sip:b", forged, "1001", "pw1001", rng)
     assert srv.verify("REGISTER", a, lookup, 10).outcome == STALE
+    # a nonce we never issued is not checked against the password: STALE either
+    # way (issue 12 item 2: FAILED counts toward blocking the source)
     a = DigestClient().authorize("REGISTER", "sip:b", forged, "1001", "bad", rng)
-    assert srv.verify("REGISTER", a, lookup, 10).outcome == FAILED
+    assert srv.verify("REGISTER", a, lookup, 10).outcome == STALE
+
+
+def test_nonces_are_bound_to_the_source_they_were_issued_to():
+    rng, srv, lookup = _setup()
+    chs = srv.challenge(0, bind="192.0.2.7:5060")
+    good = DigestClient().authorize("REGISTER", "sip:b", chs, "1001", "pw1001", rng)
+    bad = DigestClient().authorize("REGISTER", "sip:b", chs, "1001", "guess", rng)
+    # from another source: stale, whatever the password, so nothing is counted
+    assert srv.verify("REGISTER", good, lookup, 10, bind="192.0.2.8:5060").outcome == STALE
+    assert srv.verify("REGISTER", bad, lookup, 10, bind="192.0.2.7:5061").outcome == STALE
+    assert srv.verify("REGISTER", bad, lookup, 10).outcome == STALE
+    # from the source it was issued to
+    assert srv.verify("REGISTER", bad, lookup, 10, bind="192.0.2.7:5060").outcome == FAILED
+    assert srv.verify("REGISTER", good, lookup, 10, bind="192.0.2.7:5060").outcome == OK
+
+
+def test_nonces_carry_128_bits_of_salt():
+    rng, srv, lookup = _setup()
+    n1 = parse_auth(srv.challenge(0)[0])[1]["nonce"]
+    n2 = parse_auth(srv.challenge(0)[0])[1]["nonce"]
+    assert len(n1) == 76 and n1[:12] == n2[:12] and n1[12:44] != n2[12:44]
 
 
 def test_server_other_outcomes():

@@ -183,6 +183,30 @@ def test_too_many_headers():
            b"y" * MAX_MESSAGE_SIZE + b"\r\n\r\n")
 
 
+def test_a_request_whose_response_would_not_fit_is_refused_with_a_precise_400():
+    # issue 12 item 9: the response copies every Via line; the parser keeps room for it
+    from sip.message import MAX_VIA_LINES, RESPONSE_ROOM, Response
+
+    def options(n):
+        return (b"OPTIONS sip:a@b SIP/2.0\r\n" +
+                b"".join(b"Via: SIP/2.0/UDP h%d;branch=z9hG4bK%d\r\n" % (i, i) for i in range(n)) +
+                b"From: <sip:x@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n"
+                b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")
+    assert MAX_VIA_LINES + 4 + RESPONSE_ROOM <= MAX_HEADERS
+    req = parse(options(MAX_VIA_LINES))
+    r = Response.for_request(req, 200, None, "t")
+    for i in range(RESPONSE_ROOM):
+        r.add("X-Room", str(i))                   # the response fits, with room to spare
+    for n in (MAX_VIA_LINES + 1, 119, 120):
+        e = raises(SipParseError, parse, options(n))
+        assert e.status == 400 and e.reason_phrase == "Too Many Via Headers", (n, e.reason_phrase)
+        assert "%d Via header lines, at most %d" % (n, MAX_VIA_LINES) in str(e)
+    # responses (ours come back with one Via) are not limited by this
+    resp = b"SIP/2.0 200 OK\r\n" + b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n" * 110 + \
+        b"From: <sip:x@b>;tag=1\r\nTo: <sip:a@b>;tag=2\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
+    assert len(parse(resp).via) == 110
+
+
 def test_validate_request():
     raw = (b"INVITE sip:user@example.com SIP/2.0\r\nCSeq: 1 INVITE\r\n"
            b"Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n")
