@@ -9,12 +9,18 @@ hide the branch's topology.  The cost is two dialogs per call instead of
 none; MAX_CALLS and the max-dialogs knob bound it.
 
     b2b = B2bua(cs)
-    b2b.incoming(sreq) -> True      a new INVITE the call server takes
+    b2b.incoming(offer, number, caller, caller_num, caller_name, trunk_call, flow)
+                                    a new call: a SIP INVITE the call server took,
+                                    or the callee half of an in-process call from
+                                    an analog port (firmware/voice/handover.py)
     b2b.calls                       live Call objects
     b2b.busy(station_name) -> int   calls the station is in
 
 A call (Call) has leg a (the caller's InviteSession, UAS side) and one UAC
-leg per contact of the callee (forking, at most MAX_FORKS): 180/183 are
+leg per contact of the callee (forking, at most MAX_FORKS).  A leg to or
+from an analog port of this appliance is a LocalSession joined in process to
+the port (firmware/voice/handover.py), never SIP over the loopback socket;
+an FXS station is reachable while its port is ready.  180/183 are
 passed back (183 with its SDP: early media); the first 2xx wins, every
 other leg gets a CANCEL (or ACK+BYE if it answered too late); when every
 leg failed the caller gets the best final (6xx first, then 486, then the
@@ -56,7 +62,8 @@ status: 486 when every member was busy, 480 when they only rang out.  The
 member who answers is the call's callee from then on (busy, `show calls`).
 """
 from firmware.compat import const
-from sip.usage.invite import InviteSession, PENDING, CONFIRMED, TERMINATED
+from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
+from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
@@ -100,13 +107,20 @@ def fix_sdp(body, public):
     return b"\n".join(lines) if changed else body
 
 
-class _Target:
-    """A leg destination shaped like a registrar binding (contact, dest, nat)."""
-    nat = False
+class _Port:
+    """An FXS port of this appliance, rung in process."""
+    __slots__ = ("port",)
 
-    def __init__(self, contact, dest):
-        self.contact = contact
-        self.dest = dest
+    def __init__(self, port):
+        self.port = port
+
+
+class _Trunk:
+    """A number for the analog gateway's trunks, dialled in process."""
+    __slots__ = ("number",)
+
+    def __init__(self, number):
+        self.number = number
 
 
 def _public_of(flow):
@@ -300,6 +314,9 @@ class Call:
         if other is None or other.state != CONFIRMED:
             sreq.respond(481)
             return
+        if is_local(other):
+            sreq.respond(200)        # an analog port takes no INFO; its digits go in RTP
+            return
         req = sreq.request
 
         def relayed(resp, now, sreq=sreq):
@@ -366,7 +383,7 @@ class B2bua:
         if number == s.attendant.extension and self.cs.attendant is not None:
             return ("attendant", s.attendant)
         if st is not None:
-            if not self.cs.registrar.contacts(st.name):
+            if not self.targets(st):
                 fwd = st.forward_unreachable
                 if fwd and depth < MAX_FORWARD_HOPS:
                     self.counters["forwarded"] += 1
@@ -399,16 +416,16 @@ class B2bua:
                 or number in s.group_by_did
                 or (number == s.attendant.extension and self.cs.attendant is not None))
 
-    def incoming(self, sreq, caller, caller_num, caller_name, trunk_call, flow):
+    def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow):
+        """A new call; sreq is the SIP INVITE's ServerRequest or the callee
+        half of a local pair (both answer respond() when refused)."""
         cs = self.cs
         s = cs.settings
-        req = sreq.request
         self.counters["invites"] += 1
         if len(self.calls) >= s.max_calls or (len(self.calls) + 1) * 2 > s.max_dialogs:
             self.counters["over_limit"] += 1
             sreq.respond(503, "Call Limit Reached", (("Retry-After", "10"),))
             return
-        number = req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
         if not number:
             self.counters["not_found"] += 1
             sreq.respond(404)
@@ -425,10 +442,11 @@ class B2bua:
         self.next_id += 1
         call = Call(self, sreq, caller, caller_num, caller_name, callee,
                     route[1].extension if route[0] != "trunk" else route[1])
-        a = InviteSession.uas(cs.ua, sreq, call)
+        a = accept(cs.ua, sreq, call)
         a.flow = flow
-        if sreq.source.transport == "TCP":     # in-dialog requests back over its connection
-            a.flow = sreq.source.addr
+        src = getattr(sreq, "source", None)
+        if src is not None and src.transport == "TCP":   # in-dialog requests back over its connection
+            a.flow = src.addr
             a.flow_transport = "TCP"
         call.a = a
         call.body = fix_sdp(a.remote_body, _public_of(flow))
@@ -465,22 +483,51 @@ class B2bua:
 
     def _ring(self, call, route):
         """Start the legs of a station or trunk route: how many started."""
-        cs = self.cs
         if route[0] == "station":
-            return self._fork(call, None, cs.registrar.contacts(route[1].name))
-        gw = (cs.ua.host, cs.ua.port)
-        return self._fork(call, None, (_Target("sip:%s@%s:%d;line=fxo" % (route[1], gw[0], gw[1]),
-                                               gw),))
+            return self._fork(call, None, self.targets(route[1]))
+        return self._fork(call, None, (_Trunk(route[1]),))
+
+    def targets(self, st):
+        """Where station st rings: its analog port (in process) while the
+        port is ready, else its registered contacts."""
+        gw = getattr(self.cs.app, "gateway", None)
+        port = getattr(st, "fxs_port", None)
+        if port is not None and gw is not None and port in gw.fxs:
+            return [_Port(port)] if gw.port_ready("fxs", port) else []
+        return self.cs.registrar.contacts(st.name)
+
+    def _local(self, call, target):
+        """An in-process leg to an analog port: the caller half, or None."""
+        gw = getattr(self.cs.app, "gateway", None)
+        if gw is None or call.delayed:
+            return None          # analog ports need the offer in the INVITE
+        leg, port_half = local_pair(self.cs.app, (call.caller_num or "anonymous", call.caller_name),
+                                    (call.number, None), call.body)
+        leg.owner = call
+        if isinstance(target, _Port):
+            gw.ring_station(target.port, port_half)
+        elif not gw.route_call(port_half, target.number):
+            port_half.respond(404)
+        return leg
 
     def _fork(self, call, member, bindings):
-        """One UAC leg per binding (contact); member: the hunt group member
-        they belong to (None for a plain station or trunk call)."""
+        """One UAC leg per binding (contact, or an analog port); member:
+        the hunt group member they belong to (None for a plain station or
+        trunk call)."""
         cs = self.cs
         n = 0
         for b in bindings:
             if len(call.legs) >= MAX_FORKS:
                 self.counters["forks_capped"] += 1
                 break
+            if isinstance(b, (_Port, _Trunk)):
+                leg = self._local(call, b)
+                if leg is None:
+                    continue
+                leg.user = member
+                call.legs.append(leg)
+                n += 1
+                continue
             tcp = getattr(b, "transport", "UDP") == "TCP"
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
                                cs.now(), display=call.caller_name,
@@ -547,7 +594,7 @@ class B2bua:
                 if self.busy(st.name) and not st.call_waiting:
                     call.statuses.append(486)
                     continue
-                n += self._fork(call, st, self.cs.registrar.contacts(st.name))
+                n += self._fork(call, st, self.targets(st))
             if n:
                 self._ring_timer(call, g.ring_ms)
                 return

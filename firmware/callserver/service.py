@@ -143,16 +143,6 @@ class CallServer:
         f = req.from_
         fuser = f.uri.user_plain if f.uri.scheme == "sip" else f.uri.user
         st = s.station_for_aor(fuser or "")
-        if self.app.own_address(src.addr):
-            if _from_own_trunk(req):
-                # an inbound PSTN call from this appliance's FXO port: a trunk call,
-                # whatever number the caller ID shows
-                self.b2b.incoming(sreq, None, fuser, f.display, True, None)
-                return True
-            if st is not None:
-                # the analog gateway, in this process, speaks for its FXS stations
-                self._station_call(sreq, st, None)
-                return True
         if st is not None and st.trust_source:
             # caller-authentication registered-source: a phone that cannot answer
             # a challenge, trusted when the packet comes from one of its contacts
@@ -187,7 +177,7 @@ class CallServer:
                 # destination is a trunk call, whatever its From says (a From
                 # naming a station gets no other answer than any other From)
                 self.counters["calls_from_unknown"] += 1
-                self.b2b.incoming(sreq, None, fuser, f.display, True, None)
+                self.b2b.incoming(sreq, _number(req), None, fuser, f.display, True, None)
                 return True
             # the same work whether From names a station or not: nothing here
             # may take longer for one than for the other (no record, no lookup)
@@ -199,7 +189,31 @@ class CallServer:
     def _station_call(self, sreq, st, flow):
         f = sreq.request.from_
         name = st.display_name or (f.display if f.display else None)
-        self.b2b.incoming(sreq, st, st.extension, name, False, flow)
+        self.b2b.incoming(sreq, _number(sreq.request), st, st.extension, name, False, flow)
+
+    # -- the analog gateway's calls, in process (firmware/voice/handover.py)
+    def local_call(self, number, body, owner, station=None, cid=None):
+        """An FXS station (its extension) or an FXO trunk (caller ID
+        (number, name)) calls number through this call server: the caller
+        half of a local pair, or None when the call server is not in control."""
+        if not self.in_control:
+            return None
+        from firmware.voice.handover import local_pair
+        st = self.settings.by_ext.get(station) if station is not None else None
+        if station is not None and st is None:
+            return None
+        if st is not None:
+            caller_id = (st.extension, st.display_name)
+        else:
+            caller_id = (cid[0] if cid else None, cid[1] if cid else None)
+        leg, cs_half = local_pair(self.app, caller_id, (number, None), body)
+        leg.owner = owner
+        if st is not None:
+            self.b2b.incoming(cs_half, number, st, st.extension, st.display_name, False, None)
+        else:
+            self.b2b.incoming(cs_half, number, None, caller_id[0] or "anonymous", caller_id[1],
+                              True, None)
+        return leg
 
     # -- timers: binding expiry and security blocks on one TU timer
     def _rearm(self):
@@ -242,14 +256,6 @@ class CallServer:
         for k in sorted(self.counters):
             out.append((k.replace("_", " "), self.counters[k]))
         return out
-
-
-def _from_own_trunk(req):
-    """The analog gateway's FXO agent puts trunk-<name> in its Contact."""
-    cs = req.contact
-    if not cs or cs[0] == "*":
-        return False
-    return (cs[0].uri.user or "").startswith("trunk-")
 
 
 def _number(req):

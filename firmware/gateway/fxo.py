@@ -28,7 +28,7 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 from firmware.compat import const
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
-from sip.usage.invite import InviteSession
+from firmware.voice.handover import accept
 from sip.errors import SipError
 
 IDLE = "idle"
@@ -134,13 +134,9 @@ class FxoAgent(PortAgent):
         name = cid.get("name")
         if number:
             number = "".join(c for c in number if c in "0123456789*#+")[:MAX_NUMBER] or None
-        srv = gw.call_server
-        frm = "sip:%s@%s" % (number or "anonymous", srv.domain())
         auth = (t.user_id, t.password) if t.user_id and t.password else None
-        sess = gw.ua.invite("sip:%s@%s" % (target, srv.hostport()), frm,
-                            "sip:%s@%s" % (target, srv.domain()), srv.dest(), leg.offer(), leg,
-                            self.now(), display=name, auth=auth,
-                            contact_user="trunk-%s" % t.name)
+        sess = gw.place_call(target, leg, leg.offer(), trunk=t, cid=(number, name), auth=auth,
+                             display=name)
         if sess is None:
             gw.media.close(rtp)
             self.state = REJECTED
@@ -160,7 +156,7 @@ class FxoAgent(PortAgent):
         if not self.gw.port_ready("fxo", self.port):
             sreq.respond(503, "Port Not Ready")
             return
-        sess = InviteSession.uas(self.gw.ua, sreq, None)
+        sess = accept(self.gw.ua, sreq, None)
         if sess.remote_sdp is None:
             sess.reject(488, "SDP Offer Required")
             return

@@ -59,6 +59,7 @@ from firmware.compat import const, wall_time
 from firmware.voice import dialplan as DP
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
+from firmware.voice.handover import accept
 from sip.usage.invite import InviteSession
 from sip.errors import SipError
 
@@ -270,13 +271,9 @@ class FxsAgent(PortAgent):
         leg.number = number
         leg.consult = self._held_leg() is not None
         st = self.station
-        srv = gw.call_server
         auth = (st.user_id, st.password) if st.password else None
-        sess = gw.ua.invite("sip:%s@%s" % (number, srv.hostport()),
-                            "sip:%s@%s" % (st.extension, srv.domain()),
-                            "sip:%s@%s" % (number, srv.domain()), srv.dest(), leg.offer(), leg,
-                            self.now(), display=st.display_name, auth=auth,
-                            contact_user=st.extension)
+        sess = gw.place_call(number, leg, leg.offer(), station=st, auth=auth,
+                             display=st.display_name)
         if sess is None:
             gw.media.close(rtp)
             self._reorder()
@@ -307,7 +304,7 @@ class FxsAgent(PortAgent):
         if not (self.state == IDLE and not self.drv.off_hook) and not waiting_ok:
             sreq.respond(486)
             return
-        sess = InviteSession.uas(self.gw.ua, sreq, None)
+        sess = accept(self.gw.ua, sreq, None)
         rtp = self.gw.media.open()
         if rtp is None:
             sess.reject(503, "No Media Resources")

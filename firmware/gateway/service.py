@@ -8,16 +8,20 @@
                                   # (app.control, firmware/voice/control.py, decides)
     gw.port_status(kind, port) -> (call state, last caller ID text)  for show ports
 
-Routing of an INVITE addressed to the appliance (gw.take, the router's
-gateway module; gw.incoming): Request-URI user = a station's extension on an FXS port -> that
-port (ring / call waiting / 486); starting with a trunk's prefix -> that FXO
-trunk (prefix stripped, replace-prefix prepended; the first idle trunk with
-that prefix); else 404.  Outbound PSTN calls therefore reach the FXO port
-through the call server in control, which routes the prefix back to the
-appliance (documented choice: no local shortcut, so the call server sees
-and accounts every call).  Only a call server may start calls here: an
-INVITE from any other source than this appliance's SIP socket or the peer
-call server's host gets 403 (counted "refused_source", access-logged).
+Calls between the ports and the call server in control (gw.place_call,
+gw.route_call): while this appliance's own call server is in control, a
+port and the B2BUA are joined in process (firmware/voice/handover.py): the
+FXS stations do not register and nothing goes over the loopback socket.
+While a peer call server is in control, the FXS stations register to it
+(Contact ;line=fxsN) and calls are SIP: an INVITE to the appliance (gw.take,
+the router's gateway module) whose Request-URI user is a station's
+extension on an FXS port rings that port (ring / call waiting / 486); one
+starting with a trunk's prefix seizes that FXO trunk (prefix stripped,
+replace-prefix prepended; the first idle trunk with that prefix); else 404.
+Outbound PSTN calls reach the FXO port through the call server in control
+(documented choice: no shortcut, so the call server sees and accounts every
+call).  Only the peer call server may send calls here: an INVITE from any
+other source gets 403 (counted "refused_source", access-logged).
 
 Modules: fxs.py, fxo.py and agent.py here; the dialog usages in sip/usage,
 the call leg (session + RTP), RTP and mixer in firmware/media, the settings
@@ -110,7 +114,10 @@ class GatewayService:
         s = self.settings
         srv = self.call_server
         want = {}
-        if s is not None and srv is not None and (s.peer is None or s.peer["register"]):
+        # a peer registers the FXS stations; the local call server reaches
+        # them in process (firmware/voice/handover.py) and needs no REGISTER
+        if s is not None and not self.app.control.local and s.peer is not None \
+                and s.peer["register"]:
             for st in s.stations:
                 if st.fxs_port is not None and st.fxs_port in self.fxs:
                     want[st.extension] = st
@@ -226,14 +233,12 @@ class GatewayService:
         appliance's own (local) or the peer's host.  Anyone else could ring
         the phones, seize an FXO line past the class of restriction, or take
         over a call with Replaces."""
-        if self.app.own_address(src.addr):
-            return True
         p = self.settings.peer if self.settings is not None else None
         return p is not None and src.addr[0] in (p["address"], p["registrar"])
 
     def incoming(self, sreq):
-        """Route a new INVITE to a port; False when no port is its target."""
-        self._wake.set()
+        """Route a new INVITE from the peer call server to a port; False when
+        no port is its target."""
         if not self.from_call_server(sreq.source):
             self.counters["refused_source"] += 1
             sec = getattr(self.app, "security", None)
@@ -246,6 +251,20 @@ class GatewayService:
             return True
         user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
             sreq.request.uri.user
+        return self.route_call(sreq, user)
+
+    def ring_station(self, port, offer):
+        """The local call server rings the FXS port (offer: a local half)."""
+        self._wake.set()
+        self.counters["routed_fxs"] += 1
+        self.fxs[port].incoming(offer)
+
+    def route_call(self, offer, user):
+        """Ring the port a number names: an FXS station's extension, or a
+        trunk prefix (the first idle FXO trunk with it); offer is a SIP
+        INVITE or the port half of a call from the local call server.  False
+        when no port is its target."""
+        self._wake.set()
         s = self.settings
         if s is None or not user:
             self.counters["not_found"] += 1
@@ -253,7 +272,7 @@ class GatewayService:
         st = s.station_by_ext(user)
         if st is not None and st.fxs_port in self.fxs:
             self.counters["routed_fxs"] += 1
-            self.fxs[st.fxs_port].incoming(sreq)
+            self.fxs[st.fxs_port].incoming(offer)
             return True
         busy = None
         for t in s.trunks:
@@ -263,15 +282,38 @@ class GatewayService:
                     busy = a
                     continue
                 self.counters["routed_fxo"] += 1
-                a.incoming(sreq, t.replace_prefix + user[len(t.prefix):])
+                a.incoming(offer, t.replace_prefix + user[len(t.prefix):])
                 return True
         if busy is not None:
-            sreq.respond(486)
+            offer.respond(486)
             return True
         self.counters["not_found"] += 1
         return False
 
     # -- views
+    def place_call(self, number, owner, body, station=None, trunk=None, cid=None, auth=None,
+                   display=None):
+        """A call from a port to number through the call server in control:
+        in process when it is this appliance's (the caller half of a local
+        pair), else an INVITE to the peer.  None when it cannot be placed."""
+        now = self.app.clock.now()
+        cs = getattr(self.app, "callserver", None)
+        if self.app.control.local:
+            if cs is None:
+                return None
+            return cs.local_call(number, body, owner,
+                                 station=station.extension if station is not None else None,
+                                 cid=cid)
+        srv = self.call_server
+        if station is not None:
+            frm, user = "sip:%s@%s" % (station.extension, srv.domain()), station.extension
+        else:
+            frm = "sip:%s@%s" % ((cid[0] if cid else None) or "anonymous", srv.domain())
+            user = "trunk-%s" % trunk.name
+        return self.ua.invite("sip:%s@%s" % (number, srv.hostport()), frm,
+                              "sip:%s@%s" % (number, srv.domain()), srv.dest(), body, owner, now,
+                              display=display, auth=auth, contact_user=user)
+
     def port_status(self, kind, port):
         a = (self.fxs if kind == "fxs" else self.fxo).get(port)
         if a is None:

@@ -159,8 +159,7 @@ def test_analog_station_is_a_group_member_and_a_trunk_did_reaches_the_group(tmp_
         gw = w.app.gateway
         w.register_all()
         _watch(w)
-        w.run_until(lambda: len(gw.registrations) == 2 and all(
-            r.state == "registered" for r in gw.registrations.values()), 5000)
+        assert gw.registrations == {}    # the local call server rings ports in process
         w.run_until(lambda: gw.port_ready("fxs", 1), 3000)
         sim = w.app.hardware.sim
         w.phones["2002"].ring_ms = None
@@ -176,7 +175,7 @@ def test_analog_station_is_a_group_member_and_a_trunk_did_reaches_the_group(tmp_
         sim.phones[1].on_hook()
         w.run(1500)
         assert w.cs.settings.group_by_did["5550610"].name == "shop"
-        w.assert_no_leaks(bindings=4)
+        w.assert_no_leaks(bindings=2)
         assert gw.leaks()["rtp"] == 0
     finally:
         w.close()

@@ -1,9 +1,10 @@
 """The appliance's SIP identity has one owner (firmware/sipstack/identity.py):
-a live commit of `sip port` reaches the analog gateway's registrations and
-calls, which used to keep the old port (refreshes then failed with 408)."""
+a live commit of `sip port` reaches the analog gateway's registrations, their
+refreshes and the calls the peer call server sends, which used to keep the
+old port (refreshes then failed with 408)."""
 import socket
 
-from tests.sim.cs_world import CsWorld, B
+from tests.sim.analog_world import World, B
 
 
 def _free_udp_tcp_port():
@@ -24,45 +25,35 @@ def _free_udp_tcp_port():
 
 
 def test_new_sip_port_reaches_fxs_registrations_refreshes_and_calls(tmp_path):
-    w = CsWorld(tmp_path, seed=53, sip_exts=("2001",), fxs=True)
+    w = World(tmp_path, seed=53)
     try:
-        gw = w.app.gateway
-        w.register_all()
-        w.run_until(lambda: len(gw.registrations) == 2 and
-                    all(r.state == "registered" for r in gw.registrations.values()), 5000)
+        w.settle()
+        gw = w.gw
         old = w.app.sip_port
         new = _free_udp_tcp_port()
         w.app.config.load_file("port.conf", B + "sip port %d\n" % new)
         assert w.app.sip_port == new and w.app.identity.port == new
-        assert "Call server in control: local call server (127.0.0.1:%d)" % new in w.cli("show gateway")
-        # the FXS stations register again, to the new port and with a new Contact
-        w.run_until(lambda: len(gw.registrations) == 2 and
-                    all(r.state == "registered" and r.dest == ("127.0.0.1", new)
-                        for r in gw.registrations.values()), 5000)
-        for name in ("a1001", "a1002"):
-            contacts = [b.contact for b in w.cs.registrar.contacts(name)]
-            assert any(":%d;line=fxs" % new in c for c in contacts), contacts
-        # the SIP phone follows the new port
-        ph = w.phones["2001"]
-        ph.server = ("127.0.0.1", new)
-        ph.register()
-        w.run(2000)
-        assert ph.registered and w.cs.registrar.contacts("s2001")
-        # a refresh at 80 % of the expiry still succeeds (it failed with 408)
+        # every FXS station registers again with a Contact on the new port
+        w.run_until(lambda: all(r.state == "registered" for r in gw.registrations.values())
+                    and all(":%d;" % new in w.peer.bindings.get(u, ("",))[0]
+                            for u in ("1001", "1002", "1003", "1004")), 5000)
+        # a refresh at 80-95 % of the expiry still succeeds (it failed with 408)
         r = gw.registrations["1001"]
         before = r.count
         w.run_until(lambda: r.count > before, 3700 * 1000, step=60000)
-        assert r.state == "registered" and r.status == 200, (r.state, r.status)
-        # and the phone calls the analog phone through the new port
-        w.run_until(lambda: gw.port_ready("fxs", 1), 3000)
-        sim = w.app.hardware.sim
-        c = ph.call("1001")
-        w.run_until(lambda: sim.phones[1].ringing, 5000)
-        sim.phones[1].off_hook()
-        w.run_until(lambda: c.state == "connected" and gw.fxs[1].state == "talk", 3000)
-        ph.hangup(c)
-        w.run_until(lambda: gw.fxs[1].state != "talk", 3000)
-        sim.phones[1].on_hook()
+        assert r.state == "registered" and r.status == 200, (r.state, r.status, w.seed)
+        assert ":%d;" % new in w.peer.bindings["1001"][0], w.peer.bindings["1001"]
+        # the peer's INVITE reaches the port on the new port
+        p1, p2 = w.phones[1], w.phones[2]
+        p1.off_hook()
+        w.run(200)
+        p1.dial_dtmf("1002")
+        w.run_until(lambda: p2.ringing, 5000)
+        p2.off_hook()
+        w.run_until(lambda: w.fxs(1).state == "talk" and w.fxs(2).state == "talk", 3000)
+        p1.on_hook()
+        w.run_until(lambda: w.fxs(2).state != "talk", 3000)
+        p2.on_hook()
         assert old != new
     finally:
         w.close()

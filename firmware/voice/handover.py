@@ -1,0 +1,313 @@
+"""In-process calls between the analog gateway and the local call server.
+
+Parts of one process never talk SIP to each other: when the local call
+server is in control, an FXS or FXO port and the B2BUA are joined by a pair
+of LocalSession halves instead of INVITEs over the loopback socket.  Each
+half offers the owner API of an INVITE session (sip/usage/invite.py:
+ring, answer, reject, cancel, bye, hangup, reinvite, answer_offer,
+send_ack, refer; state, remote_body, remote_sdp, remote_identity) and calls
+the other half's owner back with the same callbacks (on_progress,
+on_answer, on_failed, on_confirmed, on_ended, on_offer).  An analog call
+through the local call server is then one B2BUA call and one SIP session
+(toward the SIP phone), where it used to be three sessions and three
+dialogs.
+
+    caller, callee = local_pair(app, caller_id, callee_id, body)
+        caller: the UAC half (state CALLING), given to whoever places the call
+        callee: the UAS half, handed to the receiving side as its offer:
+                callee.respond(status) refuses it; accept(ua, offer, owner)
+                turns it (or a SIP ServerRequest) into the receiving session
+
+What one half does reaches the other on the next turn of the SIP core's
+timer task (a 0 ms TU timer), never inside the caller's own call, as a
+message would: an owner never sees its own action come back in the middle
+of handling it.  Pending events per pair are bounded by MAX_PENDING (an
+overflowing pair is ended on both sides, counted).
+"""
+from firmware.compat import const
+from sip.errors import SipError
+
+MAX_PENDING = const(16)      # events not yet delivered, per pair
+
+CALLING = "calling"
+EARLY = "early"
+CONFIRMED = "confirmed"
+TERMINATED = "terminated"
+
+
+def accept(ua, offer, owner):
+    """The receiving session of a new call: a SIP INVITE (ServerRequest) or
+    the callee half of a local pair."""
+    if getattr(offer, "usage", None) == "local":
+        offer.owner = owner
+        return offer
+    from sip.usage.invite import InviteSession
+    return InviteSession.uas(ua, offer, owner)
+
+
+def is_local(session):
+    return getattr(session, "usage", None) == "local"
+
+
+class _Pair:
+    __slots__ = ("app", "events", "timer", "ended")
+
+    def __init__(self, app):
+        self.app = app
+        self.events = []
+        self.timer = None
+        self.ended = False
+
+    def post(self, fn, *args):
+        if len(self.events) >= MAX_PENDING:
+            counters = getattr(self.app, "handover_counters", None)
+            if counters is not None:
+                counters["overflow"] = counters.get("overflow", 0) + 1
+            self.events = []
+            return False
+        self.events.append((fn, args))
+        if self.timer is None:
+            self.timer = self.app.sip.call_later(0, self.run)
+        return True
+
+    def run(self):
+        self.timer = None
+        while self.events:
+            fn, args = self.events.pop(0)
+            fn(*args)
+
+
+def local_pair(app, caller_id, callee_id, body):
+    """(caller half, callee half) of a new in-process call; caller_id and
+    callee_id are (number, name) as each side shows the other."""
+    pair = _Pair(app)
+    a = LocalSession(pair, True, callee_id)
+    b = LocalSession(pair, False, caller_id)
+    a.peer = b
+    b.peer = a
+    a.local_sdp = body
+    b._set_remote(body)
+    counters = getattr(app, "handover_counters", None)
+    if counters is None:
+        counters = app.handover_counters = {"calls": 0, "overflow": 0}
+    counters["calls"] += 1
+    return a, b
+
+
+class LocalSession:
+    usage = "local"
+    dialog = None                # no SIP dialog: attended transfer falls back to blind
+
+    def __init__(self, pair, is_uac, remote_identity):
+        self.pair = pair
+        self.peer = None
+        self.owner = None
+        self.is_uac = is_uac
+        self.state = CALLING
+        self.remote_identity = remote_identity
+        self.remote_body = None
+        self._rsdp = None
+        self._raw = None
+        self.local_sdp = None
+        self.user = None
+        self.flow = None
+        self.flow_transport = "UDP"
+        self.delay_ack = False
+        self.acked = False
+        self.refer_in = None
+        self.refer_out = None
+        self.end_reason = None
+        self.final_status = None
+        self._offer_done = None   # a re-offer of the peer's the owner answers later
+
+    def __repr__(self):
+        return "<LocalSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
+
+    # -- what the far end sent
+    def _set_remote(self, body):
+        if body:
+            self.remote_body = body
+            self._raw = body
+
+    @property
+    def remote_sdp(self):
+        raw = self._raw
+        if raw is not None:
+            self._raw = None
+            try:
+                from sip.sdp import parse_sdp
+                self._rsdp = parse_sdp(raw)
+            except SipError:
+                pass
+        return self._rsdp
+
+    @remote_sdp.setter
+    def remote_sdp(self, value):
+        self._rsdp = value
+        self._raw = None
+
+    def _cb(self, name, *args):
+        fn = getattr(self.owner, name, None) if self.owner is not None else None
+        if fn is not None:
+            return fn(self, *args)
+        return None
+
+    # -- the receiving side (UAS)
+    def respond(self, status, reason=None, headers=None):
+        """Refuse the call (the offer interface a ServerRequest also has)."""
+        return self.reject(status, reason, headers)
+
+    def ring(self, sdp=None):
+        if self.is_uac or self.state not in (CALLING, EARLY):
+            return None
+        self.state = EARLY
+        if sdp is not None:
+            self.local_sdp = sdp
+        self.pair.post(self.peer._progress, 183 if sdp is not None else 180, sdp)
+        return self
+
+    def answer(self, sdp):
+        if self.is_uac or self.state not in (CALLING, EARLY):
+            return None
+        self.local_sdp = sdp
+        self.state = CONFIRMED
+        self.pair.post(self.peer._answered, sdp)
+        return self
+
+    def reject(self, status, reason=None, headers=None):
+        if self.is_uac or self.state not in (CALLING, EARLY):
+            return None
+        self.final_status = status
+        self._terminate("rejected")
+        self.pair.post(self.peer._failed, status)
+        return self
+
+    # -- the calling side (UAC)
+    def cancel(self, now=None):
+        if not self.is_uac or self.state not in (CALLING, EARLY):
+            return False
+        self._terminate("cancelled")
+        self.pair.post(self.peer._ended, "cancel")
+        return True
+
+    # -- either side
+    def bye(self, now=None):
+        if self.state != CONFIRMED:
+            return False
+        self._terminate("bye")
+        self.pair.post(self.peer._ended, "bye")
+        return True
+
+    def hangup(self, now=None):
+        if self.state == TERMINATED:
+            return
+        if self.state == CONFIRMED:
+            self.bye(now)
+        elif self.is_uac:
+            self.cancel(now)
+        else:
+            self.reject(480)
+
+    def reinvite(self, sdp, now=None, on_done=None):
+        if self.state != CONFIRMED or self.peer.state != CONFIRMED:
+            return False
+        self.local_sdp = sdp
+        self.pair.post(self.peer._offered, sdp, on_done)
+        return True
+
+    def answer_offer(self, body, status=488):
+        pending = self._offer_done
+        self._offer_done = None
+        if pending is not None:
+            self.pair.post(self.peer._offer_answered, body, status, pending)
+
+    def send_ack(self, sdp, now=None):
+        return False             # local calls always carry an offer
+
+    def refer(self, refer_to, referred_by, on_event, now=None):
+        """Transfer through the local call server: its calls take no REFER
+        yet (the call-features work adds it), as over SIP (603)."""
+        if self.state != CONFIRMED or self.refer_out is not None:
+            return False
+        fn = getattr(self.peer.owner, "on_refer", None) if self.peer.owner else None
+        status = 603 if fn is None else 501
+        self.pair.post(_refer_refused, on_event, status)
+        return True
+
+    # -- the peer's events, delivered on the next turn
+    def _progress(self, status, sdp):
+        if self.state not in (CALLING, EARLY):
+            return
+        self.state = EARLY
+        if sdp is not None:
+            self._set_remote(sdp)
+        self._cb("on_progress", status)
+
+    def _answered(self, sdp):
+        if self.state not in (CALLING, EARLY):
+            # cancelled meanwhile: the answer crossed our CANCEL, end it (as BYE)
+            if self.state == TERMINATED and self.peer.state == CONFIRMED:
+                self.peer._terminate("bye")
+                self.pair.post(self.peer._ended_cb, "bye")
+            return
+        self.state = CONFIRMED
+        self.acked = True
+        self._set_remote(sdp)
+        self._cb("on_answer")
+        if self.state == CONFIRMED:
+            self.pair.post(self.peer._confirmed)
+
+    def _confirmed(self):
+        if self.state == CONFIRMED:
+            self.acked = True
+            self._cb("on_confirmed")
+
+    def _failed(self, status):
+        if self.state == TERMINATED:
+            return
+        self.final_status = status
+        self._terminate("failed")
+        self._cb("on_failed", status)
+
+    def _ended(self, reason):
+        if self.state == TERMINATED:
+            return
+        self._terminate(reason)
+        self._cb("on_ended", reason)
+
+    def _ended_cb(self, reason):
+        self._cb("on_ended", reason)
+
+    def _offered(self, sdp, on_done):
+        if self.state != CONFIRMED:
+            self.pair.post(_done, on_done, 481)
+            return
+        self._set_remote(sdp)
+        from sip.usage.agent import PENDING
+        body = self._cb("on_offer", self.remote_sdp)
+        if body is PENDING:
+            self._offer_done = on_done
+            return
+        self.pair.post(self.peer._offer_answered, body, 488, on_done)
+
+    def _offer_answered(self, body, status, on_done):
+        if body is None:
+            _done(on_done, status)
+            return
+        self._set_remote(body)
+        _done(on_done, 200)
+
+    def _terminate(self, reason):
+        self.state = TERMINATED
+        if self.end_reason is None:
+            self.end_reason = reason
+
+
+def _done(on_done, status):
+    if on_done is not None:
+        on_done(status)
+
+
+def _refer_refused(on_event, status):
+    if on_event is not None:
+        on_event("rejected", status)
