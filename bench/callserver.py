@@ -117,7 +117,7 @@ class ApplianceTarget:
     registrar = True
 
     def __init__(self, plan, tmp, micropython=False):
-        from tests.system.sip_appliance import Appliance
+        from tests.harness import Booted
         self.name = "appliance-mpy" if micropython else "appliance"
         self.micropython = micropython
         callers, a, b = call_exts(max(plan.call_users, plan.heap_calls))
@@ -132,7 +132,7 @@ class ApplianceTarget:
             with open(python, "w") as f:
                 f.write('#!/bin/sh\nexec "%s" -X heapsize=%s "$@"\n' % (MICROPYTHON, plan.mpy_heap))
             os.chmod(python, 0o755)
-        self.app = Appliance(domain=DOMAIN, host="127.0.0.1", python=python,
+        self.app = Booted.pipes(domain=DOMAIN, host="127.0.0.1", python=python,
                              extra=["--config", cfg])
         self.port = self.app.port
 

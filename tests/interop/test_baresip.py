@@ -24,7 +24,7 @@ import tempfile
 import pytest
 
 from tests.interop.baresip import Baresip, BaresipError
-from tests.system.sip_appliance import Appliance
+from tests.harness import Booted
 
 DOMAIN = "branch.example.com"
 STATIONS = ("2000", "2001")
@@ -45,7 +45,7 @@ def rig():
     cfg = os.path.join(tmp, "callserver.conf")
     with open(cfg, "w") as f:
         f.write(config_text())
-    app = Appliance(domain=DOMAIN, host="127.0.0.1", extra=["--config", cfg])
+    app = Booted.pipes(domain=DOMAIN, host="127.0.0.1", extra=["--config", cfg])
     phones = {}
     try:
         for e in STATIONS:

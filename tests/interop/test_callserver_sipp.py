@@ -32,7 +32,7 @@ import tempfile
 import pytest
 
 from tests.interop import sipprun, tshark_check
-from tests.system.sip_appliance import Appliance
+from tests.harness import Booted
 
 DOMAIN = "branch.example.com"
 REG_EXTS = [str(3000 + i) for i in range(100)]
@@ -72,7 +72,7 @@ def rig():
     cfg = os.path.join(tmp, "callserver.conf")
     with open(cfg, "w") as f:
         f.write(config_text())
-    app = Appliance(domain=DOMAIN, host="127.0.0.1", extra=["--config", cfg])
+    app = Booted.pipes(domain=DOMAIN, host="127.0.0.1", extra=["--config", cfg])
     pcap = os.path.join(tmp, "callserver.pcap")
     cap = tshark_check.Capture(app.port, pcap)
     state = {"app": app, "cap": cap, "pcap": pcap, "tmp": tmp,

@@ -16,7 +16,7 @@ import tempfile
 import pytest
 
 from tests.interop import tshark_check
-from tests.system.sip_appliance import Appliance
+from tests.harness import Booted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIOS = os.path.join(HERE, "scenarios")
@@ -35,7 +35,7 @@ def rig():
     sipp = tshark_check.require("sipp", "sip-tester")
     tshark_check.require("tshark", "tshark")
     tmp = tempfile.mkdtemp(prefix="sipp-")
-    app = Appliance(domain="example.com", host="127.0.0.1")
+    app = Booted.pipes(domain="example.com", host="127.0.0.1")
     pcap = os.path.join(tmp, "interop.pcap")
     os.chmod(tmp, 0o777)
     cap = tshark_check.Capture(app.port, pcap)

@@ -28,7 +28,7 @@ def _open(app, login=False):
     """Open the console pty.  pyserial flushes pending input on open, and the
     first prompt may come before or after that: synchronise on a unique word."""
     import serial
-    port = app.port = serial.Serial(app.console_path, 115200, timeout=10)
+    port = app.serial_port = serial.Serial(app.console_path, 115200, timeout=10)
     if login:   # a user name, then Ctrl-C at Password: back to a fresh login:
         port.write(b"sync-7q\r")
         _read_until(port, rb"sync-7q\r\nPassword:$")

@@ -3,7 +3,7 @@ its tags from the OS random source, so two boots given the same --seed answer
 the same OPTIONS with different To tags, and the seed is logged as ignored."""
 import re
 
-from tests.system.sip_appliance import Appliance, UdpClient, call_id, status, options
+from tests.harness import Booted, UdpClient, call_id, status, options
 
 
 def _to_tags(app, n=3):
@@ -23,10 +23,10 @@ def _to_tags(app, n=3):
 
 
 def test_two_boots_with_the_same_seed_draw_different_tags():
-    with Appliance(domain="example.com") as a:     # both boot with --seed 4475
+    with Booted.pipes(domain="example.com", extra=("--seed", "4475")) as a:
         first = _to_tags(a)
         log = a.command("show log")
-    with Appliance(domain="example.com") as b:
+    with Booted.pipes(domain="example.com", extra=("--seed", "4475")) as b:
         second = _to_tags(b)
     assert len(set(first)) == 3
     assert not set(first) & set(second), (first, second)

@@ -16,7 +16,7 @@ with `show log` on the console) must not mention a crashed task.
 import os
 import re
 
-from tests.system.sip_appliance import (Appliance, UdpClient, call_id, status, options,
+from tests.harness import (Booted, UdpClient, call_id, status, options,
                                         ROOT)
 
 CORPUS = os.path.join(ROOT, "..", "shared", "conformance", "rfc4475")
@@ -89,7 +89,7 @@ def run_corpus(app):
 
 
 def test_rfc4475_torture_corpus():
-    with Appliance(domain="example.com") as app:
+    with Booted.pipes(domain="example.com") as app:
         results = run_corpus(app)
         failed = [r for r in results if not r[4]]
         score = len(results) - len(failed)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import have_ipv6
 
-from tests.system.sip_appliance import (Appliance, UdpClient, call_id, status, options, ROOT)
+from tests.harness import (Booted, UdpClient, call_id, status, options, ROOT)
 
 MPY = os.path.join(ROOT, ".venv", "bin", "micropython")
 INTERPRETERS = ["cpython"] + (["micropython"] if os.path.exists(MPY) else [])
@@ -20,7 +20,7 @@ INTERPRETERS = ["cpython"] + (["micropython"] if os.path.exists(MPY) else [])
 @pytest.fixture(params=INTERPRETERS, scope="module")
 def app(request):
     python = MPY if request.param == "micropython" else None
-    a = Appliance(domain="example.com", python=python)
+    a = Booted.pipes(domain="example.com", python=python)
     yield a
     assert a.alive(), a.out[-2000:]
     log = a.command("show log")
