@@ -22,7 +22,6 @@ A handler may return a Prompt instead of text to ask the user something
 from firmware.config.tree import tokenize, PIPE
 from firmware.config.schema import ConfigError
 from firmware.lineedit import format_help, common_prefix  # noqa: F401 (re-exported)
-from firmware.textmatch import compile_pattern, PatternError, CHUNK_STEPS
 
 MAX_OUTPUT_LINES = 5000   # a pipe never holds more lines than this
 MAX_MATCH_STEPS = 4000000  # pattern-matching work of one command (firmware/textmatch.py)
@@ -206,6 +205,7 @@ def filter_steps(text, filters, max_steps=MAX_MATCH_STEPS):
     chunks = 0
     for name, rest in filters:
         if name in ("match", "except"):
+            from firmware.textmatch import CHUNK_STEPS   # loaded for the first | match
             if len(rest) != 1:
                 raise CommandError("| %s needs one regular expression (quote it if it has blanks)" % name)
             rx = _compile(rest[0])
@@ -236,6 +236,7 @@ def filter_steps(text, filters, max_steps=MAX_MATCH_STEPS):
 
 
 def _compile(pattern):
+    from firmware.textmatch import compile_pattern, PatternError
     try:
         return compile_pattern(pattern)
     except PatternError as e:

@@ -42,7 +42,6 @@ except ImportError:
 
 from hal import fsk, tones
 from hal.bus import Ring
-from hal.dtmf import DtmfDetector
 
 # direct registers
 _REG_ID = const(0)
@@ -529,6 +528,7 @@ class Si3210:
         self.write(_REG_IRQEN2, 0x03)           # ring trip + loop status
         self.write(_REG_IRQEN3, 0x00 if self.soft_dtmf else 0x01)   # DTMF (Si3210)
         if self.soft_dtmf:
+            from hal.dtmf import DtmfDetector   # only chips without a decoder need it
             self._det = DtmfDetector(self.law)
         self.set_linefeed(LF_ACTIVE)
         self._istate = _I_READY
