@@ -9,7 +9,9 @@ server, fed by the SIP core.
 The module takes the requests of sip.usage.agent.METHODS (in-dialog
 requests, ACKs of 2xx, INVITE with Replaces; a new INVITE goes on to the
 next module), re-ACKs 2xx retransmissions that have no transaction, and
-gives the agent the core's timer table and its flush as the wake hook.
+gives the agent the core's timer table and its flush as the wake hook.  An
+INVITE with Replaces is authorised before any dialog is looked up: only the
+peer call server's host may send one (403 and an access-log record else).
 """
 from firmware.sipstack.router import DIALOGS
 from sip.usage.agent import Agent, METHODS
@@ -26,9 +28,26 @@ class DialogModule:
         self.agent = Agent(core.layer, core.timers, app.rng, app.identity,
                            core.server_header, app.log.write)
         self.agent.wake = core.kick
+        self.agent.replaces_gate = self._replaces_gate
+        self.app = app
         core.router.add(self)
         if "replaces" not in core.supported:
             core.supported.append("replaces")
+
+    def _replaces_gate(self, sreq):
+        """Only the peer call server may take over a call with Replaces: the
+        local call server's calls with the analog ports are in process (no
+        dialog to replace), and its SIP calls take no Replaces yet."""
+        gw = getattr(self.app, "gateway", None)
+        if gw is not None and gw.from_call_server(sreq.source):
+            return None
+        sec = getattr(self.app, "security", None)
+        if sec is not None:
+            f = sreq.request.from_
+            a = sreq.source.addr
+            sec.record(a[0], a[1], (f.uri.user if f is not None else None) or "-",
+                       "INVITE with Replaces not from the call server", self.clock.now())
+        return (403, "Forbidden (Replaces Not Authorised)")
 
     def take(self, sreq):
         return self.agent.receive(sreq, self.clock.now())

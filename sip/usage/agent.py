@@ -5,6 +5,8 @@
         identity: host, port, hostport(), contact(user, params) (read at every
         use); log: fn(level, text) or None
     agent.wake = fn()          the shell's hook: output or a timer was queued
+    agent.replaces_gate = fn(sreq) -> None | (status, reason)   asked before an
+                               INVITE with Replaces is matched to any dialog
     agent.receive(sreq, now) -> bool   a request of METHODS from the router
     agent.invite(ruri, from_uri, to_uri, dest, sdp_body, owner, now, ...)
                                         -> InviteSession (UAC) or None (full)
@@ -111,6 +113,7 @@ class Agent:
         self.timers = timers
         self.rng = rng
         self.wake = None          # set by the I/O shell: output or a timer is pending
+        self.replaces_gate = None # fn(sreq) -> None | (status, reason): who may replace
         self.log = log            # fn(level, text) or None
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
@@ -304,7 +307,15 @@ class Agent:
         return False
 
     def _replaces(self, sreq):
-        """RFC 3891 §3: an INVITE that replaces one of our dialogs."""
+        """RFC 3891 §3: an INVITE that replaces one of our dialogs.  The gate
+        decides first, before any dialog is looked up: what a refused source
+        hears says nothing about which dialogs exist."""
+        if self.replaces_gate is not None:
+            verdict = self.replaces_gate(sreq)
+            if verdict is not None:
+                self.count("replaces_refused")
+                sreq.respond(verdict[0], verdict[1])
+                return
         req = sreq.request
         vals = req.get_all("replaces")
         try:

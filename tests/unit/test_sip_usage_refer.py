@@ -41,6 +41,13 @@ class _Tp:
         pass
 
 
+class _PeerAt:
+    """The analog gateway as the Replaces gate sees it: FAR is the peer call server."""
+
+    def from_call_server(self, src):
+        return src.addr == FAR
+
+
 class _App:
     def __init__(self, seed=3):
         self.clock = VirtualClock()
@@ -49,6 +56,7 @@ class _App:
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.identity = SipIdentity("127.0.0.1", 5070, "localdomain")
         self.sip_port = 5070
+        self.gateway = _PeerAt()
 
 
 class _Owner:
@@ -94,10 +102,10 @@ class Rig:
                      b"t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
         return True
 
-    def feed(self, text):
+    def feed(self, text, src=FAR):
         msg = parse(text.replace("\n", "\r\n").encode())
         self.tp.sent = []
-        self.core.on_message(msg, Source("UDP", FAR))
+        self.core.on_message(msg, Source("UDP", src))
         return self.tp.sent
 
     def request(self, method, user="1002", call_id=None, to_tag=None, from_tag="far1",
@@ -268,6 +276,27 @@ def test_invite_with_replaces():
     assert _status(out) == [200] and len(r.owner.replaced) == 1, out
     assert r.owner.replaced[0][0].dialog.call_id == cid
     assert r.ua.counters["replaces_in"] == 1
+
+
+def test_replaces_from_another_source_than_the_call_server_is_refused_first():
+    # issue 12 item 11: before any dialog is looked up, so an existing and a
+    # made-up dialog get the same 403, and nothing is taken over
+    r = Rig()
+    cid, tag = r.dialog()
+    rogue = ("127.0.0.9", 5060)
+    got = []
+    for n, value in enumerate(("%s;to-tag=%s;from-tag=far1" % (cid, tag),
+                               "zz@far;to-tag=a;from-tag=b")):
+        text = "\n".join([
+            "INVITE sip:1002@127.0.0.1:5070 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bKrogue%d" % n,
+            "Max-Forwards: 70", "From: <sip:mallory@x>;tag=m%d" % n, "To: <sip:1002@hq>",
+            "Call-ID: rogue%d@x" % n, "CSeq: 1 INVITE", "Contact: <sip:mallory@127.0.0.9>",
+            "Replaces: %s" % value, "Content-Length: 0", "", ""])
+        out = r.feed(text, rogue)
+        got.append([(m.status, m.reason) for m in out if not m.is_request])
+    assert got[0] == got[1] == [(403, "Forbidden (Replaces Not Authorised)")], got
+    assert r.owner.replaced == [] and r.ua.counters["replaces_refused"] == 2
 
 
 def test_replaces_value_escaping_round_trip():
