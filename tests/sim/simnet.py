@@ -176,7 +176,8 @@ class SimHost:
 class SimNetwork:
     def __init__(self, seed=1, trace=0, rng=None, **link_defaults):
         self.seed = seed
-        self.rng = rng or Random(seed)
+        # the network's own stream, not the appliance's Random(seed) again
+        self.rng = rng or Random((seed * 0x9E3779B1 + 0x51D) & 0xFFFFFFFFFFFF)
         self.defaults = link_defaults
         Link(None, None).set(**link_defaults)      # reject unknown parameters now
         self.sched = None
@@ -672,6 +673,15 @@ class SimSocket:
         if not self._queue_segment(data):
             raise _err(EAGAIN)
         return len(data)
+
+    def sendall(self, data):
+        """All of data, or OSError(EAGAIN) with nothing sent when the window
+        cannot take it (a non-blocking socket's sendall also fails)."""
+        p = self.peer_end
+        if p is not None and self.error is None and \
+                len(data) > STREAM_WINDOW - self.inflight - len(p.rx):
+            raise _err(EAGAIN)
+        self.send(data)
 
     def _queue_segment(self, data):
         net = self.net
