@@ -61,6 +61,10 @@ Bounds (all named, each with a defined overflow):
       accepted: beyond, the connection is refused;
   the trace ring: `trace` entries.
 
+Replay: a failing test prints the seed of every network it built
+(tests/sim/conftest.py, from take_seeds()); the same seed gives the same
+run, datagram for datagram (tests/sim/test_sim_replay.py checks it).
+
 Per-link statistics: sent, delivered, bytes, lost, duplicated, reordered,
 partitioned, no_listener, rx_overflow, in_flight_overflow, segments,
 retransmits, resets.
@@ -99,6 +103,19 @@ ECONNREFUSED = const(111)
 EINVAL = const(22)
 
 _DGRAM, _SEG, _SYN = 0, 1, 2
+
+MAX_SEEDS = const(16)          # seeds remembered for failure reports (see take_seeds)
+SEEDS = []                    # the seeds of the networks built since take_seeds()
+
+
+def take_seeds():
+    """The seeds of the SimNetworks built since the last call (at most
+    MAX_SEEDS, oldest first); tests/sim/conftest.py prints them when a test
+    fails, so any failure names the seed that replays it."""
+    out = SEEDS[:]
+    del SEEDS[:]
+    return out
+
 
 LINK_STATS = ("sent", "delivered", "bytes", "lost", "duplicated", "reordered",
               "partitioned", "no_listener", "rx_overflow", "in_flight_overflow",
@@ -176,6 +193,8 @@ class SimHost:
 class SimNetwork:
     def __init__(self, seed=1, trace=0, rng=None, **link_defaults):
         self.seed = seed
+        if len(SEEDS) < MAX_SEEDS:
+            SEEDS.append(seed)
         # the network's own stream, not the appliance's Random(seed) again
         self.rng = rng or Random((seed * 0x9E3779B1 + 0x51D) & 0xFFFFFFFFFFFF)
         self.defaults = link_defaults
