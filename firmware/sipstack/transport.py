@@ -52,6 +52,11 @@ failure is logged and the appliance runs on IPv4 only.
 Port 0: UDP picks a free port and TCP binds the same number (CPython reads it
 back with getsockname; MicroPython has none, so a random port from the
 injected random source is tried, up to PORT_TRIES times).
+
+Simulation: making a socket (_sock) and waiting for one (_readable,
+_writable, _more) are the only calls that need a real socket;
+firmware/sipstack/simnet.py overrides them to run this same code over an
+in-memory network.
 """
 import gc
 import select
