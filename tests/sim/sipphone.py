@@ -2,8 +2,8 @@
 
 Each phone is a SIP user agent with its own UDP socket on the simulated
 network (tests/sim/simnet.py SimNetwork; a loopback socket when PhoneNet has
-no network), built from the sans-I/O modules in sip/ (TransactionLayer, DialogTable, DigestClient,
-SDP offer/answer).  All phones of a PhoneNet live in one scheduler (the
+no network), built from the sans-I/O modules in sip/ (TransactionLayer,
+DialogTable, DigestClient, SDP offer/answer).  All phones of a PhoneNet live in one scheduler (the
 appliance's `app.sched`, or any Scheduler) and keep every timer on its
 clock: nothing reads the wall clock, and every random choice (tags, branches,
 Call-IDs, refresh jitter, packet loss) comes from sources seeded from the
