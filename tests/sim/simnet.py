@@ -12,6 +12,8 @@ the order they were sent.
     net = SimNetwork(seed=7, trace=256)       # trace: ring of the last N deliveries
     net.add_host("appliance", "127.0.0.1")    # addresses are labels; any string
     net.attach(app.sched)                     # before the first send (simulated() does it)
+                                              # or net.use_clock(clock): a sans-I/O loop
+                                              # calls net.next_deadline(), net.deliver_due()
     s = net.socket(AF_INET, SOCK_DGRAM)       # or net.host("name").socket(kind)
     s.bind(("127.0.0.1", 0))                  # port 0: the next ephemeral port
     s.sendto(b"...", ("127.0.0.1", 5060)); s.recvfrom(n); s.recv(n); s.recv_into(buf)
@@ -316,6 +318,32 @@ class SimNetwork:
         self.clock = sched.clock
         self._task = None
 
+    def use_clock(self, clock):
+        """Manual stepping, for a sans-I/O driver with its own loop and no
+        scheduler: it advances `clock` to next_deadline() and calls
+        deliver_due(); sockets are then read with recvfrom until EAGAIN."""
+        self.sched = None
+        self.clock = clock
+        self._task = None
+
+    def next_deadline(self):
+        """When the next datagram or segment arrives (ms), or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def deliver_due(self):
+        """Deliver everything due by the clock's now (the scheduler task's
+        step, and the manual driver's)."""
+        heap = self._heap
+        now = self.clock.now()
+        while heap and heap[0][0] <= now:
+            e = heapq.heappop(heap)
+            if e[2] == _DGRAM:
+                self._arrive(e[3], e[4], e[5])
+            elif e[2] == _SEG:
+                e[3]._deliver_due(now)
+            else:
+                self._syn_arrives(e[3], e[4], now)
+
     def _now(self):
         if self.clock is None:
             raise RuntimeError("SimNetwork: attach(sched) before sending")
@@ -345,14 +373,7 @@ class SimNetwork:
         heap = self._heap
         while True:
             now = clock.now()
-            while heap and heap[0][0] <= now:
-                e = heapq.heappop(heap)
-                if e[2] == _DGRAM:
-                    self._arrive(e[3], e[4], e[5])
-                elif e[2] == _SEG:
-                    e[3]._deliver_due(now)
-                else:
-                    self._syn_arrives(e[3], e[4], now)
+            self.deliver_due()
             nxt = heap[0][0] if heap else None
             self._sleep_until = nxt
             self._sleeping = True
