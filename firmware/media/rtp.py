@@ -293,7 +293,7 @@ class MediaManager:
                 continue
             fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
             net = getattr(self.app, "network", None)    # simulation: in-memory sockets
-            s = (net or socket).socket(fam, socket.SOCK_DGRAM)
+            s = (socket if net is None else net).socket(fam, socket.SOCK_DGRAM)
             try:
                 s.bind(sockaddr(self.host, cand))
             except OSError:

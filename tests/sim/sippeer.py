@@ -56,7 +56,8 @@ class SipPeer:
 
     # -- socket
     def bind(self):
-        s = (self.network or socket).socket(socket.AF_INET, socket.SOCK_DGRAM)
+        maker = socket if self.network is None else self.network
+        s = maker.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((self.host, 0))
         s.setblocking(False)
         self.sock = s

@@ -353,10 +353,12 @@ def test_sim_transports_keep_the_socket_transports_receive_policy():
     tp.start()
     tp.set_dscp(26)
     phone = udp(net, "10.0.0.1", 5062)
-    phone.sendto(b"OPTIONS sip:x@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\r\n"
+    phone.sendto(b"OPTIONS sip:x@10.0.0.2 SIP/2.0\r\n"
+                 b"Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bK1\r\n"
                  b"From: <sip:p@x>;tag=1\r\nTo: <sip:x@x>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n"
                  b"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", ("10.0.0.2", 5060))
-    phone.sendto(b"OPTIONS sip:x@10.0.0.2 SIP/3.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK2\r\n"
+    phone.sendto(b"OPTIONS sip:x@10.0.0.2 SIP/3.0\r\n"
+                 b"Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK2\r\n"
                  b"From: <sip:p@x>;tag=1\r\nTo: <sip:x@x>\r\nCall-ID: c2\r\nCSeq: 2 OPTIONS\r\n"
                  b"Content-Length: 0\r\n\r\n", ("10.0.0.2", 5060))
     run(sched, 10)
