@@ -5,9 +5,9 @@ Named hosts, each with one address, exchange datagrams (SIP over UDP, RTP)
 and byte streams (SIP over TCP) through socket-like objects.  Every link
 (an ordered pair of hosts) has its own seeded impairments, and every delivery
 is an event on the scheduler's clock, so a run replays exactly from its seed:
-one `Random(seed)` drives every choice the network makes (loss, jitter,
-reordering, duplication), and events at the same millisecond are delivered in
-the order they were sent.
+one Random drawn from the seed drives every choice the network makes (loss,
+duplication, jitter, reordering), and events at the same millisecond are
+delivered in the order they were sent.
 
     net = SimNetwork(seed=7, trace=256)       # trace: ring of the last N deliveries
     net.add_host("appliance", "127.0.0.1")    # addresses are labels; any string
@@ -24,21 +24,21 @@ the order they were sent.
                                               # resets streams and refuses connects
     net.heal("appliance", ["hq"])  /  net.heal()     # restore one cut / every cut
     net.stats("phone1", "appliance")          # per-link counters (a dict)
-    net.trace                                 # [(ms, "src:port", "dst:port", first line)]
+    net.traced()                              # [(ms, "src:port", "dst:port", first line)]
 
 Sockets (SimSocket) follow the non-blocking socket API the firmware uses:
-bind, getsockname, setblocking, setsockopt/getsockopt (IP_TOS is kept and
-copied into every datagram, `net.last_tos`), sendto, recvfrom(n, MSG_PEEK),
-recv, recv_into, close; streams: listen, accept, connect, send, recv,
-getpeername.  An empty socket raises OSError(EAGAIN); wait_readable() and
+bind, getsockname, setblocking, setsockopt/getsockopt (IP_TOS is kept; the
+mark of the last datagram sent is `net.last_tos`), sendto, recvfrom(n,
+MSG_PEEK), recv, recv_into, close; streams: listen, accept, connect, send,
+sendall, recv, getpeername.  An empty socket raises OSError(EAGAIN); wait_readable() and
 wait_writable() are the scheduler awaitables (firmware.sipstack.simnet's
 SimTransports uses them).  A socket bound to an address no host has yet
 creates a host named by that address (raw test clients: `w.raw("127.0.0.9")`).
 
-Datagrams: a send draws, in this order, loss, latency + uniform jitter,
-reordering (held back by reorder_ms more, so later datagrams overtake it;
-others keep the link's FIFO order) and duplication (a second copy with its own
-jitter).  A datagram in flight when its link is cut is dropped on arrival.
+Datagrams: a send draws, in this order, loss, duplication (a second copy),
+then for each copy latency + uniform jitter and reordering (held back by
+reorder_ms more, so later datagrams overtake it; the others keep the link's
+FIFO order).  A datagram in flight when its link is cut is dropped on arrival.
 No listener at the destination: dropped, counted ("no_listener"); an address
 no host has: counted in net.counters["no_route"].
 
