@@ -17,9 +17,10 @@ from firmware.sched import Scheduler, RealClock, RESTART
 
 
 class Appliance:
-    def __init__(self, opts, clock=None, rng=None, out=None, sim_options=None):
+    def __init__(self, opts, clock=None, rng=None, out=None, sim_options=None, network=None):
         self.opts = opts
         self.sim_options = sim_options  # fault injection for the simulated board (tests)
+        self.network = network          # simulation: an in-memory network instead of sockets
         self.clock = clock or RealClock()
         self.log = Log(self.clock)
         self.sched = Scheduler(self.clock, log=self.log.write)
@@ -114,7 +115,12 @@ class Appliance:
         port = self.opts.sip_port  # the flag wins over `sip port` in the configuration
         if port is None:
             port = self.voice.sip_port if getattr(self, "voice", None) else 5060
-        tp = Transports(self.sched, self.log.write, self.rng, self.opts.sip_host, port)
+        if self.network is not None:    # simulation (firmware/sipstack/simnet.py)
+            from firmware.sipstack.simnet import SimTransports
+            tp = SimTransports(self.network, self.sched, self.log.write, self.rng,
+                               self.opts.sip_host, port)
+        else:
+            tp = Transports(self.sched, self.log.write, self.rng, self.opts.sip_host, port)
         if getattr(self, "sip_dscp", None) is not None:
             tp.dscp = self.sip_dscp
         try:

@@ -292,7 +292,8 @@ class MediaManager:
             if cand in used:
                 continue
             fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-            s = socket.socket(fam, socket.SOCK_DGRAM)
+            net = getattr(self.app, "network", None)    # simulation: in-memory sockets
+            s = (socket if net is None else net).socket(fam, socket.SOCK_DGRAM)
             try:
                 s.bind(sockaddr(self.host, cand))
             except OSError:

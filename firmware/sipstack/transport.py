@@ -52,6 +52,11 @@ failure is logged and the appliance runs on IPv4 only.
 Port 0: UDP picks a free port and TCP binds the same number (CPython reads it
 back with getsockname; MicroPython has none, so a random port from the
 injected random source is tried, up to PORT_TRIES times).
+
+Simulation: making a socket (_sock) and waiting for one (_readable,
+_writable, _more) are the only calls that need a real socket;
+firmware/sipstack/simnet.py overrides them to run this same code over an
+in-memory network.
 """
 import gc
 import select
@@ -298,14 +303,27 @@ class Transports:
     def _accept_factory(self, s, fam):
         return lambda: self._accept_task(s, fam)
 
+    # -- waiting: the only socket readiness calls; an in-memory network's
+    # transport (firmware/sipstack/simnet.py) overrides these three and _sock
+    def _readable(self, s, timeout_ms=None):
+        return self.sched.readable(s, timeout_ms)
+
+    def _writable(self, s, timeout_ms=None):
+        return self.sched.writable(s, timeout_ms)
+
+    def _more(self, s):
+        """A callable: is another datagram waiting on s right now?"""
+        ready = select.poll()
+        ready.register(s.fileno(), select.POLLIN)   # by fd: works on both interpreters
+        return lambda: ready.poll(0)
+
     async def _udp_task(self, s):
         # recvfrom(n) allocates n bytes before it knows whether a datagram is
         # there (MicroPython), so the burst loop asks poll() first instead of
         # paying 16 KB of garbage for the EAGAIN that ends every burst.
-        ready = select.poll()
-        ready.register(s.fileno(), select.POLLIN)   # by fd: works on both interpreters
+        more = self._more(s)
         while True:
-            await self.sched.readable(s)
+            await self._readable(s)
             while True:
                 got = self._udp_receive(s)
                 if got is None:
@@ -313,7 +331,7 @@ class Transports:
                 if got is not False:
                     self.count("udp_received")
                     self.datagram(got[0], Source("UDP", peer(got[1])))
-                if not ready.poll(0):
+                if not more():
                     break
 
     def _udp_receive(self, s):
@@ -400,7 +418,7 @@ class Transports:
     # -- TCP
     async def _accept_task(self, ls, fam):
         while True:
-            await self.sched.readable(ls)
+            await self._readable(ls)
             while True:
                 try:
                     s, raw = ls.accept()
@@ -440,7 +458,7 @@ class Transports:
                     self.count("tcp_idle_closed")
                     break
                 try:
-                    await self.sched.readable(c.sock, left)
+                    await self._readable(c.sock, left)
                 except TimeoutError:
                     continue  # re-check: output may have refreshed c.last
                 try:
@@ -547,7 +565,7 @@ class Transports:
     async def _flush_task(self, c):
         try:
             while c.open and c.outbuf:
-                await self.sched.writable(c.sock, self.idle_ms)
+                await self._writable(c.sock, self.idle_ms)
                 try:
                     n = c.sock.send(c.outbuf)
                 except OSError as e:

@@ -1,21 +1,23 @@
 """Shared set-up for the analog line tests: a booted appliance on the sim
-board with four stations and two trunks, a SipPeer call server, and helpers
-to speak test tones into phones/lines and find them in what came out."""
+board with four stations and two trunks, a SipPeer call server on its own
+host (PEER_HOST) of the simulated network, and helpers to speak test tones
+into phones/lines and find them in what came out."""
 import os
 
 from hal import g711
 from hal.dsp import ToneGen, tone_ratio_pct
-from tests.sim.appliance import SimWorld, simulated
+from tests.sim.appliance import SimWorld, simulated, network, APPLIANCE_HOST
 from tests.sim.sippeer import SipPeer
 
 USERS = {"1001": "pw-alice-1", "1002": "pw-bob-12", "1003": "pw-carol-1", "1004": "pw-dave-12"}
 B = "set services convergence-services "
+PEER_HOST = "192.0.2.10"      # the peer call server's host on the simulated network
 
 
 def config_text(peer_port, rtp_base=30000, extra=()):
     lines = [
         B + "sip domain hq.example",       # the realm of the peer: station HA1s are for it
-        B + "peer-call-server hq address 127.0.0.1",
+        B + "peer-call-server hq address " + PEER_HOST,
         B + "peer-call-server hq port %d" % peer_port,
         B + "station alice extension 1001",
         B + "station alice fxs-port 1",
@@ -54,15 +56,19 @@ def config_text(peer_port, rtp_base=30000, extra=()):
 class World(SimWorld):
     def __init__(self, tmp_path, seed=1, extra=(), challenge_invites=False):
         self.seed = seed
-        self.peer = SipPeer(None, USERS, challenge_invites=challenge_invites)
+        self.network = net = network(seed)
+        net.add_host("peer", PEER_HOST)
+        self.peer = SipPeer(None, USERS, challenge_invites=challenge_invites, host=PEER_HOST,
+                            network=net)
         port = self.peer.bind()
         path = os.path.join(str(tmp_path), "analog.conf")
         with open(path, "w") as f:
             f.write(config_text(port, 30000 + (seed % 50) * 200, extra))
-        self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path))
+        self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path),
+                             net=net)
         self.peer.start(self.app.sched)
-        self.peer.gateways.append(("9", "127.0.0.1", self.app.sip_port))
-        self.peer.gateways.append(("8", "127.0.0.1", self.app.sip_port))
+        self.peer.gateways.append(("9", APPLIANCE_HOST, self.app.sip_port))
+        self.peer.gateways.append(("8", APPLIANCE_HOST, self.app.sip_port))
         self.gw = self.app.gateway
         self.sim = self.app.hardware.sim
         self.phones = self.sim.phones

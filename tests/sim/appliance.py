@@ -1,16 +1,37 @@
-"""Build a whole appliance in-process on the virtual clock, for simulation tests."""
+"""Build a whole appliance in-process on the virtual clock and a simulated
+network (tests/sim/simnet.py), for simulation tests: no sockets, and the run
+replays from its seed."""
 from firmware import cli
 from firmware.app import Appliance
 from firmware.compat import Random
 from firmware.sched import VirtualClock
+from tests.sim.simnet import SimNetwork
+
+APPLIANCE_HOST = "127.0.0.1"   # the appliance's address on the simulated network (a label)
+SIP_PORT = 5060
 
 
-def simulated(tmp_dir, seed=1, sim_options=None, args=()):
-    """A booted, started Appliance on the sim board with a VirtualClock and a
-    seeded random source; SIP binds an ephemeral loopback port."""
+def network(seed, trace=0):
+    """The SimNetwork of a world: the appliance is host "appliance" at
+    APPLIANCE_HOST; other hosts join when they bind (named by address)."""
+    net = SimNetwork(seed, trace=trace)
+    net.add_host("appliance", APPLIANCE_HOST)
+    return net
+
+
+def simulated(tmp_dir, seed=1, sim_options=None, args=(), net=None, sockets=False):
+    """A booted, started Appliance on the sim board with a VirtualClock, a
+    seeded random source and a SimNetwork (`net`, or a new one; app.network):
+    SIP binds APPLIANCE_HOST:SIP_PORT on it.  sockets=True: no network, real
+    loopback sockets on an ephemeral port (for tests/system, which mean to
+    exercise them)."""
+    if net is None and not sockets:
+        net = network(seed)
     opts = cli.parse(["--board", "sim", "--state", str(tmp_dir), "--console", "none",
-                      "--sip-host", "127.0.0.1", "--sip-port", "0", "--seed", str(seed)] + list(args))
-    app = Appliance(opts, clock=VirtualClock(), rng=Random(seed), sim_options=sim_options)
+                      "--sip-host", APPLIANCE_HOST, "--sip-port", "0" if sockets else str(SIP_PORT),
+                      "--seed", str(seed)] + list(args))
+    app = Appliance(opts, clock=VirtualClock(), rng=Random(seed), sim_options=sim_options,
+                    network=net)
     app.boot()
     app.start()
     return app

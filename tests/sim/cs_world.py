@@ -1,7 +1,8 @@
 """Shared set-up for the call server simulation tests: an appliance on the
-virtual clock with SIP stations (and optionally the analog stations of the
-sim board), simulated SIP phones (tests/sim/sipphone.py), and a raw UDP
-client for byte-level checks."""
+virtual clock and the simulated network (self.network, tests/sim/simnet.py)
+with SIP stations (and optionally the analog stations of the sim board),
+simulated SIP phones (tests/sim/sipphone.py), and raw UDP clients on the
+simulated network for byte-level checks."""
 import os
 import socket
 
@@ -38,8 +39,10 @@ class CsWorld(SimWorld):
             f.write("\n".join(lines) + "\n")
         self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path))
         self.cs = self.app.callserver
+        self.network = self.app.network
         self.server = ("127.0.0.1", self.app.sip_port)
-        self.net = PhoneNet(self.app.sched, seed=seed, loss=loss, hosts=hosts, trace=64)
+        self.net = PhoneNet(self.app.sched, seed=seed, loss=loss, hosts=hosts, trace=64,
+                            network=self.network)
         self.phones = {}
         for ext in sip_exts:
             self.phones[ext] = self.net.add(ext, password(ext), DOMAIN, self.server)
@@ -91,7 +94,9 @@ class CsWorld(SimWorld):
 
     # -- raw datagrams, for byte-level checks
     def raw(self, host="127.0.0.1"):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        """A datagram socket on the simulated network at host (a new host
+        named by its address, or the appliance's own at 127.0.0.1)."""
+        s = self.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((host, 0))
         s.setblocking(False)
         self._raw.append(s)

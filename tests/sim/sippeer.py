@@ -1,9 +1,10 @@
 """A minimal peer call server for the analog-line simulation tests.
 
-Runs as a task in the appliance's scheduler on its own loopback UDP socket:
+Runs as a task in the appliance's scheduler on its own UDP socket, on the
+simulated network when given one (tests/sim/simnet.py), else on loopback:
 
-    peer = SipPeer(app.sched, users={"1001": "pw1", ...}, realm="hq")
-    peer.start()                     # binds 127.0.0.1:<ephemeral>; peer.port
+    peer = SipPeer(app.sched, users={"1001": "pw1", ...}, realm="hq", network=net)
+    peer.start()                     # binds host:<ephemeral>; peer.port
     peer.gateways.append(("9", "127.0.0.1", app.sip_port))   # PSTN prefix routing
 
 Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
@@ -33,8 +34,9 @@ MAGIC = "z9hG4bK"
 
 class SipPeer:
     def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
-                 challenge_invites=False, rng=None):
+                 challenge_invites=False, rng=None, network=None):
         self.sched = sched
+        self.network = network   # a SimNetwork, or None: a loopback socket
         self.users = dict(users or {})
         self.realm = realm
         self.host = host
@@ -54,7 +56,8 @@ class SipPeer:
 
     # -- socket
     def bind(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        maker = socket if self.network is None else self.network
+        s = maker.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((self.host, 0))
         s.setblocking(False)
         self.sock = s
@@ -78,11 +81,14 @@ class SipPeer:
 
     async def _run(self):
         while True:
-            await self.sched.readable(self.sock)
+            if self.network is not None:
+                await self.sock.wait_readable()
+            else:
+                await self.sched.readable(self.sock)
             while True:
                 try:
                     data, addr = self.sock.recvfrom(65535)
-                except (BlockingIOError, OSError):
+                except OSError:         # EAGAIN (BlockingIOError on CPython)
                     break
                 self.datagram(data, addr)
 

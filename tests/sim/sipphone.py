@@ -1,14 +1,15 @@
 """Simulated SIP phones for whole-appliance simulations, on both interpreters.
 
-Each phone is a SIP user agent with its own loopback UDP socket, built from
-the sans-I/O modules in sip/ (TransactionLayer, DialogTable, DigestClient,
-SDP offer/answer).  All phones of a PhoneNet live in one scheduler (the
+Each phone is a SIP user agent with its own UDP socket on the simulated
+network (tests/sim/simnet.py SimNetwork; a loopback socket when PhoneNet has
+no network), built from the sans-I/O modules in sip/ (TransactionLayer,
+DialogTable, DigestClient, SDP offer/answer).  All phones of a PhoneNet live in one scheduler (the
 appliance's `app.sched`, or any Scheduler) and keep every timer on its
 clock: nothing reads the wall clock, and every random choice (tags, branches,
 Call-IDs, refresh jitter, packet loss) comes from sources seeded from the
 PhoneNet's seed.
 
-    net = PhoneNet(app.sched, seed=7, loss=0.1)      # drop 10 % each way
+    net = PhoneNet(app.sched, seed=7, loss=0.1, network=app.network)  # drop 10 % each way
     p = net.add("2001", "Secret-2001", "branch.example.com", ("127.0.0.1", app.sip_port))
     net.start()                 # one reader task per phone + one timer task
                                 # (net.tasks_needed(); raise sched.max_tasks
@@ -22,9 +23,10 @@ PhoneNet's seed.
     net.close()
 
 Addresses: phone i binds 127.0.1.<i+1> (hosts="distinct", the default: each
-phone is its own source IP, as on a LAN) or 127.0.0.1 (hosts="shared"), on
-an ephemeral port (CPython: getsockname; MicroPython has none: a port drawn
-from the seeded source, retried when taken).
+phone is its own source IP, as on a LAN; on a SimNetwork each is a host named
+by that address) or 127.0.0.1 (hosts="shared"), on an ephemeral port (the
+network's next one; on real sockets, CPython: getsockname; MicroPython has
+none: a port drawn from the seeded source, retried when taken).
 
 Phone
     p.user p.password p.auth_user p.domain p.server p.host p.port p.contact
@@ -292,6 +294,13 @@ class Phone:
 
     # ---- plumbing -------------------------------------------------------
     def _bind(self):
+        network = self.net.network
+        if network is not None:
+            s = network.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((self.host, 0))
+            self.sock = s
+            self.port = s.getsockname()[1]
+            return
         err = None
         for _ in range(PORT_TRIES):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -1187,8 +1196,10 @@ class PhoneNet:
     """The phones of one simulation: their sockets, one reader task per
     phone and one timer task, all in `sched` (see the module notes)."""
 
-    def __init__(self, sched, seed=1, loss=0.0, rx_loss=None, hosts="distinct", trace=0):
+    def __init__(self, sched, seed=1, loss=0.0, rx_loss=None, hosts="distinct", trace=0,
+                 network=None):
         self.sched = sched
+        self.network = network      # a SimNetwork, or None: loopback sockets
         self.clock = sched.clock
         self.seed = seed
         self.rng = Random(seed)
@@ -1223,6 +1234,8 @@ class PhoneNet:
         return p
 
     def sockaddr(self, addr):
+        if self.network is not None:
+            return addr
         sa = self._sa.get(addr)
         if sa is None:
             if len(self._sa) > 64:
@@ -1258,8 +1271,9 @@ class PhoneNet:
         # allocate one more receive buffer per wake-up for nothing
         sched = self.sched
         sock = p.sock
+        sim = self.network is not None
         while True:
-            await sched.readable(sock)
+            await (sock.wait_readable() if sim else sched.readable(sock))
             try:
                 data, raw = sock.recvfrom(MAX_DATAGRAM)
             except OSError as e:

@@ -82,9 +82,9 @@ def test_invites_challenged_by_the_call_server_are_authenticated(tmp_path):
 
 def test_gateway_is_built_by_the_first_commit_on_a_running_appliance(tmp_path):
     from tests.sim.sippeer import SipPeer
-    from tests.sim.analog_world import USERS, config_text
+    from tests.sim.analog_world import USERS, config_text, PEER_HOST
     app = simulated(tmp_path / "state", seed=43)
-    peer = SipPeer(app.sched, USERS)
+    peer = SipPeer(app.sched, USERS, host=PEER_HOST, network=app.network)
     try:
         app.sched.run(until=app.clock.now() + 1000)
         assert app.gateway is None            # nothing configured: no gateway code loaded

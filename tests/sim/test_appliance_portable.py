@@ -2,8 +2,9 @@
 """The whole appliance on the virtual clock, on both interpreters: boot with a
 configuration file, chip bring-up, dial tone, an outbound call attempt whose
 peer never answers, an inbound FXO call with caller ID, and no leaks or task
-crashes afterwards.  Under MicroPython this is the proof that the runtime, the
-SIP stack, the drivers and the chip models fit and run together."""
+crashes afterwards, on the simulated network (tests/sim/simnet.py).  Under
+MicroPython this is the proof that the runtime, the SIP stack, the drivers
+and the chip models fit and run together."""
 import gc
 
 from firmware import cli
@@ -11,16 +12,20 @@ from firmware.app import Appliance
 from firmware.compat import Random
 from firmware.sched import VirtualClock
 from tests.portable import tmpdir, rmtree
+from tests.sim.appliance import network, APPLIANCE_HOST, SIP_PORT
 
 B = "set services convergence-services "
 CONFIG = "\n".join((
-    B + "peer-call-server hq address 127.0.0.1",
+    B + "peer-call-server hq address %s",
     B + "peer-call-server hq port %d",
     B + "peer-call-server hq registration disable",   # no REGISTER retries toward the absent peer
     B + "station a extension 1001", B + "station a fxs-port 1", B + "station a display-name Alice",
     B + "station b extension 1002", B + "station b fxs-port 2",
     B + "trunk t fxo-port 1", B + "trunk t did-target 1002", B + "trunk t prefix 9",
 )) + "\n"
+
+
+PEER_HOST = "192.0.2.10"
 
 
 def _free_udp_port(rng):
@@ -33,12 +38,13 @@ def test_whole_appliance_runs_a_day_in_the_life_without_leaks():
     state = tmpdir("state")
     conf = state + "/boot.conf"
     with open(conf, "w") as f:
-        f.write(CONFIG % _free_udp_port(rng))
-    # port 0: the appliance finds a free port itself (a fixed one can be taken
-    # by whatever else runs on the machine)
+        f.write(CONFIG % (PEER_HOST, _free_udp_port(rng)))
+    net = network(7)
+    net.add_host("peer", PEER_HOST)       # up, but nothing listens on the peer's port
     opts = cli.parse(["--board", "sim", "--state", state, "--console", "none",
-                      "--sip-host", "127.0.0.1", "--sip-port", "0", "--config", conf])
-    app = Appliance(opts, clock=VirtualClock(), rng=Random(7))
+                      "--sip-host", APPLIANCE_HOST, "--sip-port", str(SIP_PORT),
+                      "--config", conf])
+    app = Appliance(opts, clock=VirtualClock(), rng=Random(7), network=net)
     app.boot()
     app.start()
 
@@ -56,6 +62,7 @@ def test_whole_appliance_runs_a_day_in_the_life_without_leaks():
         phone.dial_dtmf("1002")
         run(1000)
         assert gw.fxs[1].state == "calling", (gw.fxs[1].state, app.commands.execute(app, "show log"))
+        assert net.stats("appliance", "peer")["no_listener"] >= 1    # the INVITE went there
         line = app.hardware.sim.lines[1]
         line.ring(caller_id=("5551234", "PSTN CALLER"))
         run(5000)

@@ -22,12 +22,12 @@ AA = [B + "auto-attendant extension 500",
 
 class Caller:
     """The RTP side of a simulated phone: a socket on the phone's SDP address
-    that hears the attendant and keys digits to it."""
+    (on the simulated network) that hears the attendant and keys digits to it."""
 
     def __init__(self, w, ext):
         self.w = w
         p = w.phones[ext]
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = w.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((p.host, p.rtp_port))
         self.sock.setblocking(False)
         self.seq = 1

@@ -351,15 +351,17 @@ def test_analog_ports_take_new_calls_only_from_the_call_server(tmp_path):
 
 
 class _TcpPhone:
-    """A station registered over TCP: a raw connection that registers with
-    digest and answers the INVITE it gets on that same connection."""
+    """A station registered over TCP: a raw connection on the simulated
+    network that registers with digest and answers the INVITE it gets on
+    that same connection."""
 
     def __init__(self, w, ext):
         import socket
         from sip.message import StreamFramer
         self.w = w
         self.ext = ext
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = w.network.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
         self.sock.connect(("127.0.0.1", w.app.sip_port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)

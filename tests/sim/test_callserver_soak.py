@@ -9,7 +9,8 @@ engine (a boot configuration file of `set` lines for the domain, the
 call-server and security settings, then the stations in commits of ten; the
 sim board's 10 ms hardware poll is stopped: it has nothing to do with the
 call server and would dominate the run time), and 50 simulated phones
-(tests/sim/sipphone.py), each on its own loopback address, register with
+(tests/sim/sipphone.py), each on its own host of the simulated network
+(tests/sim/simnet.py; no sockets), register with
 digest and keep refreshing (a mix of requested lifetimes: the server's
 default, 600 s, 3600 s, and one phone asking for 30 s that gets 423 and then
 refreshes every minute or so); now and then an idle phone "reboots"
@@ -185,7 +186,7 @@ class Soak:
         if hw is not None:
             hw.cancel()
         server = ("127.0.0.1", app.sip_port)
-        self.net = PhoneNet(app.sched, seed=seed, loss=loss, trace=trace)
+        self.net = PhoneNet(app.sched, seed=seed, loss=loss, trace=trace, network=app.network)
         for i in range(stations):
             ext = ext_of(i)
             p = self.net.add(ext, "Secret-" + ext, DOMAIN, server, expires=expires_for(i))

@@ -2,55 +2,68 @@
 """Two sans-I/O SIP endpoints over a seeded lossy link on a virtual clock.
 
 UAC (10.0.0.1) places INVITE -> 180 -> 200 -> ACK -> BYE -> 200 calls and
-OPTIONS requests toward the UAS (10.0.0.2); the link drops LOSS of the
-datagrams in each direction and delays the rest by 5-60 ms.  Every call and
-OPTIONS must end in success or a clean timeout event, the success rate must be
->= 99 %, and both transaction tables and dialog tables must drain.  A failure
-prints the seed.
+OPTIONS requests toward the UAS (10.0.0.2) over the simulated network
+(tests/sim/simnet.py, stepped by hand: no scheduler); the link drops LOSS of
+the datagrams in each direction and delays the rest by 5-60 ms, and some are
+held back so that later ones overtake them.  Every call and OPTIONS must end
+in success or a clean timeout event, the success rate must be >= 99 %, and
+both transaction tables and dialog tables must drain.  A failure prints the
+seed.
 """
 import gc
 from firmware.compat import Random
+from firmware.sched import VirtualClock
 from sip.message import parse, Request, Response
 from sip.transaction import TransactionLayer
 from sip.transport import stamp_via
 from sip.dialog import Dialog, DialogTable, uas_response_headers
+from tests.sim.simnet import SimNetwork
 
 A = ("10.0.0.1", 5060)
 B = ("10.0.0.2", 5060)
 LOSS = 0.3
+LATENCY_MS = 5
+JITTER_MS = 55          # 5-60 ms
+REORDER = 0.1           # held back REORDER_MS more: overtaken by later datagrams
+REORDER_MS = 30
 _MPY = hasattr(gc, "mem_free")
 
 
 class Link:
-    def __init__(self, rng, loss):
-        self.rng = rng
-        self.loss = loss
-        self.q = []
-        self.seq = 0
-        self.sent = 0
-        self.lost = 0
+    """The network between A and B, stepped by the driver loop in run()."""
+
+    def __init__(self, seed, loss):
+        self.clock = VirtualClock()
+        self.net = net = SimNetwork(seed, loss=loss, latency=LATENCY_MS, jitter=JITTER_MS,
+                                    reorder=REORDER, reorder_ms=REORDER_MS)
+        net.use_clock(self.clock)
+        net.add_host("uac", A[0])
+        net.add_host("uas", B[0])
+        self.socks = {}
+        for addr in (A, B):
+            s = net.socket()
+            s.bind(addr)
+            self.socks[addr] = s
 
     def send(self, now, data, src, dst):
-        self.sent += 1
-        if self.rng.random() < self.loss:
-            self.lost += 1
-            return
-        self.seq += 1
-        self.q.append((now + 5 + self.rng.randbelow(56), self.seq, data, src, dst))
+        self.socks[src].sendto(data, dst)
 
     def next_deadline(self):
-        best = None
-        for p in self.q:
-            if best is None or p[0] < best:
-                best = p[0]
-        return best
+        return self.net.next_deadline()
 
     def due(self, now):
-        out = [p for p in self.q if p[0] <= now]
-        if out:
-            self.q = [p for p in self.q if p[0] > now]
-            out.sort()
+        """(data, src, dst) delivered by now, in arrival order per socket."""
+        self.clock.advance_to(now)
+        self.net.deliver_due()
+        out = []
+        for dst, s in self.socks.items():
+            while s.pending():
+                data, src = s.recvfrom(65535)
+                out.append((data, src, dst))
         return out
+
+    def stat(self, name):
+        return self.net.stats("uac", "uas")[name] + self.net.stats("uas", "uac")[name]
 
 
 class Endpoint:
@@ -197,7 +210,7 @@ class UAS(Endpoint):
 
 
 def run(seed, calls=200, options=200, loss=LOSS, spacing=500):
-    link = Link(Random(seed), loss)
+    link = Link(seed, loss)
     uac = UAC(Random(seed + 1000), 1024, calls, options)
     uas = UAS(Random(seed + 2000), 1024)
     starts = []
@@ -221,7 +234,7 @@ def run(seed, calls=200, options=200, loss=LOSS, spacing=500):
         assert steps < 500000, "seed %d: no progress" % seed
         if steps % 1000 == 0 and _MPY:
             gc.collect()
-        for at, seq, data, src, dst in link.due(now):
+        for data, src, dst in link.due(now):
             (uac if dst == A else uas).deliver(data, src, now)
         while si < len(starts) and starts[si][0] <= now:
             at, what, i = starts[si]
@@ -249,8 +262,8 @@ def check(seed, calls=200, options=200):
             else:
                 bad.append((what, i, res[i]))
     total = len(uac.calls) + len(uac.opts)
-    info = "seed=%d ok=%d/%d bad=%r lost=%d/%d" % (seed, ok, total, bad[:5],
-                                                    link.lost, link.sent)
+    lost, sent = link.stat("lost"), link.stat("sent")
+    info = "seed=%d ok=%d/%d bad=%r lost=%d/%d" % (seed, ok, total, bad[:5], lost, sent)
     try:
         assert total == calls + options, info
         for what, i, r in bad:
@@ -261,7 +274,8 @@ def check(seed, calls=200, options=200):
         assert len(uas.dialogs) <= len(bad), info
         assert uac.layer.stats["overflow"] == 0 and uas.layer.stats["overflow"] == 0
         assert uas.layer.stats["bad_destination"] == 0
-        assert 0.25 < link.lost / link.sent < 0.35, info
+        assert 0.25 < lost / sent < 0.35, info
+        assert link.stat("reordered") > 0 and link.stat("rx_overflow") == 0, info
     except AssertionError:
         print("test_sip_lossy FAILED with seed %d: %s" % (seed, info))
         raise
@@ -277,4 +291,4 @@ def test_lossless_link_all_succeed():
     link, uac, uas, end = run(5, calls=20, options=20, loss=0.0)
     assert uac.calls == ["ok"] * 20 and uac.opts == ["ok"] * 20
     assert len(uac.layer) == 0 and len(uas.layer) == 0 and len(uas.dialogs) == 0
-    assert uas.no_ack == 0 and link.lost == 0
+    assert uas.no_ack == 0 and link.stat("lost") == 0 and link.stat("sent") > 0

@@ -3,14 +3,12 @@
 proxy (tests/sim/sippeer.py), on a virtual clock, on both interpreters:
 digest registration with refresh and unregistration, calls through the
 record-routing proxy with hold/resume from either side and hang-up from
-either side, CANCEL, busy, 407-challenged INVITEs, a wrong password, and a
+either side, all on the simulated network (tests/sim/simnet.py), CANCEL, busy, 407-challenged INVITEs, a wrong password, and a
 lossy run whose tables all drain.  A failure prints its seed."""
 import hashlib
-import socket
 
-from firmware.compat import MICROPYTHON
 from firmware.sched import Scheduler, VirtualClock
-from firmware.sipstack.transport import sockaddr, peer
+from tests.sim.simnet import SimNetwork
 from tests.sim.sippeer import SipPeer, MAGIC
 from tests.sim.sipphone import PhoneNet
 
@@ -18,41 +16,7 @@ USERS = {"2001": "Secret-2001", "2002": "Secret-2002", "2003": "Secret-2003"}
 
 
 class PortablePeer(SipPeer):
-    """SipPeer with the socket calls both interpreters share (MicroPython has
-    no getsockname, returns raw socket addresses and has no hexdigest)."""
-
-    def bind(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        if MICROPYTHON:
-            from firmware.compat import Random
-            r = Random(4242)
-            for _ in range(32):
-                p = 20000 + r.randbelow(40000)
-                try:
-                    s.bind(sockaddr(self.host, p))
-                    break
-                except OSError:
-                    continue
-        else:
-            s.bind((self.host, 0))
-            p = s.getsockname()[1]
-        s.setblocking(False)
-        self.sock = s
-        self.port = p
-        return p
-
-    async def _run(self):
-        while True:
-            await self.sched.readable(self.sock)
-            while True:
-                try:
-                    data, raw = self.sock.recvfrom(65535)
-                except OSError:
-                    break
-                self.datagram(data, peer(raw))
-
-    def send(self, msg, addr):
-        self.sock.sendto(msg.serialize(), sockaddr(addr[0], addr[1]))
+    """SipPeer without hexdigest (MicroPython has none)."""
 
     def _branch(self, req):
         b = req.top_via.branch or ""
@@ -64,10 +28,13 @@ class World:
     def __init__(self, seed, loss=0.0, challenge_invites=False, users=USERS, trace=0):
         self.seed = seed
         self.sched = Scheduler(VirtualClock())
+        # the peer and the phones on a simulated network: no sockets
+        self.network = SimNetwork(seed)
+        self.network.attach(self.sched)
         self.peer = PortablePeer(self.sched, users, realm="hq.example",
-                                 challenge_invites=challenge_invites)
+                                 challenge_invites=challenge_invites, network=self.network)
         self.peer.start()
-        self.net = PhoneNet(self.sched, seed=seed, loss=loss, trace=trace)
+        self.net = PhoneNet(self.sched, seed=seed, loss=loss, trace=trace, network=self.network)
         dom = "127.0.0.1:%d" % self.peer.port
         self.phones = {}
         for user in sorted(users):
