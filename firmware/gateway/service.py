@@ -42,6 +42,20 @@ from firmware.gateway.fxo import FxoAgent
 
 FRAME_MS = const(20)
 
+# How the peer call server addresses the ports: the FXS stations register a
+# Contact with ;line=fxsN (the peer's INVITE comes back to it), the FXO
+# trunks place their calls from trunk-<name>.  Produced and read only here.
+LINE_PARAM = "line"
+TRUNK_CONTACT_PREFIX = "trunk-"
+
+
+def port_line(port):
+    return "fxs%d" % port
+
+
+def is_port_line(value):
+    return value is not None and (value.startswith("fxs") or value == "fxo")
+
 
 class GatewayService:
     def __init__(self, app):
@@ -134,7 +148,7 @@ class GatewayService:
                 continue
             r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
                              st.password, expires, self._reg_state, contact_user=ext,
-                             contact_params=";line=fxs%d" % st.fxs_port)
+                             contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)))
             r.secret_id = st.ha1
             self.registrations[ext] = r
             r.start(self.app.clock.now())
@@ -220,8 +234,7 @@ class GatewayService:
         """An INVITE for one of our registered contacts (`;line=fxsN` /
         `;line=fxo`, whichever call server sent it) is the gateway's; so is
         every new INVITE while no local call server is in control."""
-        line = sreq.request.uri.params.get("line")
-        if line is not None and (line.startswith("fxs") or line == "fxo"):
+        if is_port_line(sreq.request.uri.params.get(LINE_PARAM)):
             self.incoming(sreq)
             return True
         if self.app.control.local and getattr(self.app, "callserver", None) is not None:
@@ -309,7 +322,7 @@ class GatewayService:
             frm, user = "sip:%s@%s" % (station.extension, srv.domain()), station.extension
         else:
             frm = "sip:%s@%s" % ((cid[0] if cid else None) or "anonymous", srv.domain())
-            user = "trunk-%s" % trunk.name
+            user = TRUNK_CONTACT_PREFIX + trunk.name
         return self.ua.invite("sip:%s@%s" % (number, srv.hostport()), frm,
                               "sip:%s@%s" % (number, srv.domain()), srv.dest(), body, owner, now,
                               display=display, auth=auth, contact_user=user)
