@@ -38,7 +38,7 @@ except ImportError:
     def const(x):
         return x
 
-from sip.errors import SdpError
+from sip.errors import SdpError, SipError
 
 MAX_SDP_SIZE = const(16384)
 MAX_SDP_LINES = const(256)
@@ -395,3 +395,34 @@ def answer(offer_sdp, local_codecs, local_addr, local_port, direction="sendrecv"
     if not audio_ok:
         raise SdpError("no common codec", 488)
     return Session(_head(username, session_id, session_version, local_addr), media)
+
+
+class RemoteSdp:
+    """The far end's SDP of a session, kept as bytes and parsed only when
+    someone looks at it: a B2BUA leg passes the bytes on and never does (some
+    3 KB per leg on MicroPython).  Used by INVITE sessions and in-process
+    local sessions alike."""
+    remote_body = None        # the far end's last SDP as received (bytes)
+    _rsdp = None
+    _sdp_pending = None
+
+    def got_remote_sdp(self, body):
+        if body:
+            self.remote_body = body
+            self._sdp_pending = body
+
+    @property
+    def remote_sdp(self):
+        raw = self._sdp_pending
+        if raw is not None:
+            self._sdp_pending = None
+            try:
+                self._rsdp = parse_sdp(raw)
+            except SipError:
+                pass              # unparsable: keep what was there
+        return self._rsdp
+
+    @remote_sdp.setter
+    def remote_sdp(self, value):
+        self._rsdp = value
+        self._sdp_pending = None

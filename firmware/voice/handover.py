@@ -25,7 +25,7 @@ of handling it.  Pending events per pair are bounded by MAX_PENDING (an
 overflowing pair is ended on both sides, counted).
 """
 from firmware.compat import const
-from sip.errors import SipError
+from sip.sdp import RemoteSdp
 
 MAX_PENDING = const(16)      # events not yet delivered, per pair
 
@@ -86,7 +86,7 @@ def local_pair(app, caller_id, callee_id, body):
     a.peer = b
     b.peer = a
     a.local_sdp = body
-    b._set_remote(body)
+    b.got_remote_sdp(body)
     counters = getattr(app, "handover_counters", None)
     if counters is None:
         counters = app.handover_counters = {"calls": 0, "overflow": 0}
@@ -94,7 +94,7 @@ def local_pair(app, caller_id, callee_id, body):
     return a, b
 
 
-class LocalSession:
+class LocalSession(RemoteSdp):
     usage = "local"
     dialog = None                # no SIP dialog: attended transfer falls back to blind
 
@@ -105,9 +105,6 @@ class LocalSession:
         self.is_uac = is_uac
         self.state = CALLING
         self.remote_identity = remote_identity
-        self.remote_body = None
-        self._rsdp = None
-        self._raw = None
         self.local_sdp = None
         self.user = None
         self.flow = None
@@ -122,29 +119,6 @@ class LocalSession:
 
     def __repr__(self):
         return "<LocalSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
-
-    # -- what the far end sent
-    def _set_remote(self, body):
-        if body:
-            self.remote_body = body
-            self._raw = body
-
-    @property
-    def remote_sdp(self):
-        raw = self._raw
-        if raw is not None:
-            self._raw = None
-            try:
-                from sip.sdp import parse_sdp
-                self._rsdp = parse_sdp(raw)
-            except SipError:
-                pass
-        return self._rsdp
-
-    @remote_sdp.setter
-    def remote_sdp(self, value):
-        self._rsdp = value
-        self._raw = None
 
     def _cb(self, name, *args):
         fn = getattr(self.owner, name, None) if self.owner is not None else None
@@ -240,7 +214,7 @@ class LocalSession:
             return
         self.state = EARLY
         if sdp is not None:
-            self._set_remote(sdp)
+            self.got_remote_sdp(sdp)
         self._cb("on_progress", status)
 
     def _answered(self, sdp):
@@ -252,7 +226,7 @@ class LocalSession:
             return
         self.state = CONFIRMED
         self.acked = True
-        self._set_remote(sdp)
+        self.got_remote_sdp(sdp)
         self._cb("on_answer")
         if self.state == CONFIRMED:
             self.pair.post(self.peer._confirmed)
@@ -282,7 +256,7 @@ class LocalSession:
         if self.state != CONFIRMED:
             self.pair.post(_done, on_done, 481)
             return
-        self._set_remote(sdp)
+        self.got_remote_sdp(sdp)
         from sip.usage.agent import PENDING
         body = self._cb("on_offer", self.remote_sdp)
         if body is PENDING:
@@ -294,7 +268,7 @@ class LocalSession:
         if body is None:
             _done(on_done, status)
             return
-        self._set_remote(body)
+        self.got_remote_sdp(body)
         _done(on_done, 200)
 
     def _terminate(self, reason):

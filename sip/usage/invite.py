@@ -25,13 +25,13 @@ from sip.dialog import Dialog, DialogError, create_cancel
 from sip.digest import DigestClient
 from sip.errors import SipError
 from sip.transaction import TransactionError
-from sip.sdp import parse_sdp
+from sip.sdp import parse_sdp, RemoteSdp
 from sip.usage.agent import (callback as _cb, clone as _clone, ignore as _ignore,
                              dialog_dest, dialog_transport, MAX_AUTH_TRIES, PENDING,
                              CALLING, EARLY, CONFIRMED, TERMINATED, _SDP, _ALLOW)
 
 
-class InviteSession:
+class InviteSession(RemoteSdp):
     usage = "invite"
 
     def __init__(self, ua, owner, is_uac):
@@ -48,8 +48,6 @@ class InviteSession:
         self.auth_tries = 0
         self.sreq = None          # UAS: the pending INVITE
         self.request = None       # UAS: the INVITE received (dropped once ACKed)
-        self._rsdp = None         # remote_sdp, parsed on first use
-        self._sdp_pending = None  # SDP bytes received and not parsed yet
         self._identity = None     # remote_identity, kept when the request goes
         self.local_sdp = None
         self.call_id = None
@@ -73,24 +71,6 @@ class InviteSession:
 
     def __repr__(self):
         return "<InviteSession %s %s>" % ("uac" if self.is_uac else "uas", self.state)
-
-    # The far end's SDP is parsed only when someone looks at it: a B2BUA leg
-    # passes the bytes on and never does (some 3 KB per leg on MicroPython).
-    @property
-    def remote_sdp(self):
-        raw = self._sdp_pending
-        if raw is not None:
-            self._sdp_pending = None
-            try:
-                self._rsdp = parse_sdp(raw)
-            except SipError:
-                pass              # unparsable: keep what was there
-        return self._rsdp
-
-    @remote_sdp.setter
-    def remote_sdp(self, value):
-        self._rsdp = value
-        self._sdp_pending = None
 
     # ---- UAC ----
     def _uac_response(self, resp, now):
@@ -242,9 +222,7 @@ class InviteSession:
         s.local_tag = sreq.to_tag
         sreq.on_no_ack = s._ack_timeout
         sreq.on_cancel = s._cancelled
-        if req.body:
-            s.remote_body = req.body
-            s._sdp_pending = req.body
+        s.got_remote_sdp(req.body)
         ua.sessions.append(s)
         return s
 
@@ -360,9 +338,8 @@ class InviteSession:
 
     # ---- both ----
     def _take_sdp(self, msg):
-        if msg.body and msg.content_type == _SDP:
-            self.remote_body = msg.body
-            self._sdp_pending = msg.body
+        if msg.content_type == _SDP:
+            self.got_remote_sdp(msg.body)
 
     @property
     def remote_identity(self):
