@@ -142,7 +142,7 @@ class ApplianceTarget:
     def memory(self):
         if not self.micropython:
             return None
-        out = self.app.command("show system memory", timeout_s=30)
+        out = self.app.command("show system memory", timeout=30)
         m = re.search(r"Heap: (\d+) bytes used", out)
         if not m:
             raise AssertionError("show system memory: %r" % out)
@@ -151,7 +151,7 @@ class ApplianceTarget:
     def calls_up(self, callers):
         """Rows of `show calls` (Id Caller Callee State Duration) in state
         connected with one of our callers."""
-        out = self.app.command("show calls", timeout_s=30)
+        out = self.app.command("show calls", timeout=30)
         n = 0
         for line in out.splitlines():
             f = line.split()
@@ -160,13 +160,13 @@ class ApplianceTarget:
         return n
 
     def transactions(self):
-        out = self.app.command("show sip statistics", timeout_s=30)
+        out = self.app.command("show sip statistics", timeout=30)
         m = re.search(r"Transactions: (\d+)/", out)
         return int(m.group(1)) if m else None
 
     def tables(self):
         """{table: peak} from `show sip statistics`: the largest each table got."""
-        out = self.app.command("show sip statistics", timeout_s=30)
+        out = self.app.command("show sip statistics", timeout=30)
         peaks = {}
         m = re.search(r"Transactions: \d+/(\d+) \(peak (\d+)\)", out)
         if m:
@@ -181,7 +181,7 @@ class ApplianceTarget:
     def crash(self):
         """The first task crash in the appliance's log, if any, for the error."""
         try:
-            log = self.app.command("show log | match crashed", timeout_s=30)
+            log = self.app.command("show log | match crashed", timeout=30)
         except Exception:
             return " (appliance console gone)"
         lines = [ln.strip() for ln in log.splitlines() if "crashed" in ln]
