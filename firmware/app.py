@@ -139,7 +139,9 @@ class Appliance:
 
     def _start_security(self):
         """Allow list, blocked sources and rate limit apply to every SIP
-        request, with or without stations (firmware/sipstack/security.py)."""
+        request, with or without stations (firmware/sipstack/security.py);
+        allow list, blocked sources and the per-source cap also to every TCP
+        connection, at accept (firmware/sipstack/transport.py)."""
         from firmware.sipstack.security import Security
         sec = Security(self.log.write)
         s = getattr(self, "security_settings", None)
@@ -155,6 +157,14 @@ class Appliance:
             return sec.gate(a[0], a[1], msg.method, clock.now())
         from firmware.sipstack.router import Module, SECURITY
         self.sip.router.add(Module("security", SECURITY, (), screen=screen))
+
+        def admit(addr, sec=sec, self=self):   # TCP: the same lists, at accept
+            if self.own_address(addr):
+                return None
+            return sec.admit(addr[0], addr[1], clock.now())
+        tp = self.sip_transports
+        tp.admit = admit
+        tp.max_per_source = sec.settings.tcp_per_source
         self.sip.stat_sections.append(("Security", sec.statistics))
 
     @property

@@ -6,6 +6,7 @@ per-source request rate limit (pike-like) and a bounded access log.
             allow-list [ 127.0.0.0/8 10.1.0.0/16 ];   # empty/absent: every source allowed
             failed-registration { threshold 5; window 60; block-time 300; response silent; }
             rate-limit { requests 200; window 2; }
+            tcp { max-connections-per-source 4; }
         }
     }
 
@@ -46,6 +47,18 @@ gate() checks, in this order:
    Kamailio's pike does), so a steady flooder gets nothing through rather
    than `requests` per window.  One access-log record per episode (when the
    source starts being limited), not one per packet.
+
+SIP over TCP: the transport asks `admit(host, port, now)` when it accepts a
+connection, before the connection takes one of its slots
+(firmware/sipstack/transport.py "TCP admission").  A source outside the allow
+list (`tcp_not_allowed`) or blocked (`tcp_blocked`, whatever `response` says:
+a refused connection gets no 403) is refused, and the transport closes the
+connection at once.  Each is written to the access log at most once a minute
+per source, in the same bounded table of notes as the allow-list drops.  A
+block refuses new connections only: a connection accepted before the block
+keeps carrying ACK, CANCEL and BYE (its other requests meet gate()).  The
+per-source connection cap (`tcp max-connections-per-source`) is enforced by
+the transport (tp.max_per_source; apply() and the appliance set it).
 
 Failed authentications (`auth_failed`) are counted per source address in a
 sliding window: the timestamps of the last threshold-1 failures are kept,
@@ -107,8 +120,8 @@ MAX_FAILURE_SOURCES = const(128)   # failed-authentication trackers
 MAX_FAILURE_STAMPS = const(1024)   # failure timestamps kept in all trackers together
 MAX_BLOCKED = const(128)           # blocked source addresses
 MAX_ACCESS_LOG = const(128)        # access-log records (ring)
-MAX_NOTED = const(32)              # "not in allow list" records per minute, all sources
-NOTE_INTERVAL_MS = const(60000)    # one "not in allow list" record per source per minute
+MAX_NOTED = const(32)              # "not in allow list"/TCP refusal records per minute, all sources
+NOTE_INTERVAL_MS = const(60000)    # one such record per source per minute
 SWEEP_MIN_MS = const(1000)         # on_timer sweeps at most once a second
 MAX_USER_CHARS = const(32)         # user names kept in the access log
 MAX_REASON_CHARS = const(80)
@@ -118,6 +131,8 @@ DEFAULT_FAIL_WINDOW = const(60)    # seconds
 DEFAULT_BLOCK_TIME = const(300)    # seconds
 DEFAULT_RATE_REQUESTS = const(200)
 DEFAULT_RATE_WINDOW = const(2)     # seconds
+DEFAULT_TCP_PER_SOURCE = const(4)  # = transport.MAX_TCP_PER_SOURCE
+MAX_TCP_PER_SOURCE_SETTING = const(16)   # = transport.MAX_TCP_CONNECTIONS
 
 DROP = "drop"
 FORBIDDEN = (403, "Forbidden")
@@ -156,6 +171,14 @@ S.register(PARENT, S.Container(
                         S.Leaf("window", S.Integer(1, 60, "seconds"), default=DEFAULT_RATE_WINDOW,
                                help="Length of the rate-limit window"),
                     )),
+        S.Container("tcp", "SIP over TCP: connection limits (sources outside the allow list "
+                    "or blocked are refused at accept)", children=(
+                        S.Leaf("max-connections-per-source",
+                               S.Integer(1, MAX_TCP_PER_SOURCE_SETTING),
+                               default=DEFAULT_TCP_PER_SOURCE,
+                               help="TCP connections one source address may hold; beyond, "
+                                    "a new connection is closed at once"),
+                    )),
     )))
 
 
@@ -172,6 +195,7 @@ class SecuritySettings:
         self.response = "silent"
         self.rate_requests = DEFAULT_RATE_REQUESTS
         self.rate_window = DEFAULT_RATE_WINDOW      # seconds
+        self.tcp_per_source = DEFAULT_TCP_PER_SOURCE
         if cfg is None:
             return
         p = BASE + " "
@@ -184,6 +208,7 @@ class SecuritySettings:
         r = p + "rate-limit "
         self.rate_requests = cfg.get(r + "requests")
         self.rate_window = cfg.get(r + "window")
+        self.tcp_per_source = cfg.get(p + "tcp max-connections-per-source")
 
 
 def apply(app, old, new):
@@ -192,6 +217,9 @@ def apply(app, old, new):
     sec = getattr(app, "security", None)
     if sec is not None:
         sec.configure(settings)
+    tp = getattr(app, "sip_transports", None)
+    if tp is not None:
+        tp.max_per_source = settings.tcp_per_source
     if getattr(app, "commands", None) is not None:
         register_commands(app)
 
@@ -289,7 +317,8 @@ class Security:
                      "rate_limit_starts", "auth_failures", "auth_successes", "access_denied",
                      "blocks", "blocks_expired", "unblocks", "blocks_evicted",
                      "trackers_evicted", "failure_trackers_evicted",
-                     "access_log_dropped", "access_log_suppressed"):
+                     "access_log_dropped", "access_log_suppressed",
+                     "tcp_not_allowed", "tcp_blocked"):
             self.counters[name] = 0
         self.configure(SecuritySettings())
 
@@ -347,6 +376,25 @@ class Security:
             return DROP
         return None
 
+    def admit(self, host, port, now):
+        """A TCP connection from host:port is being accepted: None lets it in;
+        "not_allowed" or "blocked" refuses it (counted, noted in the access log
+        at most once a minute per source)."""
+        if self._prefixes is not None and not self.allowed(host):
+            self.counters["tcp_not_allowed"] += 1
+            self._note_not_allowed(host, port, now, "TCP connection refused: not in allow list")
+            return "not_allowed"
+        if self._blocked:
+            b = self._blocked.get(host)
+            if b is not None:
+                if now >= b[0]:
+                    self._end_block(host, now)
+                else:
+                    self.counters["tcp_blocked"] += 1
+                    self._note_not_allowed(host, port, now, "TCP connection refused: blocked")
+                    return "blocked"
+        return None
+
     def _rate_check(self, host, port, now):
         """Count one request; True when it must be dropped."""
         t = self._rate.get(host)
@@ -379,7 +427,7 @@ class Security:
             return True
         return False
 
-    def _note_not_allowed(self, host, port, now):
+    def _note_not_allowed(self, host, port, now, reason="not in allow list"):
         t = self._noted.get(host)
         if t is not None and now - t < NOTE_INTERVAL_MS:
             return
@@ -390,7 +438,7 @@ class Security:
                 return
         self._noted[host] = now
         self._wake(now + NOTE_INTERVAL_MS)
-        self._append(now, _source(host, port), "", "not in allow list")
+        self._append(now, _source(host, port), "", reason)
 
     def _purge_noted(self, now):
         for h, t in list(self._noted.items()):
@@ -601,6 +649,8 @@ class Security:
             ("requests dropped: source blocked", c["blocked_dropped"]),
             ("requests rejected (403): source blocked", c["blocked_rejected"]),
             ("requests dropped: rate limit", c["rate_limited"]),
+            ("TCP connections refused: not in allow list", c["tcp_not_allowed"]),
+            ("TCP connections refused: source blocked", c["tcp_blocked"]),
             ("rate limit episodes", c["rate_limit_starts"]),
             ("authentication failures", c["auth_failures"]),
             ("authentication successes", c["auth_successes"]),

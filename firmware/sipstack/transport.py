@@ -38,12 +38,35 @@ Receive policy
     garbage collection, is read away and counted ("dropped_no_memory"); the
     receive task keeps serving.
 
-TCP: at most MAX_TCP_CONNECTIONS connections (beyond: the new connection is
-closed and "tcp_refused" counted), one scheduler task each; framing by
-sip.message.StreamFramer with a per-connection bound of MAX_MESSAGE_SIZE
-(oversize or unframable stream: 513/400 when a response can be formed, then
-close); a connection idle for TCP_IDLE_MS on the scheduler clock is closed;
-unsent output is bounded by MAX_TCP_OUTBUF (overflow closes the connection).
+TCP: at most MAX_TCP_CONNECTIONS connections, one scheduler task each;
+framing by sip.message.StreamFramer with a per-connection bound of
+MAX_MESSAGE_SIZE (oversize or unframable stream: 513/400 when a response can
+be formed, then close); unsent output is bounded by MAX_TCP_OUTBUF (overflow
+closes the connection).
+
+TCP admission (issue 12 item 5: one source must not hold the slots phones
+need), in this order at accept, before the connection takes a slot:
+  1. `tp.admit(addr)`, when set (the appliance sets it to the security
+     screen, firmware/sipstack/security.py Security.admit: allow list and
+     blocked sources): a reason string refuses; the connection is closed at
+     once and "tcp_refused_source" counted (the reason is counted and
+     access-logged by the screen);
+  2. at most max_per_source (MAX_TCP_PER_SOURCE; config `security tcp
+     max-connections-per-source`) connections from one host: beyond, the new
+     one is closed and "tcp_refused_per_source" counted;
+  3. table full (max_connections): the oldest connection that has not yet
+     delivered a whole message is closed to make room ("tcp_evicted"); only
+     when every connection has delivered one is the new connection refused
+     ("tcp_refused").
+Timeouts, on the scheduler clock:
+  * message timeout: a connection must deliver a whole SIP message within
+    TCP_MESSAGE_TIMEOUT_MS of its accept, and each later message within
+    TCP_MESSAGE_TIMEOUT_MS of its first byte; bytes that do not complete a
+    message (a trickled header) do not extend it ("tcp_message_timeout").
+    CRLF keep-alives between messages start no message;
+  * idle timeout: a connection with no traffic either way for TCP_IDLE_MS is
+    closed ("tcp_idle_closed"); this is what governs a phone's flow between
+    messages, so registered phones keep their connections.
 
 IPv6: with a wildcard host (0.0.0.0) a second socket pair binds "::"
 (IPV6_V6ONLY), with 127.0.0.1 it binds "::1"; when the host has no IPv6 the
@@ -72,6 +95,8 @@ MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
 UDP_PEEK_BYTES = const(2048)         # first read of a datagram (see _udp_receive)
 _MSG_PEEK = const(2)                 # Linux; MicroPython's socket module has no name for it
 MAX_TCP_CONNECTIONS = const(16)      # each is one scheduler task (MAX_TASKS 64)
+MAX_TCP_PER_SOURCE = const(4)        # connections from one host address (default)
+TCP_MESSAGE_TIMEOUT_MS = const(5000) # a whole message within this of accept / its first byte
 MAX_TCP_OUTBUF = const(65536)        # unsent bytes per connection
 TCP_IDLE_MS = const(120000)          # idle connection lifetime
 TCP_READ = const(4096)
@@ -92,7 +117,8 @@ COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
             "parse_errors_answered", "dropped_malformed_responses",
             "dropped_unanswerable", "dropped_oversize", "dropped_broadcast",
             "send_errors", "recv_errors", "tcp_accepted", "tcp_refused", "tcp_closed",
-            "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
+            "tcp_refused_source", "tcp_refused_per_source", "tcp_evicted",
+            "tcp_message_timeout", "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
             "tcp_no_connection", "handler_errors", "dscp_errors")
 
 
@@ -151,9 +177,9 @@ def stamp_via(msg, src):
 
 class TcpConnection:
     __slots__ = ("sock", "addr", "framer", "outbuf", "last", "task", "open", "family",
-                 "flushing")
+                 "flushing", "due", "messages")
 
-    def __init__(self, sock, addr, family, now):
+    def __init__(self, sock, addr, family, now, message_ms=TCP_MESSAGE_TIMEOUT_MS):
         self.sock = sock
         self.addr = addr
         self.family = family
@@ -163,6 +189,8 @@ class TcpConnection:
         self.task = None
         self.open = True
         self.flushing = False
+        self.due = now + message_ms    # a whole message by then; None: no message begun
+        self.messages = 0              # whole messages framed on this connection
 
     def __repr__(self):
         return "<TcpConnection %s:%d>" % self.addr
@@ -171,7 +199,8 @@ class TcpConnection:
 class Transports:
     def __init__(self, sched, log, rng, host="0.0.0.0", port=5060, ipv6=True,
                  max_connections=MAX_TCP_CONNECTIONS, idle_ms=TCP_IDLE_MS,
-                 max_message=MAX_MESSAGE_SIZE):
+                 max_message=MAX_MESSAGE_SIZE, max_per_source=MAX_TCP_PER_SOURCE,
+                 message_ms=TCP_MESSAGE_TIMEOUT_MS):
         self.sched = sched
         self.log = log                 # log(level, text)
         self.rng = rng
@@ -181,7 +210,10 @@ class Transports:
         self.max_connections = max_connections
         self.idle_ms = idle_ms
         self.max_message = max_message
+        self.max_per_source = max_per_source
+        self.message_ms = message_ms
         self.on_message = None
+        self.admit = None              # admit((host, port)): None, or why it is refused
         self.udp = []                  # [(sock, family)]
         self.listeners = []            # [(sock, family)]
         self.conns = []                # open TcpConnections
@@ -428,9 +460,11 @@ class Transports:
                     self.count("tcp_refused")
                     break
                 addr = peer(raw)
-                if len(self.conns) >= self.max_connections:
-                    self.count("tcp_refused")
-                    s.close()
+                if not self._admit(addr):
+                    try:
+                        s.close()
+                    except OSError:
+                        pass
                     continue
                 s.setblocking(False)
                 try:
@@ -439,7 +473,7 @@ class Transports:
                     s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
                 except OSError:
                     pass
-                c = TcpConnection(s, addr, fam, self.sched.clock.now())
+                c = TcpConnection(s, addr, fam, self.sched.clock.now(), self.message_ms)
                 self._mark(s, fam)
                 try:
                     c.task = self.sched.spawn(self._conn_task(c), "sip-tcp-%s:%d" % addr)
@@ -450,13 +484,54 @@ class Transports:
                 self.conns.append(c)
                 self.count("tcp_accepted")
 
+    def _admit(self, addr):
+        """May a connection from addr take a slot?  False: refused (counted).
+        May close the oldest connection that has delivered no message yet."""
+        if self.admit is not None:
+            try:
+                why = self.admit(addr)
+            except Exception as e:  # a broken screen must not end the accept task
+                self.count("handler_errors")
+                self.log("error", "SIP: TCP admission check failed: %s: %s" % (
+                    type(e).__name__, e))
+                why = None
+            if why:
+                self.count("tcp_refused_source")
+                return False
+        host = addr[0]
+        n = 0
+        for c in self.conns:
+            if c.addr[0] == host:
+                n += 1
+        if n >= self.max_per_source:
+            self.count("tcp_refused_per_source")
+            return False
+        if len(self.conns) >= self.max_connections:
+            victim = None
+            for c in self.conns:           # in accept order: the oldest first
+                if c.messages == 0:
+                    victim = c
+                    break
+            if victim is None:
+                self.count("tcp_refused")
+                return False
+            self.count("tcp_evicted")
+            self.close_connection(victim)
+        return True
+
     async def _conn_task(self, c):
         try:
             while c.open:
-                left = c.last + self.idle_ms - self.sched.clock.now()
+                now = self.sched.clock.now()
+                if c.due is not None and c.due <= now:
+                    self.count("tcp_message_timeout")
+                    break
+                left = c.last + self.idle_ms - now
                 if left <= 0:
                     self.count("tcp_idle_closed")
                     break
+                if c.due is not None and c.due - now < left:
+                    left = c.due - now
                 try:
                     await self._readable(c.sock, left)
                 except TimeoutError:
@@ -496,6 +571,8 @@ class Transports:
                 buf = buf[used:]
             if m is None:
                 break
+            c.messages += 1
+            c.due = None               # the next message's clock starts with its first byte
             try:
                 msg = parse(m, True)
             except SipParseError as e:
@@ -506,6 +583,8 @@ class Transports:
             if not c.open:
                 return False
         c.framer.buf = buf
+        if buf and c.due is None:
+            c.due = self.sched.clock.now() + self.message_ms
         return True
 
     def close_connection(self, c):

@@ -99,6 +99,51 @@ def test_settings_from_the_committed_tree_and_the_commit_hook():
     assert bare.security_settings.threshold == 3
 
 
+def test_tcp_connection_cap_per_source_is_a_security_statement_pushed_to_the_transport():
+    leaf = S.lookup("services convergence-services security tcp max-connections-per-source")
+    assert leaf.default == 4 and leaf.help
+    assert leaf.type.parse("16") == 16
+    assert raises(ValueError, leaf.type.parse, "0")
+    assert raises(ValueError, leaf.type.parse, "17")
+    assert SecuritySettings(Config({})).tcp_per_source == 4
+    tree = {"services": {"convergence-services": {"security": {
+        "tcp": {"max-connections-per-source": 2}}}}}
+
+    class App:
+        pass
+
+    class Tp:
+        max_per_source = 4
+    app = App()
+    app.security = Security()
+    app.sip_transports = Tp()
+    apply(app, Config({}), Config(tree))
+    assert app.security_settings.tcp_per_source == 2 and app.sip_transports.max_per_source == 2
+    apply(app, Config(tree), Config({}))
+    assert app.sip_transports.max_per_source == 4
+
+
+def test_tcp_admit_refuses_disallowed_and_blocked_sources_logging_once_a_minute():
+    sec = make(allow=("10.1.0.0/16",), threshold=1, response="reject")
+    assert sec.admit("10.1.2.3", 5060, 0) is None
+    for i in range(5):
+        assert sec.admit("192.0.2.1", 40000 + i, 100 * i) == "not_allowed"
+    assert sec.counters["tcp_not_allowed"] == 5 and sec.counters["not_allowed"] == 0
+    assert reasons(sec) == ["TCP connection refused: not in allow list"]
+    assert sec.admit("192.0.2.1", 40009, 60 * S_) == "not_allowed"     # a minute later
+    assert reasons(sec).count("TCP connection refused: not in allow list") == 2
+    assert sec.auth_failed("10.1.7.7", 5060, "2001", "wrong password", 61 * S_)
+    # a block refuses connections whatever `response` says (no 403 on a connection)
+    assert sec.admit("10.1.7.7", 5061, 62 * S_) == "blocked"
+    assert sec.admit("10.1.7.7", 5062, 63 * S_) == "blocked"
+    assert sec.counters["tcp_blocked"] == 2
+    assert reasons(sec).count("TCP connection refused: blocked") == 1
+    assert sec.admit("10.1.7.7", 5063, 61 * S_ + 300 * S_) is None     # the block ended
+    stats = dict(sec.statistics())
+    assert stats["TCP connections refused: not in allow list"] == 6
+    assert stats["TCP connections refused: source blocked"] == 2
+
+
 # --- allow list --------------------------------------------------------------------
 
 def test_prefixes_parse_into_16_bit_halves():

@@ -317,13 +317,18 @@ def test_tcp_unframable_stream_negative_content_length_is_answered_and_closed(ri
 def test_tcp_connection_bound_refuses_and_counts():
     r = Rig(max_connections=2)
     try:
-        cs = [tcp_client(r.port) for _ in range(3)]
+        cs = [tcp_client(r.port) for _ in range(2)]
+        for i, c in enumerate(cs):   # both deliver a message: neither may be evicted
+            c.sendall(options(r.port, cid="b%d" % i, transport="TCP"))
+        r.pump()
+        cs.append(tcp_client(r.port))
         r.pump()
         assert len(r.tp.conns) == 2 and r.tp.counters["tcp_refused"] == 1
+        assert r.tp.counters["tcp_evicted"] == 0
         assert cs[2].recv(100) == b""          # the third was closed at once
         cs[0].sendall(options(r.port, transport="TCP"))
         r.pump()
-        assert len(r.got) == 1
+        assert len(r.got) == 3
         for c in cs:
             c.close()
         r.pump()
@@ -336,8 +341,9 @@ def test_tcp_idle_connection_is_closed_on_the_virtual_clock():
     r = Rig(idle_ms=5000)
     try:
         c = tcp_client(r.port)
+        c.sendall(options(r.port, transport="TCP"))   # a phone's flow: it delivered a message
         r.pump(10)
-        assert len(r.tp.conns) == 1
+        assert len(r.tp.conns) == 1 and len(r.got) == 1
         r.pump(3000)
         c.sendall(b"\r\n\r\n")                 # keep-alive refreshes the timer
         r.pump(3000)
@@ -346,6 +352,157 @@ def test_tcp_idle_connection_is_closed_on_the_virtual_clock():
         assert r.tp.conns == [] and r.tp.counters["tcp_idle_closed"] == 1
         assert c.recv(100) == b""
         c.close()
+    finally:
+        r.close()
+
+
+# --- TCP admission and the message timeout (issue 12 item 5) ----------------------
+
+def tcp_client_from(port, src):
+    """A TCP client bound to the loopback address src (127.0.0.0/8 on Linux)."""
+    return socket.create_connection(("127.0.0.1", port), timeout=RECV_S,
+                                    source_address=(src, 0))
+
+
+def conn_hosts(r):
+    return [c.addr[0] for c in r.tp.conns]
+
+
+def test_tcp_trickled_header_is_closed_after_the_message_timeout():
+    r = Rig()                       # the default idle timeout: 120 s
+    try:
+        c = tcp_client(r.port)
+        data = options(r.port, transport="TCP")
+        for i in range(9):        # 10 bytes every 500 ms for 4.5 s: never a whole header
+            c.sendall(data[i * 10:i * 10 + 10])
+            r.pump(500)
+            assert len(r.tp.conns) == 1
+        assert r.sched.clock.now() < T.TCP_MESSAGE_TIMEOUT_MS
+        r.pump(1000)
+        assert r.tp.conns == [] and r.tp.counters["tcp_message_timeout"] == 1
+        assert r.tp.counters["tcp_idle_closed"] == 0 and r.got == []
+        assert r.sched.clock.now() <= T.TCP_MESSAGE_TIMEOUT_MS + 1100
+        assert c.recv(100) == b""
+        c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_connection_without_a_message_is_closed_keepalives_do_not_help():
+    r = Rig()
+    try:
+        c = tcp_client(r.port)
+        for _ in range(4):                        # CRLF keep-alives are no message
+            r.pump(1000)
+            c.sendall(b"\r\n\r\n")
+        r.pump(T.TCP_MESSAGE_TIMEOUT_MS - 4000 + 100)
+        assert r.tp.conns == [] and r.tp.counters["tcp_message_timeout"] == 1
+        assert c.recv(100) == b""
+        c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_flow_that_delivered_stays_idle_but_a_later_trickle_times_out():
+    r = Rig()
+    try:
+        c = tcp_client(r.port)
+        c.sendall(options(r.port, cid="m1", transport="TCP"))
+        r.pump(4 * T.TCP_MESSAGE_TIMEOUT_MS)      # a registered phone's quiet flow
+        assert len(r.tp.conns) == 1 and len(r.got) == 1
+        c.sendall(b"\r\n\r\n")                      # keep-alive: still no message begun
+        r.pump(4 * T.TCP_MESSAGE_TIMEOUT_MS)
+        assert len(r.tp.conns) == 1
+        data = options(r.port, cid="m2", transport="TCP")
+        c.sendall(data[:40])                      # a message begins: its clock starts
+        r.pump(T.TCP_MESSAGE_TIMEOUT_MS - 1000)
+        c.sendall(data[40:80])                    # more bytes do not restart it
+        r.pump(500)
+        assert len(r.tp.conns) == 1
+        r.pump(600)
+        assert r.tp.conns == [] and r.tp.counters["tcp_message_timeout"] == 1
+        assert len(r.got) == 1
+        c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_per_source_cap_refuses_beyond_it_and_counts():
+    r = Rig(max_per_source=2)
+    try:
+        cs = [tcp_client(r.port) for _ in range(3)]
+        r.pump()
+        assert len(r.tp.conns) == 2 and r.tp.counters["tcp_refused_per_source"] == 1
+        assert cs[2].recv(100) == b""             # closed at once
+        other = tcp_client_from(r.port, "127.0.0.2")   # another source still gets in
+        other.sendall(options(r.port, transport="TCP"))
+        r.pump()
+        assert conn_hosts(r) == ["127.0.0.1", "127.0.0.1", "127.0.0.2"]
+        assert len(r.got) == 1 and r.tp.counters["tcp_refused_per_source"] == 1
+        for c in cs + [other]:
+            c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_disallowed_and_blocked_sources_are_closed_at_accept_before_taking_a_slot():
+    from firmware.sipstack.security import Security, SecuritySettings
+    r = Rig(max_connections=1)
+    try:
+        st = SecuritySettings()
+        st.allow_list = ("127.0.0.0/30",)
+        st.threshold = 1
+        sec = Security()
+        sec.configure(st)
+        clock = r.sched.clock
+        assert sec.auth_failed("127.0.0.3", 5060, "u", "bad password", clock.now())
+        r.tp.admit = lambda addr: sec.admit(addr[0], addr[1], clock.now())
+        outside = [tcp_client_from(r.port, "127.0.0.9") for _ in range(3)]
+        blocked = tcp_client_from(r.port, "127.0.0.3")
+        r.pump()
+        assert r.tp.conns == [] and r.tp.counters["tcp_accepted"] == 0
+        assert r.tp.counters["tcp_refused_source"] == 4
+        assert sec.counters["tcp_not_allowed"] == 3 and sec.counters["tcp_blocked"] == 1
+        for c in outside + [blocked]:
+            assert c.recv(100) == b""
+        log = [(src.split(":")[0], why) for _, src, _, why in sec.access_log()]
+        assert log.count(("127.0.0.9", "TCP connection refused: not in allow list")) == 1
+        assert log.count(("127.0.0.3", "TCP connection refused: blocked")) == 1
+        phone = tcp_client(r.port)                # the one slot is still free
+        phone.sendall(options(r.port, transport="TCP"))
+        r.pump()
+        assert conn_hosts(r) == ["127.0.0.1"] and len(r.got) == 1
+        assert r.tp.counters["tcp_evicted"] == 0 and r.tp.counters["tcp_refused"] == 0
+        for c in outside + [blocked, phone]:
+            c.close()
+    finally:
+        r.close()
+
+
+def test_tcp_full_table_evicts_the_oldest_connection_that_delivered_nothing():
+    r = Rig(max_connections=3)
+    try:
+        idle = [tcp_client_from(r.port, "127.0.0.%d" % i) for i in (2, 3, 4)]
+        r.pump()
+        assert conn_hosts(r) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        phone = tcp_client(r.port)
+        phone.sendall(options(r.port, cid="p1", transport="TCP"))
+        r.pump()
+        assert conn_hosts(r) == ["127.0.0.3", "127.0.0.4", "127.0.0.1"]
+        assert r.tp.counters["tcp_evicted"] == 1 and r.tp.counters["tcp_refused"] == 0
+        assert idle[0].recv(100) == b""
+        assert r.got[0][0].call_id == "p1"
+        more = [tcp_client_from(r.port, "127.0.0.%d" % i) for i in (5, 6, 7)]
+        r.pump()
+        # the phone delivered a message: the newcomers evict only the silent
+        # ones, oldest first (.3, .4, then .5 itself for .7)
+        assert conn_hosts(r) == ["127.0.0.1", "127.0.0.6", "127.0.0.7"]
+        assert r.tp.counters["tcp_evicted"] == 4
+        phone.sendall(options(r.port, cid="p2", transport="TCP"))
+        r.pump()
+        assert [m.call_id for m, _ in r.got] == ["p1", "p2"]
+        for c in idle + more + [phone]:
+            c.close()
     finally:
         r.close()
 
