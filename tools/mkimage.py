@@ -10,7 +10,8 @@ The payload holds the device modules (firmware/, sip/, hal/, boards/) as .py
 for CPython targets (hal/linux included) or compiled with mpy-cross to .mpy
 for MicroPython targets (hal/linux left out), plus the prompts (prompts/NAME)
 and the factory configuration (default.conf; tools/image/default.conf unless
---config).  --key signs the header (Ed25519; firmware/ed25519.py).  --inspect
+--config).  --version V (default: firmware/version.py) is written into the
+header and into the payload's firmware/version.py.  --key signs the header (Ed25519; firmware/ed25519.py).  --inspect
 prints the header, then verifies the image as the appliance would; with
 --board or --pubkey it refuses a wrong-board or unsigned/forged image.  Exit
 status: 0 ok, 1 refused image, 2 usage error.
@@ -52,13 +53,23 @@ def cpython_modules():
                     yield os.path.relpath(os.path.join(dirpath, name), ROOT)
 
 
-def payload_files(runtime, config, prompts, quiet=False):
+def _source(rel, version_text):
+    """A module's source; firmware/version.py says the image's version."""
+    with open(os.path.join(ROOT, rel), "rb") as f:
+        data = f.read()
+    if rel == os.path.join("firmware", "version.py") and version_text:
+        lines = [b'VERSION = "%s"' % version_text.encode() if l.startswith(b"VERSION =") else l
+                 for l in data.split(b"\n")]
+        data = b"\n".join(lines)
+    return data
+
+
+def payload_files(runtime, config, prompts, quiet=False, version_text=None):
     files = []
     if runtime == "cpython":
         mods = list(cpython_modules())
         for rel in mods:
-            with open(os.path.join(ROOT, rel), "rb") as f:
-                files.append((rel, f.read()))
+            files.append((rel, _source(rel, version_text)))
     else:
         mpy_cross = os.path.join(ROOT, ".venv", "bin", "mpy-cross")
         if not os.path.exists(mpy_cross):
@@ -68,7 +79,12 @@ def payload_files(runtime, config, prompts, quiet=False):
         with tempfile.TemporaryDirectory() as tmp:
             for rel in mods:
                 out = os.path.join(tmp, "m.mpy")
-                r = subprocess.run([mpy_cross, "-o", out, rel], cwd=ROOT,
+                src = rel
+                if rel == os.path.join("firmware", "version.py"):
+                    src = os.path.join(tmp, "version.py")
+                    with open(src, "wb") as f:
+                        f.write(_source(rel, version_text))
+                r = subprocess.run([mpy_cross, "-s", rel, "-o", out, src], cwd=ROOT,
                                    capture_output=True, text=True)
                 if r.returncode:
                     raise Usage("mpy-cross failed on %s:\n%s" % (rel, r.stderr.strip()))
@@ -115,7 +131,7 @@ def build(out, runtime="cpython", boards=None, version_text=None, key=None,
     for b in boards:
         if b not in known:
             raise Usage("unknown board %r (boards: %s)" % (b, ", ".join(known)))
-    payload = imagelayout.build_payload(payload_files(runtime, config, prompts, quiet))
+    payload = imagelayout.build_payload(payload_files(runtime, config, prompts, quiet, version_text))
     if len(payload) > image.MAX_PAYLOAD:
         raise Usage("payload %d bytes is over the %d-byte bound" % (len(payload), image.MAX_PAYLOAD))
     if build_time is None:
