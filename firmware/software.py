@@ -450,11 +450,13 @@ def register_commands(reg):
 
 # -- the boot loader -------------------------------------------------------------------------
 USAGE = """usage: python -m firmware.software boot --state DIR [--board NAME] [--factory IMAGE]
-                                   [--run-dir DIR] [--watchdog S] [--reboot-on-exit]
+                                   [--run-dir DIR] [--unpacked DIR] [--watchdog S]
+                                   [--reboot-on-exit]
                                    [-- APPLIANCE-ARGS]
 Boot the appliance from its A/B slots in DIR/software: install the factory
 image into slot a on a blank flash, pick the slot (trial, active, or fall
-back), unpack its payload under --run-dir (default DIR/software/run), commit
+back), unpack its payload under --run-dir (default DIR/software/run) unless
+--unpacked DIR already holds it (its .complete names the payload), commit
 the image's default.conf on a flash without a configuration, then run
 `python -m firmware --state DIR --board NAME APPLIANCE-ARGS` from it.  A
 trial slot that has not reached running within --watchdog seconds (default
@@ -483,6 +485,20 @@ def unpack(store, slot, h, run_dir):
     with open(dest + "/.complete", "w") as f:
         f.write(tag + "\n")
     return dest
+
+
+def _unpacked(path, h):
+    """--unpacked DIR when it holds this image's payload (its .complete names
+    the payload's SHA-256 prefix): the factory payload in the QEMU initramfs,
+    precompiled, used without unpacking the slot again."""
+    if not path:
+        return None
+    try:
+        with open(path + "/.complete") as f:
+            tag = f.read().strip()
+    except OSError:
+        return None
+    return path if tag == binascii.hexlify(h.sha256[:6]).decode() else None
 
 
 def _rmtree(path):
@@ -531,7 +547,7 @@ def _install_prompts(src, state):
 
 
 def parse_boot_args(argv):
-    opts = {"state": None, "board": "sim", "factory": None, "run_dir": None,
+    opts = {"state": None, "board": "sim", "factory": None, "run_dir": None, "unpacked": None,
             "watchdog": WATCHDOG_S, "reboot": False, "rest": []}
     i = 0
     while i < len(argv):
@@ -544,7 +560,7 @@ def parse_boot_args(argv):
             i += 1
             continue
         key = {"--state": "state", "--board": "board", "--factory": "factory",
-               "--run-dir": "run_dir", "--watchdog": "watchdog"}.get(a)
+               "--run-dir": "run_dir", "--watchdog": "watchdog", "--unpacked": "unpacked"}.get(a)
         if key is None or i + 1 >= len(argv):
             raise SoftwareError("unknown or incomplete option %r" % a)
         opts[key] = argv[i + 1]
@@ -579,8 +595,9 @@ def prepare(opts, out=print):
     slot, h, note = store.select()
     if note:
         out("boot: " + note)
-    run_dir = opts["run_dir"] or state + "/software/run"
-    src = unpack(store, slot, h, run_dir)
+    src = _unpacked(opts["unpacked"], h)
+    if src is None:
+        src = unpack(store, slot, h, opts["run_dir"] or state + "/software/run")
     _install_prompts(src, state)
     argv = ["--state", state, "--board", opts["board"]]
     if not _has_config(state):
