@@ -1,7 +1,10 @@
 """Build the arm64 boot files for `./flash.sh qemu` and the QEMU test tier.
 
+    python tools/qemu_image.py --fetch [--cache DIR]   (downloads only; tools/ensure-env --apt)
     python tools/qemu_image.py [--out build/qemu] [--image build/firmware-cpython.img]
-                               [--cache DIR] [--print-only]
+                               [--cache DIR]
+                               [--boot [--sip-port N] [--state-disk FILE] [--fresh] [--board B]
+                                       [--share DIR]]
 
 From Debian bookworm's arm64 archive (fetched with `apt-get download`
 through a private apt configuration, so the host's apt state is not
@@ -18,8 +21,13 @@ python3.11-minimal with the libraries they need, and assembles:
 
 Downloads and the unpacked packages are cached in --cache (default
 $BRANCH_VOICE_CACHE or ~/.cache/branch-voice/qemu-arm64); a second run
-downloads nothing.  Needs: apt-get, dpkg-deb, cpio-free (the archive is
-written here), a network path to deb.debian.org on the first run.
+downloads nothing.  Needs apt-get and dpkg-deb, and deb.debian.org on the
+first run (the cpio archive is written here, no cpio tool).  --boot then runs
+qemu-system-aarch64 -M virt with the console on this terminal, UDP port N
+(default 5060) on 127.0.0.1 forwarded to the appliance's SIP port, and the
+flash on an ext4 disk (OUT/state.img; made when missing or with --fresh);
+--share DIR appears read-only as /mnt/host in the guest (9p), e.g. for
+`request system software add /mnt/host/new.img`.
 """
 import gzip
 import hashlib
@@ -386,35 +394,116 @@ def build(out, image_path, cache=None):
     return os.path.join(out, "vmlinuz"), initrd
 
 
+def make_state_disk(path, size_mb=64):
+    """An empty ext4 disk for the appliance's flash."""
+    _need("mkfs.ext4", "e2fsprogs")
+    with open(path + ".tmp", "wb") as f:
+        f.truncate(size_mb * 1024 * 1024)
+    r = subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "branch-flash", path + ".tmp"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise BuildError("mkfs.ext4 %s: %s" % (path, r.stderr.strip()))
+    os.replace(path + ".tmp", path)
+
+
+def command(out, state_disk, sip_port, serial="mon:stdio", board="sim", share=None,
+            memory_mb=512):
+    """The qemu-system-aarch64 command line for the boot files in out."""
+    _need("qemu-system-aarch64", "qemu-system-arm")
+    append = "console=ttyAMA0 quiet loglevel=1 panic=-1 bv.board=%s" % board
+    cmd = ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a57", "-smp", "2",
+           "-m", str(memory_mb), "-nographic", "-no-reboot",
+           "-kernel", os.path.join(out, "vmlinuz"), "-initrd", os.path.join(out, "initramfs.gz"),
+           "-append", append,
+           "-drive", "file=%s,format=raw,if=virtio,cache=writeback" % state_disk,
+           "-netdev", "user,id=n0,hostfwd=udp:127.0.0.1:%d-10.0.2.15:5060" % sip_port,
+           "-device", "virtio-net-pci,netdev=n0",
+           "-serial", serial]
+    if serial != "mon:stdio":
+        cmd += ["-monitor", "none"]
+    if share:
+        cmd += ["-virtfs", "local,path=%s,mount_tag=hostshare,security_model=none,readonly=on" % share]
+    return cmd
+
+
 def main(argv):
     out = os.path.join(ROOT, "build", "qemu")
     img = os.path.join(ROOT, "build", "firmware-cpython.img")
     cache = None
+    boot = fresh = fetch_only = False
+    sip_port = 5060
+    disk = None
+    board = "sim"
+    share = None
     i = 0
     while i < len(argv):
         a = argv[i]
         if a in ("-h", "--help"):
             print(__doc__.strip())
             return 0
-        if a in ("--out", "--image", "--cache") and i + 1 < len(argv):
-            if a == "--out":
-                out = argv[i + 1]
-            elif a == "--image":
-                img = argv[i + 1]
+        if a in ("--boot", "--fresh", "--fetch"):
+            if a == "--boot":
+                boot = True
+            elif a == "--fetch":
+                fetch_only = True
             else:
-                cache = argv[i + 1]
+                fresh = True
+            i += 1
+            continue
+        if a in ("--out", "--image", "--cache", "--sip-port", "--state-disk", "--board",
+                 "--share") and i + 1 < len(argv):
+            v = argv[i + 1]
+            if a == "--share":
+                if not os.path.isdir(v):
+                    print("qemu_image: --share %s is not a directory" % v, file=sys.stderr)
+                    return 2
+                share = os.path.abspath(v)
+            elif a == "--out":
+                out = v
+            elif a == "--image":
+                img = v
+            elif a == "--cache":
+                cache = v
+            elif a == "--state-disk":
+                disk = v
+            elif a == "--board":
+                board = v
+            else:
+                try:
+                    sip_port = int(v)
+                except ValueError:
+                    print("qemu_image: --sip-port takes a number, not %r" % v, file=sys.stderr)
+                    return 2
             i += 2
             continue
         print("qemu_image: unknown argument %r (see --help)" % a, file=sys.stderr)
         return 2
     start = time.monotonic()
+    if fetch_only:
+        try:
+            c = cache_dir(cache)
+            os.makedirs(c, exist_ok=True)
+            tree = unpack(c, fetch(c))
+        except BuildError as e:
+            print("qemu_image: %s" % e, file=sys.stderr)
+            return 1
+        print("qemu_image: arm64 packages ready in %s (%.1f s)" % (tree, time.monotonic() - start))
+        return 0
     try:
         kernel, initrd = build(out, img, cache)
+        print("qemu_image: %s and %s ready in %.1f s" % (kernel, initrd, time.monotonic() - start))
+        if not boot:
+            return 0
+        disk = disk or os.path.join(out, "state.img")
+        if fresh or not os.path.exists(disk):
+            make_state_disk(disk)
+        cmd = command(out, disk, sip_port, board=board, share=share)
     except BuildError as e:
         print("qemu_image: %s" % e, file=sys.stderr)
         return 1
-    print("qemu_image: %s and %s ready in %.1f s" % (kernel, initrd, time.monotonic() - start))
-    return 0
+    print("qemu: booting; SIP on 127.0.0.1:%d (UDP), flash %s; Ctrl-A X quits" % (sip_port, disk))
+    sys.stdout.flush()
+    os.execvp(cmd[0], cmd)
 
 
 if __name__ == "__main__":
