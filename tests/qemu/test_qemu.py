@@ -13,7 +13,11 @@ One appliance VM (module fixture) with an ext4 flash disk:
   4. the power is cut (QEMU killed) right after a commit completes, and
      again in the middle of a commit: each next boot asks for the login and
      has the committed configuration (the cut-short commit either whole or
-     not at all), and `show system software` shows slot a.
+     not at all), and `show system software` shows slot a;
+  5. A/B: a new image from the host (9p share, /mnt/host) goes into slot b
+     with `request system software add`; after `request system reboot` the
+     boot loader runs slot b, which reaches running and becomes active, with
+     the configuration kept.
 SIPp's Contact names 10.0.2.2, the host as the guest sees it (QEMU's user
 network maps it to the host's 127.0.0.1); all traffic stays on loopback.
 """
@@ -108,8 +112,8 @@ def rig(tmp_path_factory):
     print("\n" + "\n".join(lines))
 
 
-def _boot(rig, what):
-    vm = Vm(BUILD, rig["disk"], rig["port"])
+def _boot(rig, what, share=None):
+    vm = Vm(BUILD, rig["disk"], rig["port"], share=share)
     rig["vm"] = vm
     boot_line_s = vm.start()
     ready = boot_line_s + sip_options(rig["port"], 60)
@@ -215,5 +219,30 @@ def test_power_cut_after_and_during_a_commit_keeps_the_configuration(rig):
     rig["report"]["cut_mid_commit_kept_new"] = has_new
     sw = vm.command("show system software")
     assert re.search(r"a\s+active,booted\s+0\.1\.0", sw), sw
+    vm.close()
+    rig["vm"] = None
+
+
+def test_software_add_and_reboot_runs_the_new_slot(rig):
+    share = os.path.join(rig["tmp"], "share")
+    os.makedirs(share, exist_ok=True)
+    mkimage.build(os.path.join(share, "fw-next.img"), "cpython", ["sim"], "0.1.1-qemu", quiet=True)
+    vm = _boot(rig, "fourth", share=share)
+    vm.login("root", ROOT_PW)
+    out = vm.command("request system software add /mnt/host/fw-next.img", timeout=120)
+    assert "Installed 0.1.1-qemu (cpython" in out and "in slot b." in out, out
+    sw = vm.command("show system software")
+    assert re.search(r"b\s+trial\s+0\.1\.1-qemu", sw), sw
+    t0 = time.monotonic()
+    vm.port.write(b"request system reboot\r")
+    vm.read_until(re.compile(rb"boot: trying slot b \(0\.1\.1-qemu\), boot 1 of 1"), 60)
+    vm.read_until(re.compile(rb"branch-voice 0\.1\.1-qemu booted on board sim: SIP port 5060"), 240)
+    rig["report"]["slot_b_first_boot_s"] = time.monotonic() - t0
+    vm.login("root", ROOT_PW)
+    assert "Firmware: branch-voice 0.1.1-qemu" in vm.command("show version")
+    sw = vm.command("show system software")
+    assert re.search(r"b\s+active,booted\s+0\.1\.1-qemu", sw), sw
+    assert "slot b reached running and is now the active slot" in sw, sw
+    assert P + "station s1001 extension 1001" in _config(vm)
     vm.close()
     rig["vm"] = None

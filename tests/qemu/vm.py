@@ -24,8 +24,9 @@ PTY_RE = re.compile(rb"char device redirected to (/dev/pts/\d+)")
 
 
 class Vm:
-    def __init__(self, boot_dir, state_disk, sip_port, boot_timeout=240):
+    def __init__(self, boot_dir, state_disk, sip_port, boot_timeout=240, share=None):
         self.boot_dir = boot_dir
+        self.share = share
         self.state_disk = state_disk
         self.sip_port = sip_port
         self.boot_timeout = boot_timeout
@@ -34,7 +35,8 @@ class Vm:
         self.log = b""
 
     def start(self):
-        cmd = qemu_image.command(self.boot_dir, self.state_disk, self.sip_port, serial="pty")
+        cmd = qemu_image.command(self.boot_dir, self.state_disk, self.sip_port, serial="pty",
+                                 share=self.share)
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
