@@ -35,11 +35,7 @@ run() {    # run CMD...: one numbered step, shown; skipped with --dry-run
 
 build_image() {   # build_image RUNTIME OUT [mkimage options]
     local runtime="$1" out="$2"; shift 2
-    if [ $dry = 1 ]; then
-        run tools/mkimage --runtime "$runtime" -o "$out" "$@"
-    else
-        run tools/mkimage --runtime "$runtime" -o "$out" "$@" >/dev/null
-    fi
+    run tools/mkimage --runtime "$runtime" -o "$out" "$@"
 }
 
 target="${1:-sim}"
@@ -171,20 +167,23 @@ WantedBy=multi-user.target"
         [ $dry = 1 ] && echo "dry run: nothing was done"
         exit 0 ;;
     mpy)
-        port="" board="sim"
+        port="" board="sim" reset=1
         while [ $# -gt 0 ]; do
             case "$1" in
                 -h|--help)
-                    echo "usage: ./flash.sh mpy --port /dev/ttyACM0 [--board NAME] [--dry-run]"
+                    echo "usage: ./flash.sh mpy --port /dev/ttyACM0 [--board NAME] [--no-reset] [--dry-run]"
                     echo "Builds the MicroPython image (device modules compiled with mpy-cross), unpacks"
                     echo "its .mpy payload into build/mpy-payload and copies it onto the board with"
                     echo "mpremote (PyPI, in .venv), with a main.py that boots the appliance."
                     echo "  --port DEVICE  the board's serial port"
                     echo "  --board NAME   the board file main.py boots with (default sim; see boards/)"
+                    echo "  --no-reset     leave the board running afterwards (no machine.reset(); the"
+                    echo "                 MicroPython unix port, which the tests use as the board, has none)"
                     echo "  --dry-run      print every step, do nothing"
                     exit 0 ;;
                 --port) port="${2:?--port needs a device}"; shift 2 ;;
                 --board) board="${2:?--board needs a name}"; shift 2 ;;
+                --no-reset) reset=0; shift ;;
                 --dry-run) dry=1; shift ;;
                 *) die "mpy: unknown option '$1' (see ./flash.sh mpy --help)" ;;
             esac
@@ -206,11 +205,13 @@ WantedBy=multi-user.target"
 sys.argv = ["firmware", "--state", "/state", "--board", "'"$board"'", "--console", "stdio"]
 import firmware.__main__'
         if [ $dry = 1 ]; then echo "    (writes $stage/main.py:)"; echo "$main" | sed 's/^/      /'; else printf '%s\n' "$main" > "$stage/main.py"; fi
+        # "resume": no soft reset on connecting, so the copy works on any REPL;
+        # ":." (not ":"): mpremote 1.29 mis-copies directories to ":" on the unix port
         for top in firmware sip hal boards; do
-            run "$mpremote" connect "$port" fs cp -r "$stage/$top" :
+            run "$mpremote" connect "$port" resume fs cp -r "$stage/$top" :.
         done
-        run "$mpremote" connect "$port" fs cp "$stage/default.conf" "$stage/main.py" :
-        run "$mpremote" connect "$port" reset
+        run "$mpremote" connect "$port" resume fs cp "$stage/default.conf" "$stage/main.py" :.
+        if [ $reset = 1 ]; then run "$mpremote" connect "$port" reset; fi
         [ $dry = 1 ] && echo "dry run: nothing was done"
         exit 0 ;;
     *)

@@ -73,7 +73,7 @@ def test_mpy_dry_run_lists_the_copies_and_does_nothing():
     r = _run("mpy", "--port", "/dev/ttyACM7", "--dry-run")
     assert r.returncode == 0, r.stderr
     for top in ("firmware", "sip", "hal", "boards"):
-        assert "mpremote connect /dev/ttyACM7 fs cp -r build/mpy-payload/%s :" % top in r.stdout
+        assert "mpremote connect /dev/ttyACM7 resume fs cp -r build/mpy-payload/%s :." % top in r.stdout
     assert "tools/mkimage --runtime micropython" in r.stdout
     assert "import firmware.__main__" in r.stdout
     assert r.stdout.rstrip().endswith("dry run: nothing was done")
