@@ -342,18 +342,8 @@ def _store(app):
                      runtime="micropython" if MICROPYTHON else "cpython")
 
 
-def _has_slots(app):
-    import os
-    try:
-        return bool(os.listdir(app.state_dir + "/software"))
-    except OSError:
-        return False
-
-
 def running(app):
-    """Called once the appliance has started its services (Appliance.start)."""
-    if not _has_slots(app):
-        return
+    """The appliance reached running (through firmware/softwarecmd.py)."""
     try:
         line = _store(app).running()
     except (OSError, SoftwareError) as e:
@@ -440,12 +430,6 @@ def add(app, args):
             "The next boot runs it (request system reboot); if it does not reach running, "
             "the boot after that returns to the active slot." % (
                 h.version, h.runtime, utc_text(h.build_time), slot))
-
-
-def register_commands(reg):
-    reg.register("show system software", show, "Show the software slots: versions, active, trial")
-    reg.register("request system software add", add,
-                 "Verify a firmware image and write it to the inactive slot: add IMAGE-FILE")
 
 
 # -- the boot loader -------------------------------------------------------------------------
