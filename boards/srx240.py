@@ -1,5 +1,16 @@
 """SRX240-class branch router profile: 4 FXS + 4 FXO, PoE on 16 ports.
 
+What this file describes: the port layout and telephony chips of an
+SRX240-class branch box (FXS SLICs, FXO DAAs, PoE controllers and LEDs on SPI,
+I2C and a TDM bus), so that the appliance can be built, simulated (board sim
+models the same chips) and brought up on ARM hardware wired the same way.
+It is not a port to the real Juniper SRX240: that box is built around a MIPS64
+Cavium Octeon SoC, and this firmware does not run on it.  The firmware image
+runs on arm64 and armhf Linux boards of the Raspberry Pi class with CPython
+3.11 (arm64 is tested under qemu-system-aarch64 -M virt, tests/qemu; armhf
+gets the same pure-Python payload, untested), and on MicroPython boards with
+the .mpy image.
+
 ASSUMPTION: bus numbers, chip selects, timeslots, addresses and GPIOs are
 ours, not the vendor's; verify on the real hardware.
 """

@@ -49,6 +49,8 @@ class Appliance:
         self.config = ConfigEngine(self)
         from firmware import hardware
         hardware.register_commands(self.commands)
+        from firmware import softwarecmd   # A/B slots: show/request system software
+        softwarecmd.register_commands(self.commands)
 
     def _hog(self, name, ms):
         self.log.write("warning", "watchdog: task %s held the loop for %d ms" % (name, ms))
@@ -286,6 +288,8 @@ class Appliance:
             self.console_stream.activate()
             self.sched.spawn(self.console.run, "console", RESTART)
         self.gc_threshold = tune_gc()   # after boot: the share is of what boot left free
+        from firmware import softwarecmd
+        softwarecmd.running(self)       # a trial slot that got here becomes the active one
 
     def run(self):
         self.start()
