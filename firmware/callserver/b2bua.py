@@ -392,13 +392,18 @@ class B2bua:
                 return (480, None)
             return ("station", st)
         if number in self.cs.emergency():
-            for t in s.trunks:
-                if t.prefix:
-                    return ("trunk", t.prefix + number)
-            return (503, "No Trunk For Emergency Calls")
+            if caller is None:
+                self.counters["restricted"] += 1
+                return (403, "Emergency Calls Only From Local Stations")
+            if not s.trunks:
+                return (503, "No Trunk For Emergency Calls")
+            return ("trunk", number)      # as dialled, on any line (firmware/voice/routing.py)
         t, digits = s.trunk_for(number)
         if t is not None:
-            if caller is not None and _COR_RANK.get(caller.cor, 3) < _COR_RANK[number_class(digits)]:
+            # every caller has a class: a station its own, a trunk or
+            # unknown-source call the call server's trunk-call class
+            cor = caller.cor if caller is not None else s.trunk_cor
+            if _COR_RANK.get(cor, 3) < _COR_RANK[number_class(digits)]:
                 self.counters["restricted"] += 1
                 return (403, "Forbidden (Class Of Restriction)")
             return ("trunk", number)

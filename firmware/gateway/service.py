@@ -32,6 +32,7 @@ moves one frame per direction per leg; it sleeps on an Event otherwise.
 from firmware.compat import const
 from firmware.sched import RESTART, Event, TimeoutError
 from firmware.voice.dialplan import DialPlan
+from firmware.voice.routing import trunk_routes
 from firmware.media.rtp import MediaManager
 from firmware.media.mixer import Mixer
 from firmware.sipstack.dialogs import user_agent
@@ -260,8 +261,9 @@ class GatewayService:
         self.fxs[port].incoming(offer)
 
     def route_call(self, offer, user):
-        """Ring the port a number names: an FXS station's extension, or a
-        trunk prefix (the first idle FXO trunk with it); offer is a SIP
+        """Ring the port a number names: an FXS station's extension, an
+        emergency number or a trunk prefix (the first idle, ready FXO trunk
+        in routing order); offer is a SIP
         INVITE or the port half of a call from the local call server.  False
         when no port is its target."""
         self._wake.set()
@@ -274,18 +276,28 @@ class GatewayService:
             self.counters["routed_fxs"] += 1
             self.fxs[st.fxs_port].incoming(offer)
             return True
-        busy = None
-        for t in s.trunks:
-            if t.prefix and user.startswith(t.prefix) and t.fxo_port in self.fxo:
-                a = self.fxo[t.fxo_port]
-                if a.state != "idle":
-                    busy = a
-                    continue
-                self.counters["routed_fxo"] += 1
-                a.incoming(offer, t.replace_prefix + user[len(t.prefix):])
-                return True
+        # outside numbers: longest prefix, then priority; an emergency number on
+        # any line, as dialled (firmware/voice/routing.py); overflow past a busy
+        # or out-of-service line
+        busy = down = None
+        for t, digits in trunk_routes(s.trunks, user, s.emergency):
+            a = self.fxo.get(t.fxo_port)
+            if a is None:
+                continue
+            if not self.port_ready("fxo", t.fxo_port):
+                down = a
+                continue
+            if a.state != "idle":
+                busy = a
+                continue
+            self.counters["routed_fxo"] += 1
+            a.incoming(offer, digits)
+            return True
         if busy is not None:
             offer.respond(486)
+            return True
+        if down is not None:
+            offer.respond(503, "Trunk Out Of Service")
             return True
         self.counters["not_found"] += 1
         return False
@@ -295,10 +307,15 @@ class GatewayService:
                    display=None):
         """A call from a port to number through the call server in control:
         in process when it is this appliance's (the caller half of a local
-        pair), else an INVITE to the peer.  None when it cannot be placed."""
+        pair), else an INVITE to the peer; an emergency number from a station
+        always in process.  None when it cannot be placed."""
         now = self.app.clock.now()
         cs = getattr(self.app, "callserver", None)
-        if self.app.control.local:
+        s = self.settings
+        # an emergency number from a station never depends on the WAN: it
+        # leaves through a local line even while a peer is in control
+        emergency = station is not None and s is not None and number in s.emergency
+        if self.app.control.local or emergency:
             if cs is None:
                 return None
             return cs.local_call(number, body, owner,
