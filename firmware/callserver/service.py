@@ -135,9 +135,9 @@ class CallServer:
         return True
 
     def _route(self, sreq):
-        if not self.in_control:
-            return False
         req = sreq.request
+        if not self.in_control and _number(req) not in self.emergency():
+            return False        # a station's emergency call is ours even while a peer is
         src = sreq.source
         s = self.settings
         f = req.from_

@@ -117,8 +117,9 @@ class GatewayService:
         want = {}
         # a peer registers the FXS stations; the local call server reaches
         # them in process (firmware/voice/handover.py) and needs no REGISTER
-        if s is not None and not self.app.control.local and s.peer is not None \
-                and s.peer["register"]:
+        peer = self.app.control.peer     # the peer in control (primary or backup)
+        if s is not None and not self.app.control.local and peer is not None \
+                and peer["register"]:
             for st in s.stations:
                 if st.fxs_port is not None and st.fxs_port in self.fxs:
                     want[st.extension] = st
@@ -129,7 +130,7 @@ class GatewayService:
                     or r.dest != srv.registrar_dest():
                 r.stop(self.app.clock.now())
                 del self.registrations[ext]
-        expires = s.peer["expires"] if s is not None and s.peer else 3600
+        expires = peer["expires"] if peer is not None else 3600
         for ext, st in want.items():
             if ext in self.registrations:
                 continue
@@ -220,13 +221,19 @@ class GatewayService:
     def take(self, sreq):
         """An INVITE for one of our registered contacts (`;line=fxsN` /
         `;line=fxo`, whichever call server sent it) is the gateway's; so is
-        every new INVITE while no local call server is in control."""
+        every new INVITE while no local call server is in control, except a
+        branch phone's emergency call (the local call server authenticates
+        it and sends it out of a local line)."""
         line = sreq.request.uri.params.get("line")
         if line is not None and (line.startswith("fxs") or line == "fxo"):
             self.incoming(sreq)
             return True
         if self.app.control.local and getattr(self.app, "callserver", None) is not None:
             return False        # the local call server's
+        if (not self.from_call_server(sreq.source) and self.settings is not None
+                and _ruri_user(sreq.request) in self.settings.emergency
+                and getattr(self.app, "callserver", None) is not None):
+            return False        # a branch phone's emergency call: the local call server's
         return self.incoming(sreq)
 
     def from_call_server(self, src):
@@ -234,8 +241,10 @@ class GatewayService:
         appliance's own (local) or the peer's host.  Anyone else could ring
         the phones, seize an FXO line past the class of restriction, or take
         over a call with Replaces."""
-        p = self.settings.peer if self.settings is not None else None
-        return p is not None and src.addr[0] in (p["address"], p["registrar"])
+        for p in (self.settings.peers if self.settings is not None else ()):
+            if src.addr[0] in (p["address"], p["registrar"]):   # primary or backup
+                return True
+        return False
 
     def incoming(self, sreq):
         """Route a new INVITE from the peer call server to a port; False when
@@ -250,9 +259,7 @@ class GatewayService:
                            "call to an analog port not from the call server", self.app.clock.now())
             sreq.respond(403, "Forbidden (Not From The Call Server)")
             return True
-        user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
-            sreq.request.uri.user
-        return self.route_call(sreq, user)
+        return self.route_call(sreq, _ruri_user(sreq.request))
 
     def ring_station(self, port, offer):
         """The local call server rings the FXS port (offer: a local half)."""
@@ -346,6 +353,10 @@ class GatewayService:
         """What is still allocated (for tests and `show gateway`)."""
         return {"dialogs": len(self.ua.dialogs), "sessions": len(self.ua.sessions),
                 "rtp": len(self.media), "transactions": len(self.ua.layer)}
+
+
+def _ruri_user(req):
+    return req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
 
 
 def _show_gateway(app, args):

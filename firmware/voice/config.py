@@ -47,6 +47,7 @@ from firmware.config import schema as S
 from firmware.config import voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.voice.dialplan import check_pattern
+from firmware.proxy import survival as _survival  # noqa: F401  (declares `survivability`)
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")
@@ -397,6 +398,10 @@ def check(app, old, new):
                           % s.peers[0]["name"])
 
 
+    from firmware.proxy.survival import check as check_survival
+    check_survival(new)
+
+
 def _show_gateway(app, args):
     if getattr(app, "gateway", None) is None:
         return "no analog station, trunk or peer call server is configured"
@@ -409,7 +414,9 @@ def apply(app, old, new):
     app.gateway_settings = settings
     control = getattr(app, "control", None)
     if control is not None:
-        control.configure(settings.peer)
+        # the peers go to the survivability monitor, which drives control
+        from firmware.proxy import survival
+        survival.apply(app, settings.peers, new)
     if hasattr(app, "commands"):  # the real command is in service.py, loaded with the gateway
         app.commands.register("show gateway", _show_gateway,
                               "Show the analog line agents: registrations, calls, media")

@@ -114,3 +114,31 @@ def test_two_peer_call_servers_commit_as_primary_and_backup(tmp_path):
         assert app.control.peer["name"] == "b", app.control.peer
     finally:
         app.close()
+
+
+def test_a_sip_phone_911_leaves_a_local_line_while_the_peer_is_up(tmp_path):
+    from tests.sim.sipphone import PhoneNet
+    w = World(tmp_path, seed=47, extra=(B + "station sam extension 2001",
+                                         B + "station sam password pw-sam-2001"))
+    net = None
+    try:
+        w.settle()
+        assert not w.app.control.local, w.seed
+        net = PhoneNet(w.app.sched, seed=47, network=w.network)
+        p = net.add("2001", "pw-sam-2001", "hq.example", ("127.0.0.1", w.app.sip_port))
+        net.start()
+        c = p.call("911")
+        w.run_until(lambda: w.lines[1].seized or w.lines[2].seized, 8000)
+        w.run_until(lambda: w.fxo(1).state in ("talk", "alerting"), 6000)
+        from tests.sim.test_analog_fxo import _dialled_digits
+        from tests.sim.analog_world import drain
+        w.run(2000)
+        frames, _ = drain(w.lines[1].rx)
+        assert _dialled_digits(frames) == "911", (_dialled_digits(frames), w.seed)
+        assert _peer_invites(w, "911") == [], w.seed
+        p.hangup(c)
+        w.run(2000)
+    finally:
+        if net is not None:
+            net.close()
+        w.close()
