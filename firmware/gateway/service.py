@@ -71,7 +71,8 @@ class GatewayService:
         self.started = False
         self.task = None
         self._wake = Event(app.sched)
-        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0, "refused_source": 0}
+        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0, "refused_source": 0,
+                         "survival_local_hangups": 0}
         s = getattr(app, "gateway_settings", None)
         if s is not None:
             self.configure(s)
@@ -260,6 +261,29 @@ class GatewayService:
             sreq.respond(403, "Forbidden (Not From The Call Server)")
             return True
         return self.route_call(sreq, _ruri_user(sreq.request))
+
+    def end_local_partner(self, leg):
+        """Survival mode: a call set up through the peer between two ports of
+        this appliance keeps its media (it flows between our own RTP ports),
+        but the BYE of the side that hangs up goes to the dead peer.  End the
+        other side here: the leg whose media is sent to leg's RTP port.  Only
+        while the local call server is in control (a live peer relays the BYE)."""
+        if not self.app.control.local or leg.rtp is None:
+            return False
+        mine = (self.media.host, leg.rtp.port)
+        for agents in (self.fxs, self.fxo):
+            for a in agents.values():
+                legs = a.legs if hasattr(a, "legs") else ([a.leg] if a.leg is not None else [])
+                for other in list(legs):
+                    if other is leg or other.rtp is None or other.rtp.remote != mine:
+                        continue
+                    if other.state == "ended":
+                        continue
+                    self.counters["survival_local_hangups"] += 1
+                    other.hangup()
+                    a.leg_event(other, "ended", "survival: the other port hung up")
+                    return True
+        return False
 
     def ring_station(self, port, offer):
         """The local call server rings the FXS port (offer: a local half)."""

@@ -171,3 +171,28 @@ def test_the_backup_peer_takes_control_before_the_local_call_server(tmp_path):
         if backup is not None:
             backup.close()
         w.close()
+
+
+def test_a_call_through_the_peer_at_the_cut_keeps_media_and_hangs_up_from_either_side(tmp_path):
+    for seed, who in ((76, 2), (77, 1)):
+        d = tmp_path / str(seed)
+        d.mkdir()
+        w = World(d, seed=seed, extra=RECOMMENDED)
+        try:
+            w.settle()
+            w.call(1, "1002", 2)
+            w.network.partition("appliance", "peer")
+            w.run_until(lambda: w.app.control.local, 5000)
+            n = _two_way_audio(w, 1, 2)
+            assert n[0] >= 20 and n[1] >= 20, (n, w.seed)
+            other = 3 - who
+            w.phones[who].on_hook()
+            w.run(1500)
+            # the BYE to the dead peer cannot arrive: the other port is released here
+            assert w.fxs(other).state not in ("talk",), (w.fxs(other).state, w.seed)
+            assert w.gw.counters["survival_local_hangups"] == 1, (w.gw.counters, w.seed)
+            w.phones[other].on_hook()
+            w.run(1200)
+            w.assert_no_leaks()
+        finally:
+            w.close()
