@@ -40,11 +40,13 @@ caller's ACK brings the answer, which it then carries (no answer: both
 sides get BYE).  The auto attendant needs the offer (488 without).
 
 Routing of the Request-URI user (the number): a station's extension (or its
-DID, for trunk calls) -> that station; an emergency number -> the first FXO
-trunk; a trunk prefix -> that FXO trunk through the analog gateway (class of
-restriction checked: internal < local < national < international, numbers
-classed 011/00 international, 1/0 national, else local; 403 beyond the
-station's class); else 404.  A station without a registered contact gets
+DID, for trunk calls) -> that station; an emergency number from a station ->
+the FXO trunks as dialled, in priority order (from no station: 403); a trunk
+prefix -> the FXO trunks through the analog gateway, longest prefix, then
+priority, overflow (firmware/voice/routing.py; class of restriction checked:
+internal < local < national < international, numbers classed 011/00
+international, 1/0 national, else local; 403 beyond the station's class, or
+beyond call-server trunk-call-class for a call from no station); else 404.  A station without a registered contact gets
 480, or its calls go to forward-unreachable (at most MAX_FORWARD_HOPS
 times).  A station already in a call gets 486 unless it has call waiting.
 
@@ -392,13 +394,18 @@ class B2bua:
                 return (480, None)
             return ("station", st)
         if number in self.cs.emergency():
-            for t in s.trunks:
-                if t.prefix:
-                    return ("trunk", t.prefix + number)
-            return (503, "No Trunk For Emergency Calls")
+            if caller is None:
+                self.counters["restricted"] += 1
+                return (403, "Emergency Calls Only From Local Stations")
+            if not s.trunks:
+                return (503, "No Trunk For Emergency Calls")
+            return ("trunk", number)      # as dialled, on any line (firmware/voice/routing.py)
         t, digits = s.trunk_for(number)
         if t is not None:
-            if caller is not None and _COR_RANK.get(caller.cor, 3) < _COR_RANK[number_class(digits)]:
+            # every caller has a class: a station its own, a trunk or
+            # unknown-source call the call server's trunk-call class
+            cor = caller.cor if caller is not None else s.trunk_cor
+            if _COR_RANK.get(cor, 3) < _COR_RANK[number_class(digits)]:
                 self.counters["restricted"] += 1
                 return (403, "Forbidden (Class Of Restriction)")
             return ("trunk", number)

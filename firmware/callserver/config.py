@@ -11,6 +11,8 @@ firmware/voice/config.py, shared with the analog gateway):
                                 # baresip 1.0 fails on any SHA-256 challenge, SIPp and
                                 # many phones read only the first one)
             unknown-source reject;      # reject | trunk: INVITEs without credentials
+            trunk-call-class internal;  # class of restriction of calls from no station
+                                # (FXO lines, unknown sources): internal = no outside number
             no-answer-timeout 60;       # seconds a call rings before 480
         }
         hunt-group sales {
@@ -45,6 +47,7 @@ from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.voice.config import BASE, settings_of, realm_of, _ENA
+from firmware.voice.routing import trunk_routes
 
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
@@ -77,6 +80,10 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
            help="INVITE without credentials: reject (407 challenge for every caller, station or "
                 "not) or trunk (a call to a local destination: station, DID, hunt group, "
                 "attendant, is taken as a trunk call whatever its From; others are challenged)"),
+    S.Leaf("trunk-call-class", S.Enum(("internal", "local", "national", "international")),
+           default="internal",
+           help="Class of restriction of calls that come from no station (FXO lines, "
+                "unknown sources): how far out they may be forwarded or transferred"),
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
            help="How long a call rings before it ends with 480"),
 )))
@@ -167,6 +174,7 @@ class CallServerSettings:
         self.min_expires = cfg.get(c + "registration min-expires")
         self.max_expires = cfg.get(c + "registration max-expires")
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
+        self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
@@ -199,11 +207,13 @@ class CallServerSettings:
         return self.by_ext.get(user) or self.by_user.get(user)
 
     def trunk_for(self, number):
-        """(trunk, digits) for an outside number by trunk prefix, or (None, None)."""
-        for t in self.trunks:
-            if t.prefix and number.startswith(t.prefix) and len(number) > len(t.prefix):
-                return t, number[len(t.prefix):]
-        return None, None
+        """(trunk, digits) of the first route for an outside number (longest
+        prefix, then priority: firmware/voice/routing.py), or (None, None)."""
+        r = trunk_routes(self.trunks, number)
+        if not r:
+            return None, None
+        t = r[0][0]
+        return t, number[len(t.prefix):]
 
 
 def _settings(app, cfg):

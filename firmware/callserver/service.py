@@ -98,7 +98,7 @@ class CallServer:
 
     def emergency(self):
         g = getattr(self.app, "gateway_settings", None)
-        return g.emergency if g is not None else ("911",)
+        return g.emergency if g is not None else ("911", "112")
 
     # -- digest
     def digest(self):
@@ -135,9 +135,9 @@ class CallServer:
         return True
 
     def _route(self, sreq):
-        if not self.in_control:
-            return False
         req = sreq.request
+        if not self.in_control and _number(req) not in self.emergency():
+            return False        # a station's emergency call is ours even while a peer is
         src = sreq.source
         s = self.settings
         f = req.from_
@@ -195,8 +195,10 @@ class CallServer:
     def local_call(self, number, body, owner, station=None, cid=None):
         """An FXS station (its extension) or an FXO trunk (caller ID
         (number, name)) calls number through this call server: the caller
-        half of a local pair, or None when the call server is not in control."""
-        if not self.in_control:
+        half of a local pair, or None when the call server is not in control
+        (a station's emergency call is taken in either case: it never depends
+        on the peer)."""
+        if not self.in_control and not (station is not None and number in self.emergency()):
             return None
         from firmware.voice.handover import local_pair
         st = self.settings.by_ext.get(station) if station is not None else None

@@ -217,6 +217,7 @@ class FxsAgent(PortAgent):
             self._recall(held)
             return
         for l in list(self.legs):
+            self.gw.end_local_partner(l)    # survival mode: a call through the dead peer
             l.hangup()
             self._drop(l)
         self.state = IDLE

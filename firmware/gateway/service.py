@@ -32,6 +32,7 @@ moves one frame per direction per leg; it sleeps on an Event otherwise.
 from firmware.compat import const
 from firmware.sched import RESTART, Event, TimeoutError
 from firmware.voice.dialplan import DialPlan
+from firmware.voice.routing import trunk_routes
 from firmware.media.rtp import MediaManager
 from firmware.media.mixer import Mixer
 from firmware.sipstack.dialogs import user_agent
@@ -84,7 +85,8 @@ class GatewayService:
         self.started = False
         self.task = None
         self._wake = Event(app.sched)
-        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0, "refused_source": 0}
+        self.counters = {"routed_fxs": 0, "routed_fxo": 0, "not_found": 0, "refused_source": 0,
+                         "survival_local_hangups": 0}
         s = getattr(app, "gateway_settings", None)
         if s is not None:
             self.configure(s)
@@ -130,8 +132,9 @@ class GatewayService:
         want = {}
         # a peer registers the FXS stations; the local call server reaches
         # them in process (firmware/voice/handover.py) and needs no REGISTER
-        if s is not None and not self.app.control.local and s.peer is not None \
-                and s.peer["register"]:
+        peer = self.app.control.peer     # the peer in control (primary or backup)
+        if s is not None and not self.app.control.local and peer is not None \
+                and peer["register"]:
             for st in s.stations:
                 if st.fxs_port is not None and st.fxs_port in self.fxs:
                     want[st.extension] = st
@@ -142,7 +145,7 @@ class GatewayService:
                     or r.dest != srv.registrar_dest():
                 r.stop(self.app.clock.now())
                 del self.registrations[ext]
-        expires = s.peer["expires"] if s is not None and s.peer else 3600
+        expires = peer["expires"] if peer is not None else 3600
         for ext, st in want.items():
             if ext in self.registrations:
                 continue
@@ -233,12 +236,18 @@ class GatewayService:
     def take(self, sreq):
         """An INVITE for one of our registered contacts (`;line=fxsN` /
         `;line=fxo`, whichever call server sent it) is the gateway's; so is
-        every new INVITE while no local call server is in control."""
+        every new INVITE while no local call server is in control, except a
+        branch phone's emergency call (the local call server authenticates
+        it and sends it out of a local line)."""
         if is_port_line(sreq.request.uri.params.get(LINE_PARAM)):
             self.incoming(sreq)
             return True
         if self.app.control.local and getattr(self.app, "callserver", None) is not None:
             return False        # the local call server's
+        if (not self.from_call_server(sreq.source) and self.settings is not None
+                and _ruri_user(sreq.request) in self.settings.emergency
+                and getattr(self.app, "callserver", None) is not None):
+            return False        # a branch phone's emergency call: the local call server's
         return self.incoming(sreq)
 
     def from_call_server(self, src):
@@ -246,8 +255,10 @@ class GatewayService:
         appliance's own (local) or the peer's host.  Anyone else could ring
         the phones, seize an FXO line past the class of restriction, or take
         over a call with Replaces."""
-        p = self.settings.peer if self.settings is not None else None
-        return p is not None and src.addr[0] in (p["address"], p["registrar"])
+        for p in (self.settings.peers if self.settings is not None else ()):
+            if src.addr[0] in (p["address"], p["registrar"]):   # primary or backup
+                return True
+        return False
 
     def incoming(self, sreq):
         """Route a new INVITE from the peer call server to a port; False when
@@ -262,9 +273,30 @@ class GatewayService:
                            "call to an analog port not from the call server", self.app.clock.now())
             sreq.respond(403, "Forbidden (Not From The Call Server)")
             return True
-        user = sreq.request.uri.user_plain if sreq.request.uri.scheme == "sip" else \
-            sreq.request.uri.user
-        return self.route_call(sreq, user)
+        return self.route_call(sreq, _ruri_user(sreq.request))
+
+    def end_local_partner(self, leg):
+        """Survival mode: a call set up through the peer between two ports of
+        this appliance keeps its media (it flows between our own RTP ports),
+        but the BYE of the side that hangs up goes to the dead peer.  End the
+        other side here: the leg whose media is sent to leg's RTP port.  Only
+        while the local call server is in control (a live peer relays the BYE)."""
+        if not self.app.control.local or leg.rtp is None:
+            return False
+        mine = (self.media.host, leg.rtp.port)
+        for agents in (self.fxs, self.fxo):
+            for a in agents.values():
+                legs = a.legs if hasattr(a, "legs") else ([a.leg] if a.leg is not None else [])
+                for other in list(legs):
+                    if other is leg or other.rtp is None or other.rtp.remote != mine:
+                        continue
+                    if other.state == "ended":
+                        continue
+                    self.counters["survival_local_hangups"] += 1
+                    other.hangup()
+                    a.leg_event(other, "ended", "survival: the other port hung up")
+                    return True
+        return False
 
     def ring_station(self, port, offer):
         """The local call server rings the FXS port (offer: a local half)."""
@@ -273,8 +305,9 @@ class GatewayService:
         self.fxs[port].incoming(offer)
 
     def route_call(self, offer, user):
-        """Ring the port a number names: an FXS station's extension, or a
-        trunk prefix (the first idle FXO trunk with it); offer is a SIP
+        """Ring the port a number names: an FXS station's extension, an
+        emergency number or a trunk prefix (the first idle, ready FXO trunk
+        in routing order); offer is a SIP
         INVITE or the port half of a call from the local call server.  False
         when no port is its target."""
         self._wake.set()
@@ -287,18 +320,28 @@ class GatewayService:
             self.counters["routed_fxs"] += 1
             self.fxs[st.fxs_port].incoming(offer)
             return True
-        busy = None
-        for t in s.trunks:
-            if t.prefix and user.startswith(t.prefix) and t.fxo_port in self.fxo:
-                a = self.fxo[t.fxo_port]
-                if a.state != "idle":
-                    busy = a
-                    continue
-                self.counters["routed_fxo"] += 1
-                a.incoming(offer, t.replace_prefix + user[len(t.prefix):])
-                return True
+        # outside numbers: longest prefix, then priority; an emergency number on
+        # any line, as dialled (firmware/voice/routing.py); overflow past a busy
+        # or out-of-service line
+        busy = down = None
+        for t, digits in trunk_routes(s.trunks, user, s.emergency):
+            a = self.fxo.get(t.fxo_port)
+            if a is None:
+                continue
+            if not self.port_ready("fxo", t.fxo_port):
+                down = a
+                continue
+            if a.state != "idle":
+                busy = a
+                continue
+            self.counters["routed_fxo"] += 1
+            a.incoming(offer, digits)
+            return True
         if busy is not None:
             offer.respond(486)
+            return True
+        if down is not None:
+            offer.respond(503, "Trunk Out Of Service")
             return True
         self.counters["not_found"] += 1
         return False
@@ -308,10 +351,15 @@ class GatewayService:
                    display=None):
         """A call from a port to number through the call server in control:
         in process when it is this appliance's (the caller half of a local
-        pair), else an INVITE to the peer.  None when it cannot be placed."""
+        pair), else an INVITE to the peer; an emergency number from a station
+        always in process.  None when it cannot be placed."""
         now = self.app.clock.now()
         cs = getattr(self.app, "callserver", None)
-        if self.app.control.local:
+        s = self.settings
+        # an emergency number from a station never depends on the WAN: it
+        # leaves through a local line even while a peer is in control
+        emergency = station is not None and s is not None and number in s.emergency
+        if self.app.control.local or emergency:
             if cs is None:
                 return None
             return cs.local_call(number, body, owner,
@@ -342,6 +390,10 @@ class GatewayService:
         """What is still allocated (for tests and `show gateway`)."""
         return {"dialogs": len(self.ua.dialogs), "sessions": len(self.ua.sessions),
                 "rtp": len(self.media), "transactions": len(self.ua.layer)}
+
+
+def _ruri_user(req):
+    return req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
 
 
 def _show_gateway(app, args):

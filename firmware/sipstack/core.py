@@ -43,6 +43,9 @@ The transaction user plugs in through the router (firmware/sipstack/router.py):
         the modules' stray_response(resp, src) (the dialog module re-ACKs a
         retransmitted 2xx), else counted.
     core.stat_sections.append((title, fn))   more lines for show sip statistics
+    core.watch(fn)   fn(kind, dest, now) for every client transaction:
+        kind "response" (a response came back from dest) or "transaction timeout" (Timer
+        B/F); the survivability monitor's passive signals (MAX_WATCHERS)
 
 Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
   0. the router's screen (security: allow list, blocked sources, rate limit)
@@ -92,6 +95,7 @@ MAX_SERVER_TRANSACTIONS = const(128)
 # Up to three TU timers per call (the INVITE's guard and no-answer timers,
 # the B2BUA's ring timeout), plus the registrar's and security's deadlines.
 MAX_TU_TIMERS = const(1024)
+MAX_WATCHERS = const(4)        # core.watchers (beyond: watch() raises ValueError)
 INVITE_NO_ANSWER_MS = const(3000)
 PROCEEDING_LIMIT_MS = const(180000)   # a TU that never answers an INVITE gets 480
 NON_INVITE_LIMIT_MS = const(30000)    # ... a non-INVITE: 500 (before Timer F fires)
@@ -188,6 +192,7 @@ class SipCore:
         self.invite_no_answer_ms = INVITE_NO_ANSWER_MS
         self.supported = []
         self.stat_sections = []   # (title, fn() -> [(name, value)]) for show sip statistics
+        self.watchers = []        # fn(kind, dest, now): client transaction outcomes
         self.domain = (getattr(app, "sip_domain", None) or "localdomain").lower()
         self.local_hosts = set()
         self.server_header = "branch-voice"
@@ -239,6 +244,23 @@ class SipCore:
         t = self.timers.add(self.app.clock.now() + ms, fn)
         self._wake.set()
         return t
+
+    def watch(self, fn):
+        if len(self.watchers) >= MAX_WATCHERS:
+            raise ValueError("more than %d SIP core watchers" % MAX_WATCHERS)
+        self.watchers.append(fn)
+
+    def _tell(self, kind, txn):
+        dest = getattr(txn, "dest", None)
+        if dest is None or not self.watchers:
+            return
+        now = self.app.clock.now()
+        for fn in self.watchers:
+            try:
+                fn(kind, (dest[0], dest[1]), now)
+            except Exception as e:
+                self.count("tu_errors")
+                self.app.log.write("error", "SIP watcher failed: %s: %s" % (type(e).__name__, e))
 
     def kick(self):
         """Something outside a message or timer event queued output or a
@@ -381,6 +403,8 @@ class SipCore:
                 self.count("dropped_broadcast_via")
                 return
         owner = txn.user if txn is not None else None
+        if txn is not None:
+            self._tell("response", txn)
         if owner is not None and callable(owner):
             # a client response always goes to its transaction's owner
             try:
@@ -398,6 +422,7 @@ class SipCore:
         """Timer B/F (the owner gets a 408) or H (our 2xx never ACKed)."""
         owner = txn.user
         if txn.kind in ("ict", "nict"):
+            self._tell("transaction timeout", txn)
             if owner is not None and callable(owner) and txn.request is not None:
                 try:
                     owner(Response.for_request(txn.request, 408), self.app.clock.now())

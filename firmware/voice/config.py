@@ -1,8 +1,9 @@
 """Configuration of the analog line agents (SRX ICS-style naming):
 
     services convergence-services {
-        peer-call-server hq {                 # the central call server (first entry used)
-            address 192.0.2.10; port 5060; transport udp;
+        peer-call-server hq {                 # the central call server; at most two:
+            address 192.0.2.10; port 5060; transport udp;   # primary and backup
+            priority 100;                     # lower is preferred (two peers: must differ)
             registrar-address 192.0.2.11;     # optional, default: address
             registration enable;              # REGISTER the FXS stations (disable: don't)
             register-expires 3600;
@@ -15,6 +16,7 @@
         trunk pstn1 {
             fxo-port 1; did-target 1001;      # extension, or auto-attendant
             prefix 9; replace-prefix "";      # outbound: 9NNN -> replace-prefix + NNN
+            priority 100;                     # same prefix: lower first, overflow when busy
             answer-supervision polarity-reversal;   # or dial-complete (default)
             disconnect-supervision [ battery loop busy ];   # + polarity
             user-id ...; password ...;        # credentials if the peer challenges INVITEs
@@ -22,7 +24,7 @@
         dial-plan {
             inter-digit-timeout 4; first-digit-timeout 15;   # seconds
             pattern [ 1XXX 9. ];              # default: station extension lengths + trunk prefixes
-            emergency-number [ 911 ];
+            emergency-number [ 911 112 ];     # always out of a local line, as dialled
         }
         analog { country US; hook-flash-min 100; hook-flash-max 800; }   # ms
         media { rtp-port-min 16384; rtp-port-max 16483; }
@@ -45,6 +47,7 @@ from firmware.config import schema as S
 from firmware.config import voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.voice.dialplan import check_pattern
+from firmware.proxy import survival as _survival  # noqa: F401  (declares `survivability`)
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")
@@ -77,6 +80,8 @@ S.register(BASE, S.List(
                help="Register the FXS stations with the peer call server"),
         S.Leaf("register-expires", S.Integer(60, 86400, "seconds"), default=3600,
                help="Registration lifetime asked for; refreshed at 80 %"),
+        S.Leaf("priority", S.Integer(1, 255), default=100,
+               help="Lower is preferred: the primary peer has the lowest, a backup a higher one"),
     )))
 
 _USER_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()&=+,"
@@ -146,6 +151,8 @@ S.register(BASE, S.List(
                help="When an outbound call counts as answered"),
         S.LeafList("disconnect-supervision", S.Enum(("battery", "loop", "polarity", "busy")),
                    help="Far-end disconnect detection (default: battery loop busy)", max_items=4),
+        S.Leaf("priority", S.Integer(1, 255), default=100,
+               help="Among trunks of the same prefix, lower is tried first (then overflow)"),
         S.Leaf("dial-delay", S.Integer(0, 10000, "ms"), default=1000,
                help="Wait after seizing the line before dialling"),
         S.Leaf("user-id", S.String(1, 64), help="Digest user name for INVITEs to the peer"),
@@ -160,7 +167,7 @@ S.register(BASE, S.Container("dial-plan", "How digits dialled on the analog phon
     S.LeafList("pattern", S.String(1, 32), validate=_pattern_ok, max_items=64,
                help="Number patterns: digits, X N Z [1-5], trailing . (default: extensions and trunk prefixes)"),
     S.LeafList("emergency-number", S.String(1, 8, digits=True), max_items=8,
-               help="Numbers dialled at once, whatever the patterns (default: 911)"),
+               help="Numbers dialled at once and always sent out of a local line (default: 911 112)"),
 )))
 
 S.register(BASE, S.Container("analog", "Analog port settings", children=(
@@ -221,6 +228,7 @@ class Trunk:
         self.did_target = c.get("did-target")
         self.prefix = c.get("prefix")
         self.replace_prefix = c.get("replace-prefix") or ""
+        self.priority = c.get("priority")
         self.answer_polarity = c.get("answer-supervision") == "polarity-reversal"
         sup = c.get("disconnect-supervision")
         self.supervision = tuple(sup) if sup else ("battery", "loop", "busy")
@@ -236,19 +244,25 @@ def settings_of(cfg):
 
 class GatewaySettings:
     def __init__(self, cfg):
-        peers = cfg.entries(BASE + " peer-call-server")
-        self.peer = None
-        if peers:
-            p = "%s peer-call-server %s " % (BASE, peers[0])
-            self.peer = {
-                "name": peers[0],
+        # every configured peer, best (lowest priority) first; self.peer: the primary
+        keyed = []
+        i = 0
+        for name in cfg.entries(BASE + " peer-call-server"):
+            p = "%s peer-call-server %s " % (BASE, name)
+            keyed.append(((cfg.get(p + "priority"), i), {
+                "name": name,
                 "address": cfg.get(p + "address"),
                 "port": cfg.get(p + "port"),
                 "transport": cfg.get(p + "transport"),
                 "registrar": cfg.get(p + "registrar-address") or cfg.get(p + "address"),
                 "register": cfg.get(p + "registration") != "disable",
                 "expires": cfg.get(p + "register-expires"),
-            }
+                "priority": cfg.get(p + "priority"),
+            }))
+            i += 1
+        keyed.sort(key=lambda k: k[0])
+        self.peers = [k[1] for k in keyed]
+        self.peer = self.peers[0] if self.peers else None
         self.stations = [Station(n, cfg) for n in cfg.entries(BASE + " station")]
         self.trunks = [Trunk(n, cfg) for n in cfg.entries(BASE + " trunk")]
         # hunt groups are the call server's (firmware/callserver/config.py); the
@@ -262,7 +276,7 @@ class GatewaySettings:
         pats = cfg.get(d + "pattern")
         self.patterns = tuple(pats) if pats else None
         em = cfg.get(d + "emergency-number")
-        self.emergency = tuple(em) if em else ("911",)
+        self.emergency = tuple(em) if em else ("911", "112")
         a = BASE + " analog "
         self.country = cfg.get(a + "country")
         self.flash_min = cfg.get(a + "hook-flash-min")
@@ -373,9 +387,19 @@ def check(app, old, new):
     if s.rtp_min % 2 or s.rtp_max <= s.rtp_min:
         raise ConfigError(BASE + " media rtp-port-min", s.rtp_min,
                           "must be even and below rtp-port-max (%d)" % s.rtp_max)
-    if s.peer is not None and s.peer["transport"] == "tcp":
-        raise ConfigError("%s peer-call-server %s transport" % (BASE, s.peer["name"]), "tcp",
-                          "outgoing SIP over TCP is not available yet; use udp")
+    for p in s.peers:
+        if p["transport"] == "tcp":
+            raise ConfigError("%s peer-call-server %s transport" % (BASE, p["name"]), "tcp",
+                              "outgoing SIP over TCP is not available yet; use udp")
+    if len(s.peers) == 2 and s.peers[0]["priority"] == s.peers[1]["priority"]:
+        raise ConfigError("%s peer-call-server %s priority" % (BASE, s.peers[1]["name"]),
+                          s.peers[1]["priority"],
+                          "same priority as peer-call-server %s: give the backup a higher one"
+                          % s.peers[0]["name"])
+
+
+    from firmware.proxy.survival import check as check_survival
+    check_survival(new)
 
 
 def _show_gateway(app, args):
@@ -390,7 +414,9 @@ def apply(app, old, new):
     app.gateway_settings = settings
     control = getattr(app, "control", None)
     if control is not None:
-        control.configure(settings.peer)
+        # the peers go to the survivability monitor, which drives control
+        from firmware.proxy import survival
+        survival.apply(app, settings.peers, new)
     if hasattr(app, "commands"):  # the real command is in service.py, loaded with the gateway
         app.commands.register("show gateway", _show_gateway,
                               "Show the analog line agents: registrations, calls, media")

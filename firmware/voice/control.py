@@ -3,12 +3,14 @@
 Two states: PEER (a peer call server is in control: the analog ports register
 to it and place their calls through it; the local call server stays out of
 the call path) and LOCAL (the appliance's own call server is in control).
-The configuration drives it today (a configured `peer-call-server` means
-PEER); the survivability monitor will drive it next.  Services read it and
-subscribe to its changes; nothing else decides.
+The configuration sets the start (a configured `peer-call-server` means
+PEER with the primary); the survivability monitor (firmware/proxy/survival.py)
+drives it from then on with select().  Services read it and subscribe to
+its changes; nothing else decides.
 
     ctl = Control(app)                 # app.identity gives the local server's address
     ctl.configure(peer, reason)        # peer: the settings dict of the peer, or None
+    ctl.select(peer, cause)            # the monitor: the best live peer, or None (LOCAL)
     ctl.state in (PEER, LOCAL); ctl.local; ctl.since (ms); ctl.cause
     ctl.call_server() -> CallServerRef # the one in control, read at every use
     ctl.subscribe(fn)                  # fn(ctl, old_state) after every change
@@ -81,6 +83,11 @@ class Control:
             self._set(LOCAL, None, "%s: no peer call server" % reason)
         else:
             self._set(PEER, peer, "%s: peer call server %s" % (reason, peer["name"]))
+
+    def select(self, peer, cause):
+        """The survivability monitor's decision: peer (settings dict) in
+        control, or None: the local call server."""
+        self._set(PEER if peer is not None else LOCAL, peer, cause)
 
     def _set(self, state, peer, cause):
         old_state, old_peer = self.state, self.peer

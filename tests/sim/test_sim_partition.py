@@ -3,13 +3,18 @@ a WAN partition between the appliance and the peer call server stops calls
 through the peer (the INVITE and its retransmissions die on the cut link and
 the callee never rings), and after heal() calls go through again; a lossy,
 jittery WAN still carries registrations and a call with two-way audio, by
-retransmission.  Nothing is left behind."""
-from tests.sim.analog_world import World, count_tone, drain
+retransmission.  Nothing is left behind.  (The partition is shorter than
+the survivability failure timeout configured here.)"""
+from tests.sim.analog_world import World, B, count_tone, drain
 from tests.sim.test_analog_fxs import _hang_up_all
 
 
 def test_a_wan_partition_stops_calls_through_the_peer_and_heal_restores_them(tmp_path):
-    w = World(tmp_path, seed=61)
+    # a cut shorter than the survivability failure timeout (the monitor would
+    # otherwise hand control to the local call server: tests/sim/test_survivability.py)
+    w = World(tmp_path, seed=61, extra=(B + "survivability probe-interval 60",
+                                        B + "survivability failure-timeout 120",
+                                        B + "survivability failback-window 120"))
     try:
         w.settle()
         net = w.network
@@ -37,7 +42,8 @@ def test_a_wan_partition_stops_calls_through_the_peer_and_heal_restores_them(tmp
 
 
 def test_a_lossy_jittery_wan_still_carries_registration_and_a_call(tmp_path):
-    w = World(tmp_path, seed=62)
+    # the SRX default failure timeout: a 25 % lossy WAN is not declared dead
+    w = World(tmp_path, seed=67, extra=(B + "survivability failure-timeout 32",))
     try:
         w.network.link("appliance", "peer", loss=0.25, latency=30, jitter=20)
         w.run(20000)                   # registrations, retransmitted where lost

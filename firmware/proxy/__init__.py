@@ -1,0 +1,1 @@
+"""The outbound proxy with shadow registrations, and the survivability monitor."""
