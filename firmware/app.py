@@ -22,6 +22,10 @@ class Appliance:
         self.sim_options = sim_options  # fault injection for the simulated board (tests)
         self.clock = clock or RealClock()
         self.log = Log(self.clock)
+        from firmware.timeofday import TimeOfDay, NtpService
+        self.time = TimeOfDay(self.clock, self.log.write)   # the one "wall time now"
+        self.log.time = self.time
+        self.ntp = NtpService(self)
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.sched.on_hog = self._hog
         # only the in-process simulation injects a (seeded) generator; see the docstring
@@ -344,8 +348,35 @@ def _show_version(app, args):
 
 
 def _show_uptime(app, args):
-    return "System booted: %s ago\nCurrent time: %d ms on the system clock" % (
-        textfmt.duration(app.uptime_ms()), app.clock.now())
+    _no_args("show system uptime", args)
+    t = app.time
+    now = t.now()
+    out = []
+    if now is None:
+        out.append("Current time: not synchronised (no answer from an NTP server yet)")
+    else:
+        out.append("Current time: %s" % t.local(now))
+    out.append("Time zone: %s" % t.zone[4])
+    if t.last_sync is None:
+        out.append("Last time sync: never")
+    else:
+        out.append("Last time sync: %s ago from %s:%d (delay %d ms)" % (
+            textfmt.duration(app.clock.now() - t.last_sync), t.server[0], t.server[1], t.delay))
+    out.append(app.ntp.show())
+    booted = "System booted: %s ago" % textfmt.duration(app.uptime_ms())
+    if now is not None:
+        booted = "System booted: %s (%s ago)" % (t.local(t.unix_ms(app.booted_at or 0)),
+                                                 textfmt.duration(app.uptime_ms()))
+    out.append(booted)
+    return "\n".join(out)
+
+
+def _no_args(cmd, args):
+    """Extra words after a command that takes none are an error naming the word."""
+    from firmware.commands import CommandError
+    for a in args:
+        if not a.startswith("|"):
+            raise CommandError("%s: unexpected '%s'" % (cmd, a))
 
 
 def _show_memory(app, args):

@@ -9,7 +9,6 @@ scheduler clock, rollback and persistence through config/store.py.
 
 One candidate is shared by every session, as with Junos `configure`.
 """
-from firmware.compat import wall_time
 from firmware.commands import Registry, CommandError, Prompt
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError, ROOT
@@ -47,6 +46,7 @@ class ConfigEngine:
         self.boot_notice = None       # a configuration fallback at boot (see _note_fallback)
         self.safe_state = False       # no valid generation: booted empty
         self.screen_length = None     # `set cli screen-length` (session); None: config
+        self.loaded = None            # what the candidate was loaded from (rollback-N, load)
         self.commands = Registry()    # configuration-mode commands
         self._register(app.commands, self.commands)
 
@@ -85,7 +85,8 @@ class ConfigEngine:
                                          "before the restart: rolled back" % gen)
                 tree = self.parse(prev[2], lenient=True) if prev else {}
                 self.last_gen = self.store.save("\n".join(render_set(tree)), self._meta(
-                    "automatic rollback: commit confirmed not confirmed before restart"))
+                    "automatic rollback: commit confirmed not confirmed before restart",
+                    via="confirmed-timeout"))
         view = Config(tree)
         try:
             self._apply(Config({}), view)
@@ -187,9 +188,19 @@ class ConfigEngine:
         tree_delete(tree, t)
 
     # -- commit --------------------------------------------------------------------------
-    def _meta(self, comment=None, confirm=0):
-        return {"ms": self.app.clock.now(), "wall": wall_time(), "user": self.app.user,
-                "confirm": confirm, "comment": comment}
+    def _meta(self, comment=None, confirm=0, via=None):
+        """A generation's record: monotonic ms, the time of day (unix seconds,
+        only once synchronised: sync=1), user, how it was made (via: console,
+        config-file, confirmed-timeout; "+rollback-N"/"+load" when the candidate
+        came from a rollback or a load), comment."""
+        app = self.app
+        tod = app.time.now() if getattr(app, "time", None) is not None else None
+        via = via or "console"
+        if via == "console" and self.loaded:
+            via += "+" + self.loaded
+        return {"ms": app.clock.now(), "wall": tod // 1000 if tod is not None else 0,
+                "sync": tod is not None, "user": app.user, "confirm": confirm,
+                "comment": comment, "via": via}
 
     def check(self, tree, view=None):
         """Validate a whole tree (view: its Config, when the caller has one);
@@ -225,7 +236,7 @@ class ConfigEngine:
                 raise ConfigError("", None, "%s: %s" % (hook[0], e))
             done.append(hook)
 
-    def commit(self, tree=None, check_only=False, confirm=0, comment=None):
+    def commit(self, tree=None, check_only=False, confirm=0, comment=None, via=None):
         """Validate, apply and persist tree (default: the candidate) as one step.
         Returns a message; raises ConfigError and changes nothing on failure."""
         tree = copy_tree(self.candidate if tree is None else tree)
@@ -240,7 +251,7 @@ class ConfigEngine:
         self._apply(old, view)
         if not (unchanged and not pending and not confirm and self.last_gen):
             try:
-                self.last_gen = self.store.save(text, self._meta(comment, confirm))
+                self.last_gen = self.store.save(text, self._meta(comment, confirm, via))
             except Exception as e:
                 try:
                     self._apply(view, old)
@@ -250,6 +261,8 @@ class ConfigEngine:
                     raise
                 raise ConfigError("", None, "cannot write the configuration to flash: %s" % e)
         self.committed = view
+        if via is None:
+            self.loaded = None
         msg = []
         if self.safe_state:
             self.safe_state = False
@@ -291,7 +304,8 @@ class ConfigEngine:
         restore = self.confirm[2]
         self.confirm = None
         try:
-            self.commit(restore, comment="automatic rollback: commit confirmed not confirmed")
+            self.commit(restore, comment="automatic rollback: commit confirmed not confirmed",
+                        via="confirmed-timeout")
         except ConfigError as e:
             self.app.log.error("commit confirmed: automatic rollback failed: %s" % e)
             return
@@ -311,6 +325,7 @@ class ConfigEngine:
             raise ConfigError("rollback", n, "no such rollback (0..%d, %d kept)" % (
                 MAX_ROLLBACK, len(self.store.records())))
         self.candidate = self.parse(rec[2], lenient=True)
+        self.loaded = "rollback-%d" % n
         return "load complete"
 
     def load_file(self, path, text):
@@ -318,7 +333,7 @@ class ConfigEngine:
         it; a bad line raises ConfigError('config FILE line N: ...')."""
         tree = self.parse(text, name="config " + path, tree=copy_tree(self.committed.tree))
         try:
-            msg = self.commit(tree, comment="loaded from %s" % path)
+            msg = self.commit(tree, comment="loaded from %s" % path, via="config-file")
         except ConfigError as e:
             raise ConfigError("", None, "config %s: commit failed: %s" % (path, e))
         self.candidate = copy_tree(self.committed.tree)
@@ -388,8 +403,13 @@ def _show_commit(app, args):
     if eng.boot_notice:
         out.append("Boot: " + eng.boot_notice)
     for i, (gen, meta, _) in enumerate(eng.store.records()):
-        line = "%-3d generation %-5d by %s at %d ms (wall %d)" % (
-            i, gen, meta.get("user", "?"), meta.get("ms", 0), meta.get("wall", 0))
+        if meta.get("sync") and getattr(app, "time", None) is not None:
+            when = app.time.local(meta.get("wall", 0) * 1000)
+        else:
+            ms = meta.get("ms", 0)
+            when = "time not synchronised (%d.%03d s after boot)" % (ms // 1000, ms % 1000)
+        line = "%-3d %s by %s via %s, generation %d" % (
+            i, when, meta.get("user", "?"), meta.get("via") or "console", gen)
         if meta.get("confirm"):
             line += " commit confirmed, rollback in %d mins" % meta["confirm"]
         if meta.get("comment"):

@@ -1,10 +1,30 @@
-"""`system` statements: host name, domain, root login, console, syslog.
+"""`system` statements: host name, domain, root login, console, syslog,
+NTP servers and the time zone.
 
 The apply hook makes them take effect at once: the prompt follows host-name,
 the log ring follows syslog, the console follows console settings.
 """
 from firmware.config import schema as S
 from firmware.log import LEVELS, MAX_LOG_ENTRIES
+from firmware.compat import const
+
+MAX_NTP_SERVERS = const(4)
+
+
+class TimeZone(S.Type):
+    kind = "time-zone"
+
+    def parse(self, text):
+        from firmware.timeofday import parse_zone
+        parse_zone(text)
+        return text
+
+    def describe(self):
+        return "UTC, UTC+H, UTC-HH:MM (fixed offsets) or a named zone (Europe/Berlin, America/New_York, ...)"
+
+    def hint(self):
+        return "<time-zone>"
+
 
 S.register("", S.Container("system", "System parameters"))
 
@@ -21,6 +41,15 @@ S.register("system", S.Container(
                help="Root password typed in clear; stored only as encrypted-password"),
     ), validate=lambda sub, view, path: (
         None if "encrypted-password" in sub else "needs encrypted-password or plain-text-password")))
+S.register("system", S.Leaf(
+    "time-zone", TimeZone(), default="UTC",
+    help="Local time zone for dates: UTC, UTC+H[:MM] or a named zone (current DST rules only)"))
+S.register("system", S.Container("ntp", "Network Time Protocol (SNTP client) settings", children=(
+    S.List("server", "SNTP server asked for the time of day (several: asked in turn until one answers)", key=S.IPv4Address(),
+           key_help="IPv4 address of the server", max_entries=MAX_NTP_SERVERS, children=(
+               S.Leaf("port", S.Port(), default=123, help="UDP port of the server"),
+           )),
+)))
 S.register("system", S.Container("console", "Serial console settings", children=(
     S.Leaf("baud-rate", S.Enum(("9600", "19200", "38400", "57600", "115200")), default="115200",
            help="Console UART speed, applied at once to a serial-device console (stdio and pty have none)"),
@@ -39,6 +68,13 @@ S.register("system", S.Container("syslog", "System log settings", children=(
 
 def apply(app, old, new):
     app.hostname = new.get("system host-name")
+    t = getattr(app, "time", None)
+    if t is not None:
+        t.set_zone(new.get("system time-zone"))
+    ntp = getattr(app, "ntp", None)
+    if ntp is not None:
+        ntp.configure([(a, new.get("system ntp server %s port" % a))
+                       for a in new.entries("system ntp server")])
     app.log.min_level = new.get("system syslog level")
     stream = getattr(app, "console_stream", None)
     if stream is not None and hasattr(stream, "set_baud"):
