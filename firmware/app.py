@@ -401,9 +401,31 @@ def _show_log(app, args):
     return "\n".join(lines)
 
 
-def _reboot(app, args):
-    app.shutdown("request system reboot")
-    return "Rebooting"
+def _confirm_stop(what, reason, done):
+    def _stop(app, args):
+        from firmware.commands import Prompt
+        _no_args("request system " + what, args)
+
+        def answer(a):
+            a = a.strip().lower()
+            if a in ("y", "yes"):
+                app.log.info("console: request system %s by %s" % (what, app.user))
+                app.shutdown(reason)
+                return done
+            return "%s cancelled" % what.capitalize()
+        # no default: a piped console reads the answer from the next line
+        return Prompt("%s the system ? [yes,no] (no) " % what.capitalize(), answer)
+    return _stop
+
+
+def _end_session(app, args):
+    """exit / quit / logout at the operational prompt: the console session
+    ends (and logs out where a login is set); the appliance keeps running."""
+    _no_args("exit", args)
+    console = app.console
+    if console is not None:
+        console.ending = True
+    return ""
 
 
 def _register_core_commands(reg):
@@ -411,5 +433,9 @@ def _register_core_commands(reg):
     reg.register("show system uptime", _show_uptime, "Show time since boot")
     reg.register("show system memory", _show_memory, "Show heap or process memory use")
     reg.register("show log", _show_log, "Show the system log")
-    reg.register("request system reboot", _reboot, "Reboot the appliance")
-    reg.register("exit", lambda app, args: app.shutdown("exit") or "", "Leave the console")
+    reg.register("request system reboot", _confirm_stop("reboot", "request system reboot", "Rebooting"),
+                 "Reboot the appliance (asks for confirmation)")
+    reg.register("request system halt", _confirm_stop("halt", "request system halt", "Halting"),
+                 "Stop the appliance (asks for confirmation)")
+    for word in ("exit", "quit", "logout"):
+        reg.register(word, _end_session, "End this console session (log out); the appliance keeps running")

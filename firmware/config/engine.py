@@ -156,6 +156,10 @@ class ConfigEngine:
     def _set(self, tree, words, base=None, password=None):
         if not words and base is None:
             raise ConfigError("set", None, "missing statement")
+        if "[" in words:
+            for t in _bracket_targets(words, base):
+                tree_set(tree, t)
+            return None
         t = resolve(words, base)
         node = t.node
         if node.kind == "list" and not t.keyed:
@@ -178,6 +182,10 @@ class ConfigEngine:
         return None
 
     def _delete(self, tree, words, base=None):
+        if "[" in words:
+            for t in _bracket_targets(words, base):
+                tree_delete(tree, t)
+            return
         t = resolve(words, base)
         if not t.path:
             for k in list(tree.keys()):
@@ -364,6 +372,29 @@ class ConfigEngine:
                     args=_complete_rollback)
         cf.register("run", _cf_run, "Run an operational-mode command", args=_complete_run)
         cf.register("status", _cf_status, "Show whether the candidate has uncommitted changes")
+
+
+def _bracket_targets(words, base):
+    """`member [ 2001 2002 ]`: one resolved target per value of a leaf-list,
+    all checked before any is applied."""
+    i = words.index("[")
+    if "]" not in words[i:]:
+        raise ConfigError(words[:i], None, "missing ] after the list of values")
+    j = i + words[i:].index("]")
+    if j != len(words) - 1:
+        raise ConfigError(words[:i], words[j + 1], "syntax error: nothing may follow ]")
+    values = words[i + 1:j]
+    if not values:
+        raise ConfigError(words[:i], None, "empty list [ ]")
+    head = resolve(words[:i], base)
+    if head.node.kind != "leaf-list" or head.text is not None:
+        raise ConfigError(head.path, None, "[ ] lists are for statements that take several values")
+    out = []
+    for v in values:
+        if v in ("[", "]"):
+            raise ConfigError(head.path, v, "syntax error: nested brackets")
+        out.append(resolve(words[:i] + [v], base))
+    return out
 
 
 # --- handlers (app, args) -> str | Prompt ------------------------------------------

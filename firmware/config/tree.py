@@ -386,12 +386,23 @@ def compare(old, new):
             if head not in index:
                 index[head] = len(groups)
                 groups.append((head, []))
-            groups[index[head]][1].append("%s  %s;" % (sign, " ".join(quote(w) for w in stmt)))
+            text = "%s  %s;" % (sign, " ".join(quote(w) for w in stmt))
+            if _is_secret(words):
+                text += " ## SECRET-DATA"
+            groups[index[head]][1].append(text)
     out = []
     for head, lines in groups:
         out.append("[edit%s]" % (" " + head if head else ""))
         out.extend(lines)
     return out
+
+
+def _is_secret(words):
+    try:
+        t = resolve(words)
+    except ConfigError:
+        return False
+    return t.node.kind == "leaf" and t.node.type.secret
 
 
 def _split_statement(words):
