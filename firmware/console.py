@@ -17,7 +17,7 @@ the scheduler clock.
 from firmware.commands import CommandError, Prompt, complete, filter_steps
 from firmware.compat import const
 from firmware.config.schema import ConfigError
-from firmware.lineedit import LineEditor, MAX_LINE, format_help
+from firmware.lineedit import LineEditor, MAX_LINE, EOT, format_help
 from firmware.sched import TimeoutError
 
 LOGIN_DELAY_MS = const(2000)      # after a failed login, times the failures in a row (max 5)
@@ -278,7 +278,7 @@ class Console:
     async def handle(self, line):
         app = self.app
         text = line.strip()
-        if not text:
+        if not text or text == EOT:
             return
         if not self.tty and text.endswith("?") and text.count('"') % 2 == 0:
             self.write(format_help(self._complete(text[:-1])) + "\n")
@@ -293,7 +293,12 @@ class Console:
                     self.write(out.question + out.default + "\n")
                     answer = out.default
                 else:
-                    answer = await self.readline(out.question, secret=out.secret)
+                    q = out.question
+                    if "\n" in q:      # the line editor redraws one line: the rest goes first
+                        i = q.rindex("\n") + 1
+                        self.write(q[:i])
+                        q = q[i:]
+                    answer = await self.readline(q, secret=out.secret)
                     if answer is None or answer is INTERRUPT:
                         return
                 out = out.then(answer)

@@ -275,4 +275,14 @@ def _request_poe(app, args):
 def register_commands(reg):
     reg.register("show ports", _show_ports, "Show FXS/FXO ports: state, hook, line, last event")
     reg.register("show poe", _show_poe, "Show PoE ports: class, power, current, faults")
-    reg.register("request poe port", _request_poe, "Enable or disable a PoE port: request poe port N enable|disable")
+    reg.register("request poe port", _request_poe, "Enable or disable a PoE port: request poe port N enable|disable",
+                 args=_poe_args)
+
+
+def _poe_args(app, args, partial):
+    if not args:
+        return [("<port>", "PoE port number")]
+    if len(args) == 1:
+        return [(w, h) for w, h in (("enable", "Turn the port's power on"),
+                                    ("disable", "Turn the port's power off")) if w.startswith(partial)]
+    return []

@@ -10,12 +10,14 @@ scheduler clock, rollback and persistence through config/store.py.
 One candidate is shared by every session, as with Junos `configure`.
 """
 from firmware.commands import Registry, CommandError, Prompt
+from firmware.lineedit import EOT
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError, ROOT
 from firmware.config.store import Store, FileFlash, MAX_ROLLBACK
 from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_delete, copy_tree,
                                   render_curly, render_path, render_set, compare, validate_tree,
-                                  is_password_target, node_at, get_subtree, quote, base_target)
+                                  is_password_target, node_at, get_subtree, quote, base_target,
+                                  META, effective)
 
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
@@ -23,6 +25,104 @@ FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.c
             "firmware.callserver.config", "firmware.sipstack.security"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
+
+
+MAX_MARKS = 64        # inactive statements, and annotations, in one configuration
+MAX_NOTE = 200       # characters of one annotation
+MAX_LOAD_BYTES = 65536
+MAX_LOAD_LINES = 2000
+
+
+def flash_text(tree):
+    """A tree as the flash keeps it: set lines, then deactivate and annotate lines."""
+    lines = render_set(tree)
+    m = tree.get(META)
+    if m:
+        for p in m.get("inactive", ()):
+            lines.append("deactivate " + p)
+        notes = m.get("notes", {})
+        for p in sorted(notes):
+            lines.append("annotate %s %s" % (p, quote(notes[p])))
+    return "\n".join(lines)
+
+
+def _drop_dangling(tree):
+    """Marks of statements deleted since they were marked go with them."""
+    m = tree.get(META)
+    if not m:
+        return
+
+    def alive(p):
+        try:
+            return get_subtree(tree, resolve(tokenize(p)).path) is not None
+        except ConfigError:
+            return False
+    if "inactive" in m:
+        m["inactive"] = [p for p in m["inactive"] if alive(p)]
+    if "notes" in m:
+        for p in [p for p in m["notes"] if not alive(p)]:
+            del m["notes"][p]
+    _prune_meta(tree)
+
+
+def _move_marks(tree, old, new, keep_old):
+    """rename/copy: marks under path text old follow to new."""
+    m = tree.get(META)
+    if not m:
+        return
+    def moved(p):
+        if p == old:
+            return new
+        if p.startswith(old + " "):
+            return new + p[len(old):]
+        return None
+    ina = m.get("inactive", [])
+    for p in list(ina):
+        q = moved(p)
+        if q is not None:
+            if not keep_old:
+                ina.remove(p)
+            if q not in ina:
+                ina.append(q)
+    notes = m.get("notes", {})
+    for p in list(notes):
+        q = moved(p)
+        if q is not None:
+            notes[q] = notes[p]
+            if not keep_old:
+                del notes[p]
+
+
+def _prune_meta(tree):
+    m = tree.get(META)
+    if m is None:
+        return
+    for k in ("inactive", "notes"):
+        if k in m and not m[k]:
+            del m[k]
+    if not m:
+        del tree[META]
+
+
+def _compare_marks(old, new):
+    a = old.get(META) or {}
+    b = new.get(META) or {}
+    out = []
+    ai, bi = a.get("inactive", []), b.get("inactive", [])
+    for p in bi:
+        if p not in ai:
+            out.append("!  deactivate %s;" % p)
+    for p in ai:
+        if p not in bi:
+            out.append("!  activate %s;" % p)
+    an, bn = a.get("notes", {}), b.get("notes", {})
+    for p in sorted(bn):
+        if an.get(p) != bn[p]:
+            out.append("!  annotate %s %s;" % (p, quote(bn[p])))
+    for p in sorted(an):
+        if p not in bn:
+            out.append("!  annotate %s \"\";" % p)
+    return ["[edit]"] + out if out else []
 
 
 def load_features():
@@ -36,7 +136,8 @@ class ConfigEngine:
         self.app = app
         self.flash = flash
         self.store = None
-        self.committed = Config({})
+        self.committed = Config({})   # what the services run: no inactive statement
+        self.full = {}                # the committed tree with its META (inactive, notes)
         self.candidate = {}
         self.edit_path = []
         self.mode = "operational"     # or "configure"
@@ -56,7 +157,7 @@ class ConfigEngine:
         return default if v is None else v
 
     def dirty(self):
-        return self.candidate != self.committed.tree
+        return self.candidate != self.full
 
     def login_required(self):
         return self.committed.has("system root-authentication encrypted-password")
@@ -84,15 +185,16 @@ class ConfigEngine:
                 app.log.write("warning", "commit confirmed (generation %d) was not confirmed "
                                          "before the restart: rolled back" % gen)
                 tree = self.parse(prev[2], lenient=True) if prev else {}
-                self.last_gen = self.store.save("\n".join(render_set(tree)), self._meta(
+                self.last_gen = self.store.save(flash_text(tree), self._meta(
                     "automatic rollback: commit confirmed not confirmed before restart",
                     via="confirmed-timeout"))
-        view = Config(tree)
+        view = Config(effective(tree))
         try:
             self._apply(Config({}), view)
         except ConfigError as e:
             app.log.error("configuration could not be applied at boot: %s" % e)
         self.committed = view
+        self.full = tree
         self.candidate = copy_tree(tree)
 
     def _note_fallback(self, rec, skipped):
@@ -146,8 +248,55 @@ class ConfigEngine:
             self._set(tree, words[1:], base)
         elif "delete".startswith(verb) and len(verb) >= 2:
             self._delete(tree, words[1:], base)
+        elif verb in ("deactivate", "activate"):
+            self._activate(tree, words[1:], base, verb == "activate")
+        elif verb == "annotate":
+            self._annotate(tree, words[1:], base)
         else:
-            raise ConfigError("", None, "expected set or delete, not %r" % verb)
+            raise ConfigError("", None, "expected set, delete, deactivate, activate or annotate, "
+                              "not %r" % verb)
+
+    def _existing(self, tree, words, base, verb):
+        if not words and base is None:
+            raise ConfigError(verb, None, "missing statement")
+        t = resolve(words, base)
+        if not t.path or get_subtree(tree, t.path) is None:
+            raise ConfigError(t.path or verb, None, "statement not found")
+        return t, " ".join(quote(w) for w in t.path)
+
+    def _activate(self, tree, words, base, activate):
+        """deactivate: the statement stays in the configuration (shown as
+        `inactive:`) but the services do not see it; activate undoes it."""
+        t, p = self._existing(tree, words, base, "activate" if activate else "deactivate")
+        meta = tree.setdefault(META, {})
+        inactive = meta.setdefault("inactive", [])
+        if activate:
+            if p not in inactive:
+                raise ConfigError(t.path, None, "statement is not inactive")
+            inactive.remove(p)
+        elif p not in inactive:
+            if len(inactive) >= MAX_MARKS:
+                raise ConfigError(t.path, None, "too many inactive statements (max %d)" % MAX_MARKS)
+            inactive.append(p)
+        _prune_meta(tree)
+
+    def _annotate(self, tree, words, base):
+        """annotate STATEMENT "text": a /* comment */ above it ("" removes it)."""
+        if len(words) < 2 and base is None or not words:
+            raise ConfigError("annotate", None, "expected a statement and a comment")
+        note = words[-1]
+        t, p = self._existing(tree, words[:-1], base, "annotate")
+        if len(note) > MAX_NOTE or "*/" in note or "\n" in note:
+            raise ConfigError(t.path, None, "a comment is one line of at most %d characters, "
+                              "without */" % MAX_NOTE)
+        notes = tree.setdefault(META, {}).setdefault("notes", {})
+        if note:
+            if p not in notes and len(notes) >= MAX_MARKS:
+                raise ConfigError(t.path, None, "too many annotations (max %d)" % MAX_MARKS)
+            notes[p] = note
+        elif p in notes:
+            del notes[p]
+        _prune_meta(tree)
 
     # -- editing ----------------------------------------------------------------------
     def _base(self):
@@ -211,11 +360,11 @@ class ConfigEngine:
                 "comment": comment, "via": via}
 
     def check(self, tree, view=None):
-        """Validate a whole tree (view: its Config, when the caller has one);
-        returns its flash text.  Raises ConfigError."""
-        view = view or Config(tree)
-        validate_tree(tree, view)
-        text = "\n".join(render_set(tree))
+        """Validate a whole tree (view: the Config of its effective tree, when
+        the caller has one); returns its flash text.  Raises ConfigError."""
+        view = view or Config(effective(tree))
+        validate_tree(view.tree, view)
+        text = flash_text(tree)
         limit = self.store.max_bytes if self.store else None
         if limit is not None and len(text) + 128 > limit:
             raise ConfigError("", None, "configuration is %d bytes, more than the %d bytes flash allows" % (
@@ -248,12 +397,13 @@ class ConfigEngine:
         """Validate, apply and persist tree (default: the candidate) as one step.
         Returns a message; raises ConfigError and changes nothing on failure."""
         tree = copy_tree(self.candidate if tree is None else tree)
-        view = Config(tree)       # one view: hooks' derived settings are built once
+        _drop_dangling(tree)
+        view = Config(effective(tree))  # one view: hooks' derived settings are built once
         text = self.check(tree, view)
         if check_only:
             return "configuration check succeeds"
         old = self.committed
-        old_tree = old.tree
+        old_tree = self.full
         unchanged = tree == old_tree
         pending = self.confirm is not None
         self._apply(old, view)
@@ -269,6 +419,7 @@ class ConfigEngine:
                     raise
                 raise ConfigError("", None, "cannot write the configuration to flash: %s" % e)
         self.committed = view
+        self.full = tree
         if via is None:
             self.loaded = None
         msg = []
@@ -339,12 +490,12 @@ class ConfigEngine:
     def load_file(self, path, text):
         """--config FILE: apply every line to a copy of the candidate and commit
         it; a bad line raises ConfigError('config FILE line N: ...')."""
-        tree = self.parse(text, name="config " + path, tree=copy_tree(self.committed.tree))
+        tree = self.parse(text, name="config " + path, tree=copy_tree(self.full))
         try:
             msg = self.commit(tree, comment="loaded from %s" % path, via="config-file")
         except ConfigError as e:
             raise ConfigError("", None, "config %s: commit failed: %s" % (path, e))
-        self.candidate = copy_tree(self.committed.tree)
+        self.candidate = copy_tree(self.full)
         return msg
 
     # -- commands -------------------------------------------------------------------------
@@ -372,6 +523,28 @@ class ConfigEngine:
                     args=_complete_rollback)
         cf.register("run", _cf_run, "Run an operational-mode command", args=_complete_run)
         cf.register("status", _cf_status, "Show whether the candidate has uncommitted changes")
+        cf.register("deactivate", _cf_deactivate, "Keep a statement but have the services ignore it",
+                    args=_complete_candidate)
+        cf.register("activate", _cf_activate, "Make a deactivated statement count again",
+                    args=_complete_candidate)
+        cf.register("annotate", _cf_annotate, 'Comment a statement: annotate STATEMENT "text"',
+                    args=_complete_candidate)
+        cf.register("rename", _cf_rename, "Rename a named entry: rename station bob to station robert",
+                    args=_complete_candidate)
+        cf.register("copy", _cf_copy, "Copy a named entry: copy station bob to station carol",
+                    args=_complete_candidate)
+        cf.register("load merge", _cf_load("merge"),
+                    "Merge statements from a file or the terminal into the candidate",
+                    args=_complete_load)
+        cf.register("load override", _cf_load("override"),
+                    "Replace the candidate with a file's or the terminal's configuration",
+                    args=_complete_load)
+        cf.register("load set", _cf_load("set"),
+                    "Run set/delete/deactivate/annotate lines from a file or the terminal",
+                    args=_complete_load)
+        for reg, mode in ((op, "operational"), (cf, "configuration")):
+            reg.register("help", _help(reg, mode), "Show the commands of this mode with their help",
+                         args=_complete_help(reg))
 
 
 def _bracket_targets(words, base):
@@ -420,7 +593,7 @@ def _show_configuration(app, args):
     words, dset, _ = _modifiers(args)
     t = resolve(words) if words else None
     path = t.path if t else []
-    lines = render_path(eng.committed.tree, path, dset)
+    lines = render_path(eng.full, path, dset)
     if not words and not dset and eng.last_gen:
         lines.insert(0, "## Last commit: generation %d" % eng.last_gen)
     return "\n".join(lines)
@@ -492,7 +665,7 @@ def _cf_show(app, args):
     eng = app.config
     words, dset, cmp_ = _modifiers(args)
     if cmp_:
-        return "\n".join(compare(eng.committed.tree, eng.candidate))
+        return "\n".join(compare(eng.full, eng.candidate) + _compare_marks(eng.full, eng.candidate))
     t = resolve(words, eng._base())
     lines = render_path(eng.candidate, t.path, dset)
     return "\n".join(lines)
@@ -596,6 +769,231 @@ def _cf_commit(app, args):
     if quit_after and not check:
         msg += "\n" + _leave(eng)
     return msg
+
+
+def _cf_deactivate(app, args):
+    eng = app.config
+    eng._activate(eng.candidate, _modifiers(args)[0], eng._base(), False)
+    return ""
+
+
+def _cf_activate(app, args):
+    eng = app.config
+    eng._activate(eng.candidate, _modifiers(args)[0], eng._base(), True)
+    return ""
+
+
+def _cf_annotate(app, args):
+    eng = app.config
+    eng._annotate(eng.candidate, _modifiers(args)[0], eng._base())
+    return ""
+
+
+def _entry_move(app, args, verb):
+    """rename/copy PATH-TO-ENTRY to [LIST] NEWKEY (Junos repeats the list name)."""
+    eng = app.config
+    words = _modifiers(args)[0]
+    if "to" not in words:
+        raise CommandError("%s: expected %s STATEMENT to NEW-NAME" % (verb, verb))
+    i = words.index("to")
+    src = resolve(words[:i], eng._base())
+    if src.node.kind != "list" or not src.keyed:
+        raise ConfigError(src.path or verb, None, "%s works on a named entry (station NAME, "
+                          "trunk NAME, ...)" % verb)
+    rest = words[i + 1:]
+    if len(rest) == 2 and rest[0] == src.node.name:
+        rest = rest[1:]
+    if len(rest) != 1:
+        raise CommandError("%s: expected one new name after 'to' (or %s NAME)" % (verb, src.node.name))
+    try:
+        new = src.node.key.parse(rest[0])
+    except ValueError as e:
+        raise ConfigError(src.path[:-1], rest[0], str(e))
+    holder = get_subtree(eng.candidate, src.path[:-1])
+    old = src.path[-1]
+    if not isinstance(holder, dict) or old not in holder:
+        raise ConfigError(src.path, None, "statement not found")
+    if new in holder:
+        raise ConfigError(src.path[:-1] + [new], None, "already exists")
+    if verb == "copy" and len(holder) >= src.node.max_entries:
+        raise ConfigError(src.path[:-1], None, "too many %s entries (max %d)" % (
+            src.node.name, src.node.max_entries))
+    holder[new] = copy_tree(holder[old])
+    if verb == "rename":
+        del holder[old]
+    pre = " ".join(quote(w) for w in src.path[:-1])
+    _move_marks(eng.candidate, pre + " " + quote(old), pre + " " + quote(new), verb == "copy")
+    return ""
+
+
+def _cf_rename(app, args):
+    return _entry_move(app, args, "rename")
+
+
+def _cf_copy(app, args):
+    return _entry_move(app, args, "copy")
+
+
+def _curly_to_lines(text):
+    """Junos curly-brace text (as `show` prints it: blocks, `name value;`,
+    `name [ a b ];`, `inactive:`, /* annotations */, ## and # comments) as
+    set/deactivate/annotate lines.  Raises ConfigError naming the line."""
+    out = []
+    marks = []           # deactivate/annotate lines: after every set line
+    stack = []           # words of each open block
+    opened = []          # len(out) when each block opened: an empty block is set bare
+    note = None
+    n = 0
+    for raw in text.split("\n"):
+        n += 1
+        line = raw.strip()
+        if "##" in line:
+            line = line[:line.index("##")].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("/*"):
+            if not line.endswith("*/"):
+                raise ConfigError("", None, "line %d: an annotation is one line /* ... */" % n)
+            note = line[2:-2].strip()
+            continue
+        inactive = False
+        if line.startswith("inactive:"):
+            inactive = True
+            line = line[9:].strip()
+        if line == "}":
+            if not stack:
+                raise ConfigError("", None, "line %d: } without a block" % n)
+            if len(out) == opened[-1]:
+                out.append((n, "set " + " ".join(quote(w) for blk in stack for w in blk)))
+            stack.pop()
+            opened.pop()
+            continue
+        try:
+            words = tokenize(line)
+        except ConfigError as e:
+            raise ConfigError("", None, "line %d: %s" % (n, e))
+        if line.endswith("{"):
+            words = words[:-1] if words[-1] == "{" else words[:-1] + [words[-1][:-1]]
+            path = [w for blk in stack for w in blk] + words
+            stack.append(words)
+            opened.append(len(out))
+            if len(stack) > 16:
+                raise ConfigError("", None, "line %d: blocks nested too deep" % n)
+        elif line.endswith(";"):
+            if words[-1] == ";":
+                words = words[:-1]
+            else:
+                words[-1] = words[-1][:-1]
+            path = [w for blk in stack for w in blk] + words
+            out.append((n, "set " + " ".join(quote(w) if w not in ("[", "]") else w for w in path)))
+        else:
+            raise ConfigError("", None, "line %d: expected a statement ending in ; or {" % n)
+        target = [w for w in path if w not in ("[", "]")]
+        if "[" in path:
+            target = path[:path.index("[")]
+        if inactive:
+            marks.append((n, "deactivate " + " ".join(quote(w) for w in target)))
+        if note is not None:
+            marks.append((n, "annotate %s %s" % (" ".join(quote(w) for w in target), quote(note))))
+            note = None
+    if stack:
+        raise ConfigError("", None, "missing } at the end (%d block%s open)" % (
+            len(stack), "" if len(stack) == 1 else "s"))
+    return out + marks
+
+
+def _load_text(eng, mode, text, source):
+    """Apply loaded text to a copy of the candidate, then replace it: all or nothing."""
+    if len(text) > MAX_LOAD_BYTES:
+        raise CommandError("load: more than %d bytes" % MAX_LOAD_BYTES)
+    if mode == "set":
+        lines = []
+        n = 0
+        for line in text.split("\n"):
+            n += 1
+            lines.append((n, line))
+    else:
+        lines = _curly_to_lines(text)
+    if len(lines) > MAX_LOAD_LINES:
+        raise CommandError("load: more than %d lines" % MAX_LOAD_LINES)
+    tree = {} if mode == "override" else copy_tree(eng.candidate)
+    base = eng._base() if mode == "set" else None
+    count = 0
+    for n, line in lines:
+        try:
+            eng.statement(tree, line, base)
+        except ConfigError as e:
+            raise ConfigError("", None, "load %s %s line %d: %s" % (mode, source, n, e))
+        if line.strip() and not line.strip().startswith("#"):
+            count += 1
+    eng.candidate = tree
+    eng.loaded = "load"
+    return "load complete (%d statement%s)" % (count, "" if count == 1 else "s")
+
+
+def _cf_load(mode):
+    def handler(app, args):
+        eng = app.config
+        words = _modifiers(args)[0]
+        if len(words) != 1:
+            raise CommandError("load %s: expected terminal or a file name" % mode)
+        if words[0] == "terminal":
+            lines = []
+
+            def more(answer):
+                if answer == EOT:
+                    return _load_text(eng, mode, "\n".join(lines), "terminal")
+                if len(lines) >= MAX_LOAD_LINES:
+                    raise CommandError("load: more than %d lines" % MAX_LOAD_LINES)
+                lines.append(answer)
+                return Prompt("", more)
+            return Prompt("[Type ^D at a new line to end input]\n", more)
+        path = words[0]
+        if not path.startswith("/") and getattr(app, "state_dir", None):
+            path = app.state_dir + "/" + path
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_LOAD_BYTES + 1)
+        except OSError as e:
+            raise CommandError("load %s: cannot read %s: %s" % (mode, path, e))
+        try:
+            text = data.decode()
+        except UnicodeError:
+            raise CommandError("load %s: %s is not UTF-8 text" % (mode, path))
+        return _load_text(eng, mode, text, path)
+    return handler
+
+
+def _complete_load(app, args, partial):
+    if args:
+        return []
+    return [o for o in (("terminal", "Read the configuration from the console (end with Ctrl-D)"),
+                        ("<filename>", "File, absolute or relative to the state directory"))
+            if o[0][:1] == "<" or o[0].startswith(partial)]
+
+
+def _help(reg, mode):
+    def handler(app, args):
+        words = _modifiers(args)[0]
+        rows = []
+        for key in sorted(reg.commands):
+            if list(key[:len(words)]) != words and not (
+                    words and len(key) >= len(words) and
+                    all(key[i].startswith(words[i]) for i in range(len(words)))):
+                continue
+            rows.append((" ".join(key), reg.commands[key][1]))
+        if not rows:
+            raise CommandError("help: no %s command starts with '%s'" % (mode, " ".join(words)))
+        from firmware.textfmt import table
+        head = "Commands of %s mode%s:" % (mode, " starting with '%s'" % " ".join(words) if words else "")
+        return head + "\n" + table(rows)
+    return handler
+
+
+def _complete_help(reg):
+    def fn(app, args, partial):
+        return [(w, h) for w, h in reg.completions(args) if w.startswith(partial)]
+    return fn
 
 
 def _cf_rollback(app, args):

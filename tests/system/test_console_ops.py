@@ -95,3 +95,89 @@ def test_list_values_in_brackets_and_secret_data_in_compare(tmp_path):
         assert re.match(r"1   time not synchronised .* by root via console, generation 2$", lines[1])
         assert re.match(r"2   time not synchronised .* by root via console, generation 1$", lines[2])
         assert lines[3] == "    two-stations"
+
+
+def test_junos_editing_commands_load_annotate_deactivate_rename_copy_help(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "over.conf").write_text(
+        "system {\n    host-name loaded;\n    /* the branch's clock */\n    time-zone UTC+1;\n}\n"
+        "services {\n    convergence-services {\n        inactive: hunt-group sales {\n"
+        "            extension 3000;\n        }\n    }\n}\n")
+    (state / "lines.set").write_text("set system domain-name example.com\ndeactivate system domain-name\n")
+    (state / "bad.set").write_text("set system domain-name example.com\nset system bogus 1\n")
+    with Booted(state, console="pty") as app:
+        port = _open(app)
+        _cmd(port, "configure")
+        # load merge terminal: curly text, ended by Ctrl-D on an empty line
+        port.write(b"load merge terminal\r")
+        _read_until(port, rb"\[Type \^D at a new line to end input\]\r\n$")
+        port.write(b"system {\r    host-name merged;\r}\r\x04")
+        assert "load complete (1 statement)" in _read_until(port, PROMPT)
+        assert _cmd(port, "show system") == "host-name merged;"
+        # load override FILE (relative to the state directory): the whole candidate
+        assert _cmd(port, "load override over.conf") == "load complete (5 statements)"
+        out = _cmd(port, "show")
+        assert "    host-name loaded;\n    /* the branch's clock */\n    time-zone UTC+1;" in out
+        assert "        inactive: hunt-group sales {" in out
+        assert "deactivate services convergence-services hunt-group sales" in _cmd(port, "show | display set")
+        # load set FILE: set lines and deactivate lines
+        assert _cmd(port, "load set lines.set") == "load complete (2 statements)"
+        assert "inactive: domain-name example.com;" in _cmd(port, "show system")
+        assert _cmd(port, "load set bad.set").startswith(
+            "error: load set %s/bad.set line 2: system bogus: syntax error, expecting " % state)
+        assert "domain-name" in _cmd(port, "show system")     # the failed load changed nothing
+        assert _cmd(port, "load set nothing.set").startswith(
+            "error: load set: cannot read %s/nothing.set" % state)
+        # activate / deactivate: an inactive statement is kept but not applied
+        assert _cmd(port, "activate system domain-name") == ""
+        assert _cmd(port, "activate system domain-name") == "error: system domain-name: statement is not inactive"
+        assert _cmd(port, "deactivate system host-name") == ""
+        assert _cmd(port, "deactivate system location") .startswith("error: system location: syntax error")
+        assert _cmd(port, "commit") == "commit complete"
+        port.write(b"\r")
+        assert _read_until(port, PROMPT).endswith("root@branch# ")   # host-name inactive: the default
+        assert _cmd(port, "activate system host-name") == ""
+        assert _cmd(port, "commit") == "commit complete"
+        port.write(b"\r")
+        assert _read_until(port, PROMPT).endswith("root@loaded# ")
+        # annotate
+        assert _cmd(port, 'annotate system host-name "the site name"') == ""
+        assert "/* the site name */\nhost-name loaded;" in _cmd(port, "show system")
+        assert _cmd(port, 'annotate system host-name "a */ b"').startswith(
+            "error: system host-name: a comment is one line")
+        assert _cmd(port, 'annotate system contact "x"').startswith("error: system contact: syntax error")
+        # rename and copy of named entries; their marks follow
+        assert _cmd(port, "rename services convergence-services hunt-group sales to hunt-group support") == ""
+        assert _cmd(port, "copy services convergence-services hunt-group support to support2") == ""
+        out = _cmd(port, "show services convergence-services")
+        assert "inactive: hunt-group support {" in out and "inactive: hunt-group support2 {" in out
+        assert "sales" not in out
+        assert _cmd(port, "copy services convergence-services hunt-group support to support2") == \
+            "error: services convergence-services hunt-group support2: already exists"
+        assert _cmd(port, "rename system host-name to x") == \
+            "error: system host-name: rename works on a named entry (station NAME, trunk NAME, ...)"
+        assert _cmd(port, "rename services convergence-services hunt-group nope to x") == \
+            "error: services convergence-services hunt-group nope: statement not found"
+        assert _cmd(port, "copy services convergence-services hunt-group support") == \
+            "error: copy: expected copy STATEMENT to NEW-NAME"
+        out = _cmd(port, "show | compare")
+        assert '!  annotate system host-name "the site name";' in out
+        assert _cmd(port, "commit") == "commit complete"
+        # help in both modes
+        out = _cmd(port, "help")
+        assert out.startswith("Commands of configuration mode:")
+        for word in ("annotate", "deactivate", "load merge", "rename", "copy", "rollback"):
+            assert "\n" + word + " " in out
+        assert _cmd(port, "help xyz") == "error: help: no configuration command starts with 'xyz'"
+        _cmd(port, "exit")
+        out = _cmd(port, "help show sys")
+        assert "show system uptime" in out and "Show time since boot" in out
+        # every operational command has help text
+        for line in _cmd(port, "help | no-more").split("\n")[1:]:
+            assert len(line.split("  ", 1)) == 2 and line.split("  ", 1)[1].strip(), line
+        # after a restart the marks are still there (flash keeps them)
+    with Booted(state, console="pty") as app:
+        port = _open(app)
+        out = _cmd(port, "show configuration")
+        assert "/* the site name */" in out and "inactive: hunt-group support2 {" in out
