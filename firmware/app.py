@@ -26,6 +26,8 @@ class Appliance:
         self.time = TimeOfDay(self.clock, self.log.write)   # the one "wall time now"
         self.log.time = self.time
         self.ntp = NtpService(self)
+        from firmware.syslog import RemoteSyslog
+        self.syslog = RemoteSyslog(self)     # system syslog host: RFC 5424 over UDP
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.sched.on_hog = self._hog
         # only the in-process simulation injects a (seeded) generator; see the docstring
@@ -395,9 +397,15 @@ def _show_memory(app, args):
 
 
 def _show_log(app, args):
+    _no_args("show log", args)
     lines = app.log.lines()
     if app.log.dropped:
         lines.insert(0, "(%d older entries dropped)" % app.log.dropped)
+    remote = app.syslog.show()
+    if remote:
+        lines.insert(0, remote)
+    if not app.time.synced:
+        lines.insert(0, "(time not synchronised: entries show the time since boot)")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ the log ring follows syslog, the console follows console settings.
 from firmware.config import schema as S
 from firmware.log import LEVELS, MAX_LOG_ENTRIES
 from firmware.compat import const
+from firmware.syslog import FACILITIES, MAX_HOSTS as MAX_SYSLOG_HOSTS
 
 MAX_NTP_SERVERS = const(4)
 
@@ -63,6 +64,14 @@ S.register("system", S.Container("syslog", "System log settings", children=(
            help="Lowest severity kept in the system log"),
     S.Leaf("size", S.Integer(10, 1000, "entries"), default=MAX_LOG_ENTRIES,
            help="Entries kept in the system log ring; the oldest is dropped when full"),
+    S.List("host", "Remote syslog receiver: RFC 5424 messages over UDP", key=S.IPv4Address(),
+           key_help="IPv4 address of the syslog receiver", max_entries=MAX_SYSLOG_HOSTS, children=(
+               S.Leaf("port", S.Port(), default=514, help="UDP port of the receiver"),
+               S.Leaf("facility", S.Enum(FACILITIES), default="local0",
+                      help="Syslog facility of the messages"),
+               S.Leaf("level", S.Enum(LEVELS), default="info",
+                      help="Lowest severity sent to this receiver (the log's own level applies first)"),
+           )),
 )))
 
 
@@ -71,6 +80,11 @@ def apply(app, old, new):
     t = getattr(app, "time", None)
     if t is not None:
         t.set_zone(new.get("system time-zone"))
+    rs = getattr(app, "syslog", None)
+    if rs is not None:
+        base = "system syslog host %s "
+        rs.configure([(h, new.get(base % h + "port"), new.get(base % h + "facility"),
+                       new.get(base % h + "level")) for h in new.entries("system syslog host")])
     ntp = getattr(app, "ntp", None)
     if ntp is not None:
         ntp.configure([(a, new.get("system ntp server %s port" % a))
