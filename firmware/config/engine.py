@@ -22,7 +22,8 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
 FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.config",
-            "firmware.callserver.config", "firmware.sipstack.security"]
+            "firmware.callserver.config", "firmware.sipstack.security",
+            "firmware.config.lockout"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 
@@ -148,6 +149,7 @@ class ConfigEngine:
         self.safe_state = False       # no valid generation: booted empty
         self.screen_length = None     # `set cli screen-length` (session); None: config
         self.loaded = None            # what the candidate was loaded from (rollback-N, load)
+        self.warnings = []            # from the commit checks: shown, logged, not fatal
         self.commands = Registry()    # configuration-mode commands
         self._register(app.commands, self.commands)
 
@@ -344,6 +346,11 @@ class ConfigEngine:
             raise ConfigError(t.path, None, "statement not found")
         tree_delete(tree, t)
 
+    def warn(self, text):
+        """A commit check's warning: the commit goes on, and says it."""
+        if len(self.warnings) < 16:
+            self.warnings.append(text)
+
     # -- commit --------------------------------------------------------------------------
     def _meta(self, comment=None, confirm=0, via=None):
         """A generation's record: monotonic ms, the time of day (unix seconds,
@@ -363,6 +370,7 @@ class ConfigEngine:
         """Validate a whole tree (view: the Config of its effective tree, when
         the caller has one); returns its flash text.  Raises ConfigError."""
         view = view or Config(effective(tree))
+        self.warnings = []
         validate_tree(view.tree, view)
         text = flash_text(tree)
         limit = self.store.max_bytes if self.store else None
@@ -400,8 +408,9 @@ class ConfigEngine:
         _drop_dangling(tree)
         view = Config(effective(tree))  # one view: hooks' derived settings are built once
         text = self.check(tree, view)
+        warned = ["warning: " + w for w in self.warnings]
         if check_only:
-            return "configuration check succeeds"
+            return "\n".join(warned + ["configuration check succeeds"])
         old = self.committed
         old_tree = self.full
         unchanged = tree == old_tree
@@ -422,7 +431,9 @@ class ConfigEngine:
         self.full = tree
         if via is None:
             self.loaded = None
-        msg = []
+        msg = warned
+        for w in self.warnings:
+            self.app.log.write("warning", "commit: " + w)
         if self.safe_state:
             self.safe_state = False
             self.boot_notice += " [left by the commit of generation %d]" % self.last_gen

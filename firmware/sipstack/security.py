@@ -391,6 +391,8 @@ class Security:
         self._noted[host] = now
         self._wake(now + NOTE_INTERVAL_MS)
         self._append(now, _source(host, port), "", "not in allow list")
+        self._syslog("warning", "security: SIP from %s dropped: not in the allow list "
+                                "(logged once a minute per source)" % _source(host, port))
 
     def _purge_noted(self, now):
         for h, t in list(self._noted.items()):
