@@ -109,6 +109,9 @@ class Appliance:
             self.hardware = HardwareService(self, backend, self.sim_options)
         except (ImportError, OSError, ValueError) as e:
             raise BootError("cannot build the %s hardware for board %s: %s" % (backend, self.opts.board, e))
+        if self.hardware.sim is not None:
+            from firmware.hardware import register_sim_commands
+            register_sim_commands(self.commands)
 
     def _bind_sip(self):
         """Bind the SIP transports (UDP+TCP, IPv4 and optional IPv6) and build
