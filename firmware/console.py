@@ -6,7 +6,8 @@ answers `?`; from a pipe or script plain lines are read without echo (a line
 ending in `?` still lists the completions).  End of input shuts the
 appliance down cleanly; `exit`/`quit` at the operational prompt only end the
 session (log out where a login is set, else wait for Enter to begin a new
-one): `request system halt|reboot` stop the appliance.
+one; a piped console goes on with its next line): `request system
+halt|reboot` stop the appliance.
 
 Modes follow Junos: operational (`root@host> `) and configuration
 (`[edit ...]` banner, `root@host# `), entered with `configure`.  Once
@@ -234,6 +235,10 @@ class Console:
             return True
         app.log.info("console: session ended by %s" % app.user)
         self._logout()
+        if not self.tty:    # a script goes on with its next line, in a new session
+            self.write("Session ended.\n")
+            self.logged_in = True
+            return True
         self.write("\nSession ended. Press Enter to begin a new session.\n")
         line = await self.readline("")
         if line is None:

@@ -73,7 +73,7 @@ def test_list_values_in_brackets_and_secret_data_in_compare(tmp_path):
         assert _cmd(port, base + "hunt-group sales member [ 2001 2002 ]") == ""
         assert "member [ 2001 2002 ];" in _cmd(port, "show services convergence-services hunt-group")
         out = _cmd(port, "show | compare")
-        assert re.search(r'\+  password-ha1 "\$sip-ha1\$[^"]+"; ## SECRET-DATA', out), out
+        assert re.search(r'\+  password-secret "\$9\$[0-9a-f]+"; ## SECRET-DATA', out), out
         assert "Bobs-phone-7" not in out
         assert _cmd(port, base + "hunt-group sales member [ 2003") == \
             "error: services convergence-services hunt-group sales member: missing ] after the list of values"
@@ -181,3 +181,16 @@ def test_junos_editing_commands_load_annotate_deactivate_rename_copy_help(tmp_pa
         port = _open(app)
         out = _cmd(port, "show configuration")
         assert "/* the site name */" in out and "inactive: hunt-group support2 {" in out
+
+
+def test_on_a_piped_console_exit_ends_the_session_and_end_of_input_shuts_down(tmp_path):
+    app = Booted.pipes(state=str(tmp_path / "state"))
+    try:
+        app.send("exit")
+        assert app.output().strip() == "Session ended."
+        assert "Firmware:" in app.command("show version")      # a new session
+        app.proc.stdin.close()                                 # end of input
+        assert app.proc.wait(10) == 0
+        assert b"shut down: end of console input" in app.out + app.proc.stdout.read()
+    finally:
+        app.stop()
