@@ -523,7 +523,8 @@ class ConfigEngine:
         cf.register("show", _cf_show, "Show a parameter", args=_complete_candidate)
         cf.register("edit", _cf_edit, "Edit a particular level of the hierarchy",
                     args=_complete_blocks)
-        cf.register("up", _cf_up, "Go up one or more levels of the hierarchy")
+        cf.register("up", _cf_up, "Go up one or more levels of the hierarchy",
+                    args=lambda app, a, p: [("<count>", "Levels to go up (default 1)")] if not a else [])
         cf.register("top", _cf_top, "Go to the top level of the hierarchy")
         cf.register("exit", _cf_exit, "Exit from this level (or configuration mode)",
                     args=lambda app, a, p: [("configuration-mode", "Exit from configuration mode")]
@@ -693,7 +694,10 @@ def _cf_edit(app, args):
 
 def _cf_up(app, args):
     eng = app.config
-    n = int(args[0]) if args and args[0].isdigit() else 1
+    words = _modifiers(args)[0]
+    if len(words) > 1 or (words and not words[0].isdigit()):
+        raise CommandError("up: expected a number of levels, not '%s'" % " ".join(words))
+    n = int(words[0]) if words else 1
     for _ in range(n):
         eng.edit_path = _parent_level(eng.edit_path)
     return ""

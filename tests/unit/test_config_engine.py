@@ -250,3 +250,12 @@ def test_the_prompt_redrawn_after_an_automatic_rollback_shows_the_restored_host_
     app.sched.run(until=60001)
     tail = stream.out.decode().split("automatic rollback complete")[1]
     assert tail.endswith("root@stable> show ver"), tail
+
+
+def test_up_takes_a_number_of_levels_and_names_a_bad_word():
+    app = FakeApp()
+    app.conf("edit services convergence-services sip")
+    assert app.config.edit_path == ["services", "convergence-services", "sip"]
+    assert app.cli("up 2") == "" and app.config.edit_path == ["services"]
+    assert app.cli("up x") == "error: up: expected a number of levels, not 'x'"
+    assert app.cli("top now") == "error: syntax error: unexpected word 'now' after 'top'"
