@@ -22,12 +22,11 @@ class Appliance:
         self.sim_options = sim_options  # fault injection for the simulated board (tests)
         self.clock = clock or RealClock()
         self.log = Log(self.clock)
-        from firmware.timeofday import TimeOfDay, NtpService
+        from firmware.timeofday import TimeOfDay
         self.time = TimeOfDay(self.clock, self.log.write)   # the one "wall time now"
         self.log.time = self.time
-        self.ntp = NtpService(self)
-        from firmware.syslog import RemoteSyslog
-        self.syslog = RemoteSyslog(self)     # system syslog host: RFC 5424 over UDP
+        self.ntp = None         # firmware/ntp.py, once `system ntp server` is configured
+        self.syslog = None      # firmware/syslog.py, once `system syslog host` is
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.sched.on_hog = self._hog
         # only the in-process simulation injects a (seeded) generator; see the docstring
@@ -367,7 +366,7 @@ def _show_uptime(app, args):
     else:
         out.append("Last time sync: %s ago from %s:%d (delay %d ms)" % (
             textfmt.duration(app.clock.now() - t.last_sync), t.server[0], t.server[1], t.delay))
-    out.append(app.ntp.show())
+    out.append(app.ntp.show() if app.ntp is not None else "NTP: no server configured")
     booted = "System booted: %s ago" % textfmt.duration(app.uptime_ms())
     if now is not None:
         booted = "System booted: %s (%s ago)" % (t.local(t.unix_ms(app.booted_at or 0)),
@@ -404,7 +403,7 @@ def _show_log(app, args):
     lines = app.log.lines()
     if app.log.dropped:
         lines.insert(0, "(%d older entries dropped)" % app.log.dropped)
-    remote = app.syslog.show()
+    remote = app.syslog.show() if app.syslog is not None else None
     if remote:
         lines.insert(0, remote)
     if not app.time.synced:

@@ -19,14 +19,11 @@ and counted (`show log` shows the counters).
 from firmware.compat import const
 from firmware.version import PRODUCT
 
+from firmware.config.system import FACILITIES, MAX_SYSLOG_HOSTS as MAX_HOSTS
+
 MAX_QUEUE = const(64)
 MAX_MESSAGE = const(1024)
-MAX_HOSTS = const(2)
 SEND_BATCH = const(16)      # messages per task turn
-
-FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp",
-              "cron", "authpriv", "ftp", "ntp", "audit", "alert", "clock",
-              "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 SEVERITY = {"debug": 7, "info": 6, "notice": 5, "warning": 4, "error": 3}
 
 

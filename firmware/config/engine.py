@@ -10,7 +10,6 @@ scheduler clock, rollback and persistence through config/store.py.
 One candidate is shared by every session, as with Junos `configure`.
 """
 from firmware.commands import Registry, CommandError, Prompt
-from firmware.lineedit import EOT
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError, ROOT
 from firmware.config.store import Store, FileFlash, MAX_ROLLBACK
@@ -22,8 +21,7 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
 FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.config",
-            "firmware.callserver.config", "firmware.sipstack.security",
-            "firmware.config.lockout"]
+            "firmware.callserver.config", "firmware.sipstack.security"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 
@@ -66,34 +64,6 @@ def _drop_dangling(tree):
     _prune_meta(tree)
 
 
-def _move_marks(tree, old, new, keep_old):
-    """rename/copy: marks under path text old follow to new."""
-    m = tree.get(META)
-    if not m:
-        return
-    def moved(p):
-        if p == old:
-            return new
-        if p.startswith(old + " "):
-            return new + p[len(old):]
-        return None
-    ina = m.get("inactive", [])
-    for p in list(ina):
-        q = moved(p)
-        if q is not None:
-            if not keep_old:
-                ina.remove(p)
-            if q not in ina:
-                ina.append(q)
-    notes = m.get("notes", {})
-    for p in list(notes):
-        q = moved(p)
-        if q is not None:
-            notes[q] = notes[p]
-            if not keep_old:
-                del notes[p]
-
-
 def _prune_meta(tree):
     m = tree.get(META)
     if m is None:
@@ -103,27 +73,6 @@ def _prune_meta(tree):
             del m[k]
     if not m:
         del tree[META]
-
-
-def _compare_marks(old, new):
-    a = old.get(META) or {}
-    b = new.get(META) or {}
-    out = []
-    ai, bi = a.get("inactive", []), b.get("inactive", [])
-    for p in bi:
-        if p not in ai:
-            out.append("!  deactivate %s;" % p)
-    for p in ai:
-        if p not in bi:
-            out.append("!  activate %s;" % p)
-    an, bn = a.get("notes", {}), b.get("notes", {})
-    for p in sorted(bn):
-        if an.get(p) != bn[p]:
-            out.append("!  annotate %s %s;" % (p, quote(bn[p])))
-    for p in sorted(an):
-        if p not in bn:
-            out.append("!  annotate %s \"\";" % p)
-    return ["[edit]"] + out if out else []
 
 
 def load_features():
@@ -251,56 +200,15 @@ class ConfigEngine:
         elif "delete".startswith(verb) and len(verb) >= 2:
             self._delete(tree, words[1:], base)
         elif verb in ("deactivate", "activate"):
-            self._activate(tree, words[1:], base, verb == "activate")
+            from firmware.config import junos
+            junos.activate(tree, words[1:], base, verb == "activate")
         elif verb == "annotate":
-            self._annotate(tree, words[1:], base)
+            from firmware.config import junos
+            junos.annotate(tree, words[1:], base)
         else:
             raise ConfigError("", None, "expected set, delete, deactivate, activate or annotate, "
                               "not %r" % verb)
 
-    def _existing(self, tree, words, base, verb):
-        if not words and base is None:
-            raise ConfigError(verb, None, "missing statement")
-        t = resolve(words, base)
-        if not t.path or get_subtree(tree, t.path) is None:
-            raise ConfigError(t.path or verb, None, "statement not found")
-        return t, " ".join(quote(w) for w in t.path)
-
-    def _activate(self, tree, words, base, activate):
-        """deactivate: the statement stays in the configuration (shown as
-        `inactive:`) but the services do not see it; activate undoes it."""
-        t, p = self._existing(tree, words, base, "activate" if activate else "deactivate")
-        meta = tree.setdefault(META, {})
-        inactive = meta.setdefault("inactive", [])
-        if activate:
-            if p not in inactive:
-                raise ConfigError(t.path, None, "statement is not inactive")
-            inactive.remove(p)
-        elif p not in inactive:
-            if len(inactive) >= MAX_MARKS:
-                raise ConfigError(t.path, None, "too many inactive statements (max %d)" % MAX_MARKS)
-            inactive.append(p)
-        _prune_meta(tree)
-
-    def _annotate(self, tree, words, base):
-        """annotate STATEMENT "text": a /* comment */ above it ("" removes it)."""
-        if len(words) < 2 and base is None or not words:
-            raise ConfigError("annotate", None, "expected a statement and a comment")
-        note = words[-1]
-        t, p = self._existing(tree, words[:-1], base, "annotate")
-        if len(note) > MAX_NOTE or "*/" in note or "\n" in note:
-            raise ConfigError(t.path, None, "a comment is one line of at most %d characters, "
-                              "without */" % MAX_NOTE)
-        notes = tree.setdefault(META, {}).setdefault("notes", {})
-        if note:
-            if p not in notes and len(notes) >= MAX_MARKS:
-                raise ConfigError(t.path, None, "too many annotations (max %d)" % MAX_MARKS)
-            notes[p] = note
-        elif p in notes:
-            del notes[p]
-        _prune_meta(tree)
-
-    # -- editing ----------------------------------------------------------------------
     def _base(self):
         return base_target(self.edit_path) if self.edit_path else None
 
@@ -308,7 +216,8 @@ class ConfigEngine:
         if not words and base is None:
             raise ConfigError("set", None, "missing statement")
         if "[" in words:
-            for t in _bracket_targets(words, base):
+            from firmware.config import junos
+            for t in junos.bracket_targets(words, base):
                 tree_set(tree, t)
             return None
         t = resolve(words, base)
@@ -334,7 +243,8 @@ class ConfigEngine:
 
     def _delete(self, tree, words, base=None):
         if "[" in words:
-            for t in _bracket_targets(words, base):
+            from firmware.config import junos
+            for t in junos.bracket_targets(words, base):
                 tree_delete(tree, t)
             return
         t = resolve(words, base)
@@ -535,54 +445,53 @@ class ConfigEngine:
                     args=_complete_rollback)
         cf.register("run", _cf_run, "Run an operational-mode command", args=_complete_run)
         cf.register("status", _cf_status, "Show whether the candidate has uncommitted changes")
-        cf.register("deactivate", _cf_deactivate, "Keep a statement but have the services ignore it",
+        cf.register("deactivate", _junos("_cf_deactivate"), "Keep a statement but have the services ignore it",
                     args=_complete_candidate)
-        cf.register("activate", _cf_activate, "Make a deactivated statement count again",
+        cf.register("activate", _junos("_cf_activate"), "Make a deactivated statement count again",
                     args=_complete_candidate)
-        cf.register("annotate", _cf_annotate, 'Comment a statement: annotate STATEMENT "text"',
+        cf.register("annotate", _junos("_cf_annotate"), 'Comment a statement: annotate STATEMENT "text"',
                     args=_complete_candidate)
-        cf.register("rename", _cf_rename, "Rename a named entry: rename station bob to station robert",
+        cf.register("rename", _junos("_cf_rename"), "Rename a named entry: rename station bob to station robert",
                     args=_complete_candidate)
-        cf.register("copy", _cf_copy, "Copy a named entry: copy station bob to station carol",
+        cf.register("copy", _junos("_cf_copy"), "Copy a named entry: copy station bob to station carol",
                     args=_complete_candidate)
-        cf.register("load merge", _cf_load("merge"),
+        cf.register("load merge", _junos("load_merge"),
                     "Merge statements from a file or the terminal into the candidate",
                     args=_complete_load)
-        cf.register("load override", _cf_load("override"),
+        cf.register("load override", _junos("load_override"),
                     "Replace the candidate with a file's or the terminal's configuration",
                     args=_complete_load)
-        cf.register("load set", _cf_load("set"),
+        cf.register("load set", _junos("load_set"),
                     "Run set/delete/deactivate/annotate lines from a file or the terminal",
                     args=_complete_load)
-        for reg, mode in ((op, "operational"), (cf, "configuration")):
-            reg.register("help", _help(reg, mode), "Show the commands of this mode with their help",
+        for reg, fn in ((op, "help_operational"), (cf, "help_configuration")):
+            reg.register("help", _junos(fn), "Show the commands of this mode with their help",
                          args=_complete_help(reg))
 
 
-def _bracket_targets(words, base):
-    """`member [ 2001 2002 ]`: one resolved target per value of a leaf-list,
-    all checked before any is applied."""
-    i = words.index("[")
-    if "]" not in words[i:]:
-        raise ConfigError(words[:i], None, "missing ] after the list of values")
-    j = i + words[i:].index("]")
-    if j != len(words) - 1:
-        raise ConfigError(words[:i], words[j + 1], "syntax error: nothing may follow ]")
-    values = words[i + 1:j]
-    if not values:
-        raise ConfigError(words[:i], None, "empty list [ ]")
-    head = resolve(words[:i], base)
-    if head.node.kind != "leaf-list" or head.text is not None:
-        raise ConfigError(head.path, None, "[ ] lists are for statements that take several values")
-    out = []
-    for v in values:
-        if v in ("[", "]"):
-            raise ConfigError(head.path, v, "syntax error: nested brackets")
-        out.append(resolve(words[:i] + [v], base))
-    return out
-
-
 # --- handlers (app, args) -> str | Prompt ------------------------------------------
+
+def _junos(name):
+    """A configuration-mode command of firmware/config/junos.py, loaded on first use."""
+    def run(app, args):
+        from firmware.config import junos
+        return getattr(junos, name)(app, args)
+    return run
+
+
+def _complete_load(app, args, partial):
+    if args:
+        return []
+    return [o for o in (("terminal", "Read the configuration from the console (end with Ctrl-D)"),
+                        ("<filename>", "File, absolute or relative to the state directory"))
+            if o[0][:1] == "<" or o[0].startswith(partial)]
+
+
+def _complete_help(reg):
+    def fn(app, args, partial):
+        return [(w, h) for w, h in reg.completions(args) if w.startswith(partial)]
+    return fn
+
 
 def _modifiers(args):
     words = [a for a in args if not a.startswith("|")]
@@ -677,7 +586,11 @@ def _cf_show(app, args):
     eng = app.config
     words, dset, cmp_ = _modifiers(args)
     if cmp_:
-        return "\n".join(compare(eng.full, eng.candidate) + _compare_marks(eng.full, eng.candidate))
+        out = compare(eng.full, eng.candidate)
+        if META in eng.full or META in eng.candidate:
+            from firmware.config import junos
+            out += junos.compare_marks(eng.full, eng.candidate)
+        return "\n".join(out)
     t = resolve(words, eng._base())
     lines = render_path(eng.candidate, t.path, dset)
     return "\n".join(lines)
@@ -784,231 +697,6 @@ def _cf_commit(app, args):
     if quit_after and not check:
         msg += "\n" + _leave(eng)
     return msg
-
-
-def _cf_deactivate(app, args):
-    eng = app.config
-    eng._activate(eng.candidate, _modifiers(args)[0], eng._base(), False)
-    return ""
-
-
-def _cf_activate(app, args):
-    eng = app.config
-    eng._activate(eng.candidate, _modifiers(args)[0], eng._base(), True)
-    return ""
-
-
-def _cf_annotate(app, args):
-    eng = app.config
-    eng._annotate(eng.candidate, _modifiers(args)[0], eng._base())
-    return ""
-
-
-def _entry_move(app, args, verb):
-    """rename/copy PATH-TO-ENTRY to [LIST] NEWKEY (Junos repeats the list name)."""
-    eng = app.config
-    words = _modifiers(args)[0]
-    if "to" not in words:
-        raise CommandError("%s: expected %s STATEMENT to NEW-NAME" % (verb, verb))
-    i = words.index("to")
-    src = resolve(words[:i], eng._base())
-    if src.node.kind != "list" or not src.keyed:
-        raise ConfigError(src.path or verb, None, "%s works on a named entry (station NAME, "
-                          "trunk NAME, ...)" % verb)
-    rest = words[i + 1:]
-    if len(rest) == 2 and rest[0] == src.node.name:
-        rest = rest[1:]
-    if len(rest) != 1:
-        raise CommandError("%s: expected one new name after 'to' (or %s NAME)" % (verb, src.node.name))
-    try:
-        new = src.node.key.parse(rest[0])
-    except ValueError as e:
-        raise ConfigError(src.path[:-1], rest[0], str(e))
-    holder = get_subtree(eng.candidate, src.path[:-1])
-    old = src.path[-1]
-    if not isinstance(holder, dict) or old not in holder:
-        raise ConfigError(src.path, None, "statement not found")
-    if new in holder:
-        raise ConfigError(src.path[:-1] + [new], None, "already exists")
-    if verb == "copy" and len(holder) >= src.node.max_entries:
-        raise ConfigError(src.path[:-1], None, "too many %s entries (max %d)" % (
-            src.node.name, src.node.max_entries))
-    holder[new] = copy_tree(holder[old])
-    if verb == "rename":
-        del holder[old]
-    pre = " ".join(quote(w) for w in src.path[:-1])
-    _move_marks(eng.candidate, pre + " " + quote(old), pre + " " + quote(new), verb == "copy")
-    return ""
-
-
-def _cf_rename(app, args):
-    return _entry_move(app, args, "rename")
-
-
-def _cf_copy(app, args):
-    return _entry_move(app, args, "copy")
-
-
-def _curly_to_lines(text):
-    """Junos curly-brace text (as `show` prints it: blocks, `name value;`,
-    `name [ a b ];`, `inactive:`, /* annotations */, ## and # comments) as
-    set/deactivate/annotate lines.  Raises ConfigError naming the line."""
-    out = []
-    marks = []           # deactivate/annotate lines: after every set line
-    stack = []           # words of each open block
-    opened = []          # len(out) when each block opened: an empty block is set bare
-    note = None
-    n = 0
-    for raw in text.split("\n"):
-        n += 1
-        line = raw.strip()
-        if "##" in line:
-            line = line[:line.index("##")].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("/*"):
-            if not line.endswith("*/"):
-                raise ConfigError("", None, "line %d: an annotation is one line /* ... */" % n)
-            note = line[2:-2].strip()
-            continue
-        inactive = False
-        if line.startswith("inactive:"):
-            inactive = True
-            line = line[9:].strip()
-        if line == "}":
-            if not stack:
-                raise ConfigError("", None, "line %d: } without a block" % n)
-            if len(out) == opened[-1]:
-                out.append((n, "set " + " ".join(quote(w) for blk in stack for w in blk)))
-            stack.pop()
-            opened.pop()
-            continue
-        try:
-            words = tokenize(line)
-        except ConfigError as e:
-            raise ConfigError("", None, "line %d: %s" % (n, e))
-        if line.endswith("{"):
-            words = words[:-1] if words[-1] == "{" else words[:-1] + [words[-1][:-1]]
-            path = [w for blk in stack for w in blk] + words
-            stack.append(words)
-            opened.append(len(out))
-            if len(stack) > 16:
-                raise ConfigError("", None, "line %d: blocks nested too deep" % n)
-        elif line.endswith(";"):
-            if words[-1] == ";":
-                words = words[:-1]
-            else:
-                words[-1] = words[-1][:-1]
-            path = [w for blk in stack for w in blk] + words
-            out.append((n, "set " + " ".join(quote(w) if w not in ("[", "]") else w for w in path)))
-        else:
-            raise ConfigError("", None, "line %d: expected a statement ending in ; or {" % n)
-        target = [w for w in path if w not in ("[", "]")]
-        if "[" in path:
-            target = path[:path.index("[")]
-        if inactive:
-            marks.append((n, "deactivate " + " ".join(quote(w) for w in target)))
-        if note is not None:
-            marks.append((n, "annotate %s %s" % (" ".join(quote(w) for w in target), quote(note))))
-            note = None
-    if stack:
-        raise ConfigError("", None, "missing } at the end (%d block%s open)" % (
-            len(stack), "" if len(stack) == 1 else "s"))
-    return out + marks
-
-
-def _load_text(eng, mode, text, source):
-    """Apply loaded text to a copy of the candidate, then replace it: all or nothing."""
-    if len(text) > MAX_LOAD_BYTES:
-        raise CommandError("load: more than %d bytes" % MAX_LOAD_BYTES)
-    if mode == "set":
-        lines = []
-        n = 0
-        for line in text.split("\n"):
-            n += 1
-            lines.append((n, line))
-    else:
-        lines = _curly_to_lines(text)
-    if len(lines) > MAX_LOAD_LINES:
-        raise CommandError("load: more than %d lines" % MAX_LOAD_LINES)
-    tree = {} if mode == "override" else copy_tree(eng.candidate)
-    base = eng._base() if mode == "set" else None
-    count = 0
-    for n, line in lines:
-        try:
-            eng.statement(tree, line, base)
-        except ConfigError as e:
-            raise ConfigError("", None, "load %s %s line %d: %s" % (mode, source, n, e))
-        if line.strip() and not line.strip().startswith("#"):
-            count += 1
-    eng.candidate = tree
-    eng.loaded = "load"
-    return "load complete (%d statement%s)" % (count, "" if count == 1 else "s")
-
-
-def _cf_load(mode):
-    def handler(app, args):
-        eng = app.config
-        words = _modifiers(args)[0]
-        if len(words) != 1:
-            raise CommandError("load %s: expected terminal or a file name" % mode)
-        if words[0] == "terminal":
-            lines = []
-
-            def more(answer):
-                if answer == EOT:
-                    return _load_text(eng, mode, "\n".join(lines), "terminal")
-                if len(lines) >= MAX_LOAD_LINES:
-                    raise CommandError("load: more than %d lines" % MAX_LOAD_LINES)
-                lines.append(answer)
-                return Prompt("", more)
-            return Prompt("[Type ^D at a new line to end input]\n", more)
-        path = words[0]
-        if not path.startswith("/") and getattr(app, "state_dir", None):
-            path = app.state_dir + "/" + path
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_LOAD_BYTES + 1)
-        except OSError as e:
-            raise CommandError("load %s: cannot read %s: %s" % (mode, path, e))
-        try:
-            text = data.decode()
-        except UnicodeError:
-            raise CommandError("load %s: %s is not UTF-8 text" % (mode, path))
-        return _load_text(eng, mode, text, path)
-    return handler
-
-
-def _complete_load(app, args, partial):
-    if args:
-        return []
-    return [o for o in (("terminal", "Read the configuration from the console (end with Ctrl-D)"),
-                        ("<filename>", "File, absolute or relative to the state directory"))
-            if o[0][:1] == "<" or o[0].startswith(partial)]
-
-
-def _help(reg, mode):
-    def handler(app, args):
-        words = _modifiers(args)[0]
-        rows = []
-        for key in sorted(reg.commands):
-            if list(key[:len(words)]) != words and not (
-                    words and len(key) >= len(words) and
-                    all(key[i].startswith(words[i]) for i in range(len(words)))):
-                continue
-            rows.append((" ".join(key), reg.commands[key][1]))
-        if not rows:
-            raise CommandError("help: no %s command starts with '%s'" % (mode, " ".join(words)))
-        from firmware.textfmt import table
-        head = "Commands of %s mode%s:" % (mode, " starting with '%s'" % " ".join(words) if words else "")
-        return head + "\n" + table(rows)
-    return handler
-
-
-def _complete_help(reg):
-    def fn(app, args, partial):
-        return [(w, h) for w, h in reg.completions(args) if w.startswith(partial)]
-    return fn
 
 
 def _cf_rollback(app, args):

@@ -4,8 +4,9 @@ An allow list (`security allow-list`) that leaves out a source the appliance
 is serving now (a registered phone's address) or must hear from (the peer
 call server) does not fail the commit (the change may be meant), but the
 commit says so, naming the sources, and the warning goes to the log.
+Loaded by the commit check in firmware/config/voice.py once an allow list
+is configured.
 """
-from firmware.config import schema as S
 from firmware.compat import const
 
 BASE = "services convergence-services"
@@ -56,5 +57,3 @@ def check(app, old, new):
     if warn is not None:
         warn(text)
 
-
-S.on_commit("lockout", lambda app, old, new: None, check)

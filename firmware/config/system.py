@@ -7,16 +7,19 @@ the log ring follows syslog, the console follows console settings.
 from firmware.config import schema as S
 from firmware.log import LEVELS, MAX_LOG_ENTRIES
 from firmware.compat import const
-from firmware.syslog import FACILITIES, MAX_HOSTS as MAX_SYSLOG_HOSTS
 
 MAX_NTP_SERVERS = const(4)
+MAX_SYSLOG_HOSTS = const(2)
+FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp",
+              "cron", "authpriv", "ftp", "ntp", "audit", "alert", "clock",
+              "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7")
 
 
 class TimeZone(S.Type):
     kind = "time-zone"
 
     def parse(self, text):
-        from firmware.timeofday import parse_zone
+        from firmware.timezones import parse_zone
         parse_zone(text)
         return text
 
@@ -80,15 +83,20 @@ def apply(app, old, new):
     t = getattr(app, "time", None)
     if t is not None:
         t.set_zone(new.get("system time-zone"))
-    rs = getattr(app, "syslog", None)
-    if rs is not None:
-        base = "system syslog host %s "
-        rs.configure([(h, new.get(base % h + "port"), new.get(base % h + "facility"),
-                       new.get(base % h + "level")) for h in new.entries("system syslog host")])
-    ntp = getattr(app, "ntp", None)
-    if ntp is not None:
-        ntp.configure([(a, new.get("system ntp server %s port" % a))
-                       for a in new.entries("system ntp server")])
+    base = "system syslog host %s "
+    hosts = [(h, new.get(base % h + "port"), new.get(base % h + "facility"),
+              new.get(base % h + "level")) for h in new.entries("system syslog host")]
+    if hosts and getattr(app, "syslog", False) is None and hasattr(app, "sched"):
+        from firmware.syslog import RemoteSyslog     # loaded once a receiver is configured
+        app.syslog = RemoteSyslog(app)
+    if getattr(app, "syslog", None) is not None:
+        app.syslog.configure(hosts)
+    servers = [(a, new.get("system ntp server %s port" % a)) for a in new.entries("system ntp server")]
+    if servers and getattr(app, "ntp", False) is None and hasattr(app, "sched"):
+        from firmware.ntp import NtpService          # loaded once a server is configured
+        app.ntp = NtpService(app)
+    if getattr(app, "ntp", None) is not None:
+        app.ntp.configure(servers)
     app.log.min_level = new.get("system syslog level")
     stream = getattr(app, "console_stream", None)
     if stream is not None and hasattr(stream, "set_baud"):

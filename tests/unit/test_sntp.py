@@ -6,8 +6,8 @@ TimeOfDay stamps before and after a sync.  Virtual time only."""
 from firmware import sntp as N
 from firmware.compat import Random
 from firmware.sched import VirtualClock
-from firmware.timeofday import (TimeOfDay, parse_zone, days_from_civil, civil_from_days,
-                                weekday)
+from firmware.timeofday import TimeOfDay, days_from_civil, civil_from_days, weekday
+from firmware.timezones import parse_zone
 from tests.portable import raises
 
 SERVER = ("192.0.2.1", 123)
