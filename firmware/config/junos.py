@@ -18,12 +18,14 @@ from firmware.lineedit import EOT
 
 
 def existing(tree, words, base, verb):
+    """(target, path text) of a statement that must be in tree."""
     if not words and base is None:
         raise ConfigError(verb, None, "missing statement")
     t = resolve(words, base)
     if not t.path or get_subtree(tree, t.path) is None:
         raise ConfigError(t.path or verb, None, "statement not found")
     return t, " ".join(quote(w) for w in t.path)
+
 
 def activate(tree, words, base, activate):
     """deactivate: the statement stays in the configuration (shown as
@@ -40,6 +42,7 @@ def activate(tree, words, base, activate):
             raise ConfigError(t.path, None, "too many inactive statements (max %d)" % MAX_MARKS)
         inactive.append(p)
     _prune_meta(tree)
+
 
 def annotate(tree, words, base):
     """annotate STATEMENT "text": a /* comment */ above it ("" removes it)."""
@@ -59,14 +62,13 @@ def annotate(tree, words, base):
         del notes[p]
     _prune_meta(tree)
 
-# -- editing ----------------------------------------------------------------------
-
 
 def _move_marks(tree, old, new, keep_old):
     """rename/copy: marks under path text old follow to new."""
     m = tree.get(META)
     if not m:
         return
+
     def moved(p):
         if p == old:
             return new
