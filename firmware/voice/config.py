@@ -206,7 +206,6 @@ class Station:
         # changes whenever the credential does (the gateway restarts a registration)
         self.secret_id = ("$9$" + S.make_ha1(self.user_id, "", self.secret)[-64:]
                           if self.secret is not None else self.ha1)
-        self._ha1_cache = None
         # what the UA's digest client signs with: fn(realm, algorithm) -> HA1
         self.password = self.ha1_for if (self.credential is not None or
                                          self.secret is not None) else None
@@ -224,12 +223,14 @@ class Station:
         """HA1 for a digest challenge (realm, MD5 or SHA-256), or None: from
         the reversible secret for any realm, else the stored HA1's realm only."""
         if self.secret is not None:
-            realm = realm.lower()
-            c = self._ha1_cache
-            if c is None or c[1] != realm:
-                c = self._ha1_cache = S.parse_ha1(S.make_ha1(self.user_id, realm, self.secret))
-        else:
-            c = self.credential
+            # computed per challenge, nothing kept: no heap per registered station
+            from firmware.compat import hash_new, hexlify
+            name = "md5" if algorithm == "MD5" else "sha256" if algorithm == "SHA-256" else None
+            if name is None:
+                return None
+            text = "%s:%s:%s" % (self.user_id, realm.lower(), self.secret)
+            return hexlify(hash_new(name, text.encode()).digest())
+        c = self.credential
         if c is None or c[1] != realm.lower():
             return None
         return c[2] if algorithm == "MD5" else c[3] if algorithm == "SHA-256" else None
