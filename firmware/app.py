@@ -23,6 +23,11 @@ class Appliance:
         self.network = network          # simulation: an in-memory network instead of sockets
         self.clock = clock or RealClock()
         self.log = Log(self.clock)
+        from firmware.timeofday import TimeOfDay
+        self.time = TimeOfDay(self.clock, self.log.write)   # the one "wall time now"
+        self.log.time = self.time
+        self.ntp = None         # firmware/ntp.py, once `system ntp server` is configured
+        self.syslog = None      # firmware/syslog.py, once `system syslog host` is
         self.sched = Scheduler(self.clock, log=self.log.write)
         self.sched.on_hog = self._hog
         # only the in-process simulation injects a (seeded) generator; see the docstring
@@ -106,6 +111,9 @@ class Appliance:
             self.hardware = HardwareService(self, backend, self.sim_options)
         except (ImportError, OSError, ValueError) as e:
             raise BootError("cannot build the %s hardware for board %s: %s" % (backend, self.opts.board, e))
+        if self.hardware.sim is not None:
+            from firmware.hardware import register_sim_commands
+            register_sim_commands(self.commands)
 
     def _bind_sip(self):
         """Bind the SIP transports (UDP+TCP, IPv4 and optional IPv6) and build
@@ -364,8 +372,35 @@ def _show_version(app, args):
 
 
 def _show_uptime(app, args):
-    return "System booted: %s ago\nCurrent time: %d ms on the system clock" % (
-        textfmt.duration(app.uptime_ms()), app.clock.now())
+    _no_args("show system uptime", args)
+    t = app.time
+    now = t.now()
+    out = []
+    if now is None:
+        out.append("Current time: not synchronised (no answer from an NTP server yet)")
+    else:
+        out.append("Current time: %s" % t.local(now))
+    out.append("Time zone: %s" % t.zone[4])
+    if t.last_sync is None:
+        out.append("Last time sync: never")
+    else:
+        out.append("Last time sync: %s ago from %s:%d (delay %d ms)" % (
+            textfmt.duration(app.clock.now() - t.last_sync), t.server[0], t.server[1], t.delay))
+    out.append(app.ntp.show() if app.ntp is not None else "NTP: no server configured")
+    booted = "System booted: %s ago" % textfmt.duration(app.uptime_ms())
+    if now is not None:
+        booted = "System booted: %s (%s ago)" % (t.local(t.unix_ms(app.booted_at or 0)),
+                                                 textfmt.duration(app.uptime_ms()))
+    out.append(booted)
+    return "\n".join(out)
+
+
+def _no_args(cmd, args):
+    """Extra words after a command that takes none are an error naming the word."""
+    from firmware.commands import CommandError
+    for a in args:
+        if not a.startswith("|"):
+            raise CommandError("%s: unexpected '%s'" % (cmd, a))
 
 
 def _show_memory(app, args):
@@ -384,15 +419,43 @@ def _show_memory(app, args):
 
 
 def _show_log(app, args):
+    _no_args("show log", args)
     lines = app.log.lines()
     if app.log.dropped:
         lines.insert(0, "(%d older entries dropped)" % app.log.dropped)
+    remote = app.syslog.show() if app.syslog is not None else None
+    if remote:
+        lines.insert(0, remote)
+    if not app.time.synced:
+        lines.insert(0, "(time not synchronised: entries show the time since boot)")
     return "\n".join(lines)
 
 
-def _reboot(app, args):
-    app.shutdown("request system reboot")
-    return "Rebooting"
+def _confirm_stop(what, reason, done):
+    def _stop(app, args):
+        from firmware.commands import Prompt
+        _no_args("request system " + what, args)
+
+        def answer(a):
+            a = a.strip().lower()
+            if a in ("y", "yes"):
+                app.log.info("console: request system %s by %s" % (what, app.user))
+                app.shutdown(reason)
+                return done
+            return "%s cancelled" % what.capitalize()
+        # no default: a piped console reads the answer from the next line
+        return Prompt("%s the system ? [yes,no] (no) " % what.capitalize(), answer)
+    return _stop
+
+
+def _end_session(app, args):
+    """exit / quit / logout at the operational prompt: the console session
+    ends (and logs out where a login is set); the appliance keeps running."""
+    _no_args("exit", args)
+    console = app.console
+    if console is not None:
+        console.ending = True
+    return ""
 
 
 def _register_core_commands(reg):
@@ -400,5 +463,9 @@ def _register_core_commands(reg):
     reg.register("show system uptime", _show_uptime, "Show time since boot")
     reg.register("show system memory", _show_memory, "Show heap or process memory use")
     reg.register("show log", _show_log, "Show the system log")
-    reg.register("request system reboot", _reboot, "Reboot the appliance")
-    reg.register("exit", lambda app, args: app.shutdown("exit") or "", "Leave the console")
+    reg.register("request system reboot", _confirm_stop("reboot", "request system reboot", "Rebooting"),
+                 "Reboot the appliance (asks for confirmation)")
+    reg.register("request system halt", _confirm_stop("halt", "request system halt", "Halting"),
+                 "Stop the appliance (asks for confirmation)")
+    for word in ("exit", "quit", "logout"):
+        reg.register(word, _end_session, "End this console session (log out); the appliance keeps running")

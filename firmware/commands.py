@@ -101,14 +101,23 @@ class Registry:
         return key, i, best
 
     def resolve(self, words):
-        """Expand abbreviations; returns (key, remaining args) or raises CommandError."""
+        """Expand abbreviations; returns (key, remaining args) or raises
+        CommandError naming the word that is wrong: an unknown word, an
+        extra word after a command that takes none, or a missing one."""
         key, i, best = self._walk(words)
-        if best is None:
-            if key:
-                raise CommandError("incomplete command: %s ... (possible: %s)" % (
-                    " ".join(key), ", ".join(w for w, _ in self.completions(key))))
-            raise CommandError("unknown command: %s" % (words[0] if words else ""))
-        return best[0], words[best[1]:]
+        possible = ", ".join(w for w, _ in self.completions(key))
+        if best is None or (i < len(words) and best[1] < i):
+            if not key:
+                raise CommandError("unknown command: %s" % (words[0] if words else ""))
+            if i < len(words):
+                raise CommandError("syntax error: unknown word '%s' after '%s' (possible: %s)" % (
+                    words[i], " ".join(key), possible))
+            raise CommandError("incomplete command: %s ... (possible: %s)" % (" ".join(key), possible))
+        key, rest = best[0], words[best[1]:]
+        if rest and self.commands[key][2] is None:
+            raise CommandError("syntax error: unexpected word '%s' after '%s'" % (
+                rest[0], " ".join(key)))
+        return key, rest
 
     def execute(self, ctx, line):
         """Run a line with its pipes; returns the output text (or a Prompt)."""

@@ -4,7 +4,10 @@ Runs as one scheduler task over a console stream (firmware/term.py).  On a
 terminal the line editor (firmware/lineedit.py) echoes, edits, completes and
 answers `?`; from a pipe or script plain lines are read without echo (a line
 ending in `?` still lists the completions).  End of input shuts the
-appliance down cleanly.
+appliance down cleanly; `exit`/`quit` at the operational prompt only end the
+session (log out where a login is set, else wait for Enter to begin a new
+one; a piped console goes on with its next line): `request system
+halt|reboot` stop the appliance.
 
 Modes follow Junos: operational (`root@host> `) and configuration
 (`[edit ...]` banner, `root@host# `), entered with `configure`.  Once
@@ -15,7 +18,7 @@ the scheduler clock.
 from firmware.commands import CommandError, Prompt, complete, filter_steps
 from firmware.compat import const
 from firmware.config.schema import ConfigError
-from firmware.lineedit import LineEditor, MAX_LINE, format_help
+from firmware.lineedit import LineEditor, MAX_LINE, EOT, format_help
 from firmware.sched import TimeoutError
 
 LOGIN_DELAY_MS = const(2000)      # after a failed login, times the failures in a row (max 5)
@@ -36,6 +39,8 @@ class Console:
         self._eof = False
         self._reading = False        # the editor shows a prompt (for notify)
         self._started = False        # run() has shown its first prompt
+        self.ending = False          # exit/quit ran: end the session after this line
+        self._at_prompt = False      # the line being read is a command line
 
     # -- output ------------------------------------------------------------------------
     def write(self, text):
@@ -52,6 +57,8 @@ class Console:
         above the prompt, which is then shown again."""
         self.write("\n\nMessage from the system: %s\n\n" % text)
         if self._reading and self.tty:
+            if self._at_prompt:     # the rollback may have changed host name or mode
+                self.editor.prompt = self.prompt()
             self.editor.redisplay()
             self._flush_editor()
 
@@ -179,12 +186,20 @@ class Console:
                     self._boot_notice()
                     shown = True
                 self._banner()
-                line = await self.readline(self.prompt())
+                self._at_prompt = True
+                try:
+                    line = await self.readline(self.prompt())
+                finally:
+                    self._at_prompt = False
                 if line is None:
                     break
                 if line is INTERRUPT:
                     continue
                 await self.handle(line)
+                if self.ending:
+                    self.ending = False
+                    if not await self._end_session():
+                        break
             except TimeoutError:
                 self._idle_logout()
         if not app.stopping:
@@ -208,6 +223,28 @@ class Console:
             self.write("\nSession timed out after the idle timeout; logged out\n")
             self.app.log.info("console: idle timeout, root logged out")
             self._logout()
+
+    async def _end_session(self):
+        """exit/quit at the operational prompt.  With a login: log out, back
+        to login:.  Without: the session ends and the next Enter begins a new
+        one.  False at end of input."""
+        app = self.app
+        if self._login_required():
+            app.log.info("console: %s logged out" % app.user)
+            self._logout()
+            return True
+        app.log.info("console: session ended by %s" % app.user)
+        self._logout()
+        if not self.tty:    # a script goes on with its next line, in a new session
+            self.write("Session ended.\n")
+            self.logged_in = True
+            return True
+        self.write("\nSession ended. Press Enter to begin a new session.\n")
+        line = await self.readline("")
+        if line is None:
+            return False
+        self.logged_in = True
+        return True
 
     def _logout(self):
         self.logged_in = False
@@ -246,14 +283,10 @@ class Console:
     async def handle(self, line):
         app = self.app
         text = line.strip()
-        if not text:
+        if not text or text == EOT:
             return
         if not self.tty and text.endswith("?") and text.count('"') % 2 == 0:
             self.write(format_help(self._complete(text[:-1])) + "\n")
-            return
-        if not self._config_mode() and self._login_required() and _is_exit(text):
-            app.log.info("console: %s logged out" % app.user)
-            self._logout()
             return
         more = True
         try:
@@ -265,7 +298,12 @@ class Console:
                     self.write(out.question + out.default + "\n")
                     answer = out.default
                 else:
-                    answer = await self.readline(out.question, secret=out.secret)
+                    q = out.question
+                    if "\n" in q:      # the line editor redraws one line: the rest goes first
+                        i = q.rindex("\n") + 1
+                        self.write(q[:i])
+                        q = q[i:]
+                    answer = await self.readline(q, secret=out.secret)
                     if answer is None or answer is INTERRUPT:
                         return
                 out = out.then(answer)
@@ -329,7 +367,3 @@ class Console:
         ed.pending.extend(data[1:])
         return data[:1]
 
-
-def _is_exit(text):
-    w = text.split()
-    return len(w) == 1 and w[0] in ("exit", "quit", "logout")

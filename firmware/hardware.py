@@ -196,6 +196,10 @@ _LINEFEEDS = {0: "open", 1: "forward-active", 2: "forward-oht", 3: "tip-open", 4
 def _short(v):
     if v is None:
         return ""
+    if isinstance(v, dict):     # a decoded caller ID: what a person reads, never a repr
+        v = " ".join(str(v[k]) for k in ("number", "name") if v.get(k)) or "(no number)"
+    elif isinstance(v, (tuple, list)):
+        v = " ".join(str(x) for x in v)
     s = str(v)
     return s if len(s) <= 24 else s[:21] + "..."
 
@@ -272,7 +276,58 @@ def _request_poe(app, args):
     return "poe port %d %sd" % (port, action)
 
 
+def _lazy(name):
+    """A test or sim command of firmware/testcmds.py, loaded on first use."""
+    def run(app, args):
+        from firmware import testcmds
+        return getattr(testcmds, name)(app, args)
+    return run
+
+
+def _args(choices):
+    """A completer: a port number, then one of choices (word, help)."""
+    def fn(app, args, partial):
+        if not args:
+            return [("<port>", "Port number")]
+        if len(args) == 1:
+            return [c for c in choices if c[0].startswith(partial)]
+        return []
+    return fn
+
+
 def register_commands(reg):
     reg.register("show ports", _show_ports, "Show FXS/FXO ports: state, hook, line, last event")
     reg.register("show poe", _show_poe, "Show PoE ports: class, power, current, faults")
-    reg.register("request poe port", _request_poe, "Enable or disable a PoE port: request poe port N enable|disable")
+    reg.register("request poe port", _request_poe, "Enable or disable a PoE port: request poe port N enable|disable",
+                 args=_poe_args)
+    reg.register("test voice port", _lazy("test_port"),
+                 "Test an FXS port: ring, tone dial|busy|ringback, loop (line measurements), stop",
+                 args=_args((("ring", "Ring the phone with a caller ID"),
+                             ("tone", "Play dial, busy or ringback tone"),
+                             ("loop", "The SLIC's line measurements"),
+                             ("stop", "End a test ring or tone"))))
+    reg.register("test voice call", _lazy("test_call"),
+                 "Place a call from an analog station to a station or number (simulated board)",
+                 args=lambda app, a, p: [("<from>", "Analog station name or extension")] if not a
+                 else [("<to>", "Station name, extension or number")] if len(a) == 1 else [])
+
+
+def register_sim_commands(reg):
+    """The simulated board's phones and lines, for a person at the console."""
+    reg.register("request sim phone", _lazy("sim_phone"),
+                 "Act on a simulated phone: off-hook, on-hook, flash, dial DIGITS",
+                 args=_args((("off-hook", "Lift the handset"), ("on-hook", "Hang up"),
+                             ("flash", "Hook flash"), ("dial", "Key DTMF digits"))))
+    reg.register("request sim line", _lazy("sim_line"),
+                 "Act on a simulated PSTN line: ring [caller-id NUMBER [NAME]], stop",
+                 args=_args((("ring", "Ring the FXO port, with a caller ID"),
+                             ("stop", "Stop ringing"))))
+
+
+def _poe_args(app, args, partial):
+    if not args:
+        return [("<port>", "PoE port number")]
+    if len(args) == 1:
+        return [(w, h) for w, h in (("enable", "Turn the port's power on"),
+                                    ("disable", "Turn the port's power off")) if w.startswith(partial)]
+    return []

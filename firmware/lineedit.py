@@ -17,6 +17,7 @@ MAX_LINE characters takes no more input (the terminal bell rings).
 """
 from firmware.compat import const
 
+EOT = "\x04"           # the line Ctrl-D on an empty line gives
 MAX_HISTORY = const(50)
 MAX_LINE = const(512)
 MAX_PENDING = const(4096)   # typed-ahead bytes kept; more are dropped and counted
@@ -83,7 +84,8 @@ class LineEditor:
 
     def feed(self, data):
         """Queue data and process it until a line is complete.  Returns
-        ("line", text), ("interrupt",) or None (more input needed)."""
+        ("line", text), ("interrupt",) or None (more input needed).  Ctrl-D
+        on an empty line gives the line EOT (`load merge terminal` ends there)."""
         if data:
             room = MAX_PENDING - len(self.pending)
             if len(data) > room:
@@ -270,6 +272,9 @@ class LineEditor:
         elif b == 6:
             self._move(self.pos + 1)
         elif b == 4:
+            if not self.buf:        # Ctrl-D on an empty line: end of a terminal load
+                self._out("\r\n")
+                return ("line", EOT)
             self._delete_fwd()
         elif b == 11:
             n = len(self.buf) - self.pos

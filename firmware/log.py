@@ -2,6 +2,11 @@
 
 MAX_LOG_ENTRIES bounds it; when full the oldest entry is dropped and counted
 in `dropped`, so a flood of errors can never exhaust memory.
+
+Entries keep the monotonic clock's ms; `time` (firmware/timeofday.py, set by
+the appliance) turns them into local dates once the time is synchronised,
+and into "uptime 12.345s" before.  `sinks` get every kept entry as it is
+written (the remote syslog, firmware/syslog.py).
 """
 from firmware.compat import const
 
@@ -17,6 +22,8 @@ class Log:
         self.dropped = 0
         self.echo = echo    # optional callable(line) for errors, e.g. the console
         self.min_level = "info"
+        self.time = None    # firmware/timeofday.py TimeOfDay, for dates
+        self.sinks = []     # callables(ms, level, text): remote syslog
 
     def __call__(self, level, text):
         self.write(level, text)
@@ -27,9 +34,12 @@ class Log:
         if len(self.entries) >= self.max_entries:
             self.entries.pop(0)
             self.dropped += 1
-        self.entries.append((self.clock.now(), level, text))
+        now = self.clock.now()
+        self.entries.append((now, level, text))
+        for sink in self.sinks:
+            sink(now, level, text)
         if self.echo is not None and level == "error":
-            self.echo(self.format((self.clock.now(), level, text)))
+            self.echo(self.format((now, level, text)))
 
     def info(self, text):
         self.write("info", text)
@@ -37,10 +47,13 @@ class Log:
     def error(self, text):
         self.write("error", text)
 
-    @staticmethod
-    def format(entry):
+    def format(self, entry):
         ms, level, text = entry
-        return "%9d.%03d %-7s %s" % (ms // 1000, ms % 1000, level, text)
+        if self.time is None:
+            when = "%9d.%03d" % (ms // 1000, ms % 1000)
+        else:
+            when = self.time.stamp(ms)
+        return "%s %-7s %s" % (when, level, text)
 
     def lines(self):
         return [self.format(e) for e in self.entries]

@@ -227,7 +227,23 @@ def check(app, old, new):
                           "must lie between min-expires (%d) and max-expires (%d)" % (
                               s.min_expires, s.max_expires))
     dids = {}
+    errors = []         # every station the commit cannot accept, reported in one go
     for st in s.stations:
+        try:
+            _check_station(s, st, dids)
+        except ConfigError as e:
+            errors.append(str(e))
+    if len(errors) == 1:
+        raise ConfigError("", None, errors[0])
+    if errors:
+        raise ConfigError("", None, "%d stations cannot be accepted:\n  %s" % (
+            len(errors), "\n  ".join(errors)))
+    _check_groups(app, s, dids)
+
+
+def _check_station(s, st, dids):
+    """One station's commit checks; raises ConfigError."""
+    if True:
         path = "%s station %s" % (BASE, st.name)
         if st.type == "fxs" and st.fxs_port is None:
             raise ConfigError(path + " type", "fxs", "an FXS station needs fxs-port")
@@ -236,10 +252,16 @@ def check(app, old, new):
         if st.type == "fxs" and st.trust_source:
             raise ConfigError(path + " caller-authentication", "registered-source",
                               "only for SIP stations (an FXS station calls from the appliance)")
-        if st.type == "sip" and st.ha1 is None:
+        if st.type == "sip" and not st.has_credentials():
             raise ConfigError(path + " password", None,
                               "a SIP station needs a password (there is no default)")
-        if st.ha1 is not None:
+        if st.type == "fxs" and s.peer is not None and s.peer["register"] \
+                and not st.has_credentials():
+            raise ConfigError(path + " password", None,
+                              "an FXS station registers to peer call server %s and needs its "
+                              "password there (or set peer-call-server %s registration disable)"
+                              % (s.peer["name"], s.peer["name"]))
+        if st.ha1 is not None and st.secret is None:
             if st.credential is None:
                 raise ConfigError(path + " password-ha1", None, "malformed stored credential")
             user, realm = st.credential[0], st.credential[1]
@@ -257,6 +279,9 @@ def check(app, old, new):
         if st.forward_unreachable == st.extension:
             raise ConfigError(path + " forward-unreachable", st.forward_unreachable,
                               "is the station's own extension")
+
+
+def _check_groups(app, s, dids):
     seen = {}
     for g in s.groups:
         path = "%s hunt-group %s" % (BASE, g.name)
@@ -325,12 +350,63 @@ def _lazy(name):
     return run
 
 
+REGISTRATIONS_HELP = ("Show the registered contacts of the stations (all: every configured "
+                      "station with its state)")
+
+
+def _registrations_args(app, args, partial):
+    if args:
+        return []
+    return [o for o in (("all", "Every configured station with its state, registered or not"),)
+            if o[0].startswith(partial)]
+
+
+def _show_registrations(app, args):
+    from firmware.commands import CommandError
+    words = [a for a in args if not a.startswith("|")]
+    if words and words != ["all"]:
+        raise CommandError("syntax error: unexpected word '%s' after 'show sip registrations' "
+                           "(possible: all)" % words[0])
+    if not words:
+        return _lazy("_show_registrations")(app, args)
+    return station_states(app)
+
+
+def station_states(app):
+    """Every configured station and its state (`show sip registrations all`)."""
+    s = getattr(app, "callserver_settings", None)
+    if s is None or not s.stations:
+        return "no station is configured"
+    from firmware.textfmt import table
+    cs = getattr(app, "callserver", None)
+    reg = getattr(cs, "registrar", None) if cs is not None else None
+    gw = getattr(app, "gateway", None)
+    control = getattr(app, "control", None)
+    local = control is None or control.local
+    rows = [("Station", "Extension", "Type", "State")]
+    for st in s.stations:
+        if st.type == "sip":
+            n = len(reg.contacts(st.name)) if reg is not None else 0
+            state = ("registered, %d contact%s" % (n, "" if n == 1 else "s")) if n else "not registered"
+        elif local:
+            state = "FXS port %s, served by this appliance (no registration needed)" % st.fxs_port
+        else:
+            r = gw.registrations.get(st.extension) if gw is not None else None
+            if r is None:
+                state = "FXS port %s, not registering to the peer" % st.fxs_port
+            else:
+                state = "FXS port %s, %s at the peer%s" % (
+                    st.fxs_port, r.state, " (%s)" % r.status if r.status else "")
+        rows.append((st.name, st.extension, st.type.upper(), state))
+    return table(rows)
+
+
 def apply(app, old, new):
     settings = _settings(app, new)
     app.callserver_settings = settings
     if hasattr(app, "commands"):   # the real views are in service.py, loaded with the server
-        app.commands.register("show sip registrations", _lazy("_show_registrations"),
-                              "Show the registered contacts of the stations")
+        app.commands.register("show sip registrations", _show_registrations,
+                              REGISTRATIONS_HELP, args=_registrations_args)
         app.commands.register("show calls", _lazy("_show_calls"), "Show the calls in progress")
     cs = getattr(app, "callserver", None)
     if cs is not None:

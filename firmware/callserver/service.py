@@ -315,8 +315,9 @@ def _show_calls(app, args):
 
 
 def register_commands(app):
-    app.commands.register("show sip registrations", _show_registrations,
-                          "Show the registered contacts of the stations")
+    from firmware.callserver import config   # show sip registrations [all]
+    app.commands.register("show sip registrations", config._show_registrations,
+                          config.REGISTRATIONS_HELP, args=config._registrations_args)
     app.commands.register("show calls", _show_calls, "Show the calls in progress")
     from firmware.sipstack import security
     reg = getattr(security, "register_commands", None)

@@ -9,14 +9,14 @@ scheduler clock, rollback and persistence through config/store.py.
 
 One candidate is shared by every session, as with Junos `configure`.
 """
-from firmware.compat import wall_time
 from firmware.commands import Registry, CommandError, Prompt
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError, ROOT
 from firmware.config.store import Store, FileFlash, MAX_ROLLBACK
 from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_delete, copy_tree,
                                   render_curly, render_path, render_set, compare, validate_tree,
-                                  is_password_target, node_at, get_subtree, quote, base_target)
+                                  is_password_target, node_at, get_subtree, quote, base_target,
+                                  META, effective)
 
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
@@ -24,6 +24,55 @@ FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.c
             "firmware.callserver.config", "firmware.sipstack.security"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
+
+
+MAX_MARKS = 64        # inactive statements, and annotations, in one configuration
+MAX_NOTE = 200       # characters of one annotation
+MAX_LOAD_BYTES = 65536
+MAX_LOAD_LINES = 2000
+
+
+def flash_text(tree):
+    """A tree as the flash keeps it: set lines, then deactivate and annotate lines."""
+    lines = render_set(tree)
+    m = tree.get(META)
+    if m:
+        for p in m.get("inactive", ()):
+            lines.append("deactivate " + p)
+        notes = m.get("notes", {})
+        for p in sorted(notes):
+            lines.append("annotate %s %s" % (p, quote(notes[p])))
+    return "\n".join(lines)
+
+
+def _drop_dangling(tree):
+    """Marks of statements deleted since they were marked go with them."""
+    m = tree.get(META)
+    if not m:
+        return
+
+    def alive(p):
+        try:
+            return get_subtree(tree, resolve(tokenize(p)).path) is not None
+        except ConfigError:
+            return False
+    if "inactive" in m:
+        m["inactive"] = [p for p in m["inactive"] if alive(p)]
+    if "notes" in m:
+        for p in [p for p in m["notes"] if not alive(p)]:
+            del m["notes"][p]
+    _prune_meta(tree)
+
+
+def _prune_meta(tree):
+    m = tree.get(META)
+    if m is None:
+        return
+    for k in ("inactive", "notes"):
+        if k in m and not m[k]:
+            del m[k]
+    if not m:
+        del tree[META]
 
 
 def load_features():
@@ -37,7 +86,8 @@ class ConfigEngine:
         self.app = app
         self.flash = flash
         self.store = None
-        self.committed = Config({})
+        self.committed = Config({})   # what the services run: no inactive statement
+        self.full = {}                # the committed tree with its META (inactive, notes)
         self.candidate = {}
         self.edit_path = []
         self.mode = "operational"     # or "configure"
@@ -47,6 +97,8 @@ class ConfigEngine:
         self.boot_notice = None       # a configuration fallback at boot (see _note_fallback)
         self.safe_state = False       # no valid generation: booted empty
         self.screen_length = None     # `set cli screen-length` (session); None: config
+        self.loaded = None            # what the candidate was loaded from (rollback-N, load)
+        self.warnings = []            # from the commit checks: shown, logged, not fatal
         self.commands = Registry()    # configuration-mode commands
         self._register(app.commands, self.commands)
 
@@ -56,7 +108,7 @@ class ConfigEngine:
         return default if v is None else v
 
     def dirty(self):
-        return self.candidate != self.committed.tree
+        return self.candidate != self.full
 
     def login_required(self):
         return self.committed.has("system root-authentication encrypted-password")
@@ -84,14 +136,16 @@ class ConfigEngine:
                 app.log.write("warning", "commit confirmed (generation %d) was not confirmed "
                                          "before the restart: rolled back" % gen)
                 tree = self.parse(prev[2], lenient=True) if prev else {}
-                self.last_gen = self.store.save("\n".join(render_set(tree)), self._meta(
-                    "automatic rollback: commit confirmed not confirmed before restart"))
-        view = Config(tree)
+                self.last_gen = self.store.save(flash_text(tree), self._meta(
+                    "automatic rollback: commit confirmed not confirmed before restart",
+                    via="confirmed-timeout"))
+        view = Config(effective(tree))
         try:
             self._apply(Config({}), view)
         except ConfigError as e:
             app.log.error("configuration could not be applied at boot: %s" % e)
         self.committed = view
+        self.full = tree
         self.candidate = copy_tree(tree)
 
     def _note_fallback(self, rec, skipped):
@@ -145,16 +199,27 @@ class ConfigEngine:
             self._set(tree, words[1:], base)
         elif "delete".startswith(verb) and len(verb) >= 2:
             self._delete(tree, words[1:], base)
+        elif verb in ("deactivate", "activate"):
+            from firmware.config import junos
+            junos.activate(tree, words[1:], base, verb == "activate")
+        elif verb == "annotate":
+            from firmware.config import junos
+            junos.annotate(tree, words[1:], base)
         else:
-            raise ConfigError("", None, "expected set or delete, not %r" % verb)
+            raise ConfigError("", None, "expected set, delete, deactivate, activate or annotate, "
+                              "not %r" % verb)
 
-    # -- editing ----------------------------------------------------------------------
     def _base(self):
         return base_target(self.edit_path) if self.edit_path else None
 
     def _set(self, tree, words, base=None, password=None):
         if not words and base is None:
             raise ConfigError("set", None, "missing statement")
+        if "[" in words:
+            from firmware.config import junos
+            for t in junos.bracket_targets(words, base):
+                tree_set(tree, t)
+            return None
         t = resolve(words, base)
         node = t.node
         if node.kind == "list" and not t.keyed:
@@ -177,6 +242,11 @@ class ConfigEngine:
         return None
 
     def _delete(self, tree, words, base=None):
+        if "[" in words:
+            from firmware.config import junos
+            for t in junos.bracket_targets(words, base):
+                tree_delete(tree, t)
+            return
         t = resolve(words, base)
         if not t.path:
             for k in list(tree.keys()):
@@ -186,17 +256,33 @@ class ConfigEngine:
             raise ConfigError(t.path, None, "statement not found")
         tree_delete(tree, t)
 
+    def warn(self, text):
+        """A commit check's warning: the commit goes on, and says it."""
+        if len(self.warnings) < 16:
+            self.warnings.append(text)
+
     # -- commit --------------------------------------------------------------------------
-    def _meta(self, comment=None, confirm=0):
-        return {"ms": self.app.clock.now(), "wall": wall_time(), "user": self.app.user,
-                "confirm": confirm, "comment": comment}
+    def _meta(self, comment=None, confirm=0, via=None):
+        """A generation's record: monotonic ms, the time of day (unix seconds,
+        only once synchronised: sync=1), user, how it was made (via: console,
+        config-file, confirmed-timeout; "+rollback-N"/"+load" when the candidate
+        came from a rollback or a load), comment."""
+        app = self.app
+        tod = app.time.now() if getattr(app, "time", None) is not None else None
+        via = via or "console"
+        if via == "console" and self.loaded:
+            via += "+" + self.loaded
+        return {"ms": app.clock.now(), "wall": tod // 1000 if tod is not None else 0,
+                "sync": tod is not None, "user": app.user, "confirm": confirm,
+                "comment": comment, "via": via}
 
     def check(self, tree, view=None):
-        """Validate a whole tree (view: its Config, when the caller has one);
-        returns its flash text.  Raises ConfigError."""
-        view = view or Config(tree)
-        validate_tree(tree, view)
-        text = "\n".join(render_set(tree))
+        """Validate a whole tree (view: the Config of its effective tree, when
+        the caller has one); returns its flash text.  Raises ConfigError."""
+        view = view or Config(effective(tree))
+        self.warnings = []
+        validate_tree(view.tree, view)
+        text = flash_text(tree)
         limit = self.store.max_bytes if self.store else None
         if limit is not None and len(text) + 128 > limit:
             raise ConfigError("", None, "configuration is %d bytes, more than the %d bytes flash allows" % (
@@ -225,22 +311,24 @@ class ConfigEngine:
                 raise ConfigError("", None, "%s: %s" % (hook[0], e))
             done.append(hook)
 
-    def commit(self, tree=None, check_only=False, confirm=0, comment=None):
+    def commit(self, tree=None, check_only=False, confirm=0, comment=None, via=None):
         """Validate, apply and persist tree (default: the candidate) as one step.
         Returns a message; raises ConfigError and changes nothing on failure."""
         tree = copy_tree(self.candidate if tree is None else tree)
-        view = Config(tree)       # one view: hooks' derived settings are built once
+        _drop_dangling(tree)
+        view = Config(effective(tree))  # one view: hooks' derived settings are built once
         text = self.check(tree, view)
+        warned = ["warning: " + w for w in self.warnings]
         if check_only:
-            return "configuration check succeeds"
+            return "\n".join(warned + ["configuration check succeeds"])
         old = self.committed
-        old_tree = old.tree
+        old_tree = self.full
         unchanged = tree == old_tree
         pending = self.confirm is not None
         self._apply(old, view)
         if not (unchanged and not pending and not confirm and self.last_gen):
             try:
-                self.last_gen = self.store.save(text, self._meta(comment, confirm))
+                self.last_gen = self.store.save(text, self._meta(comment, confirm, via))
             except Exception as e:
                 try:
                     self._apply(view, old)
@@ -250,7 +338,12 @@ class ConfigEngine:
                     raise
                 raise ConfigError("", None, "cannot write the configuration to flash: %s" % e)
         self.committed = view
-        msg = []
+        self.full = tree
+        if via is None:
+            self.loaded = None
+        msg = warned
+        for w in self.warnings:
+            self.app.log.write("warning", "commit: " + w)
         if self.safe_state:
             self.safe_state = False
             self.boot_notice += " [left by the commit of generation %d]" % self.last_gen
@@ -291,7 +384,8 @@ class ConfigEngine:
         restore = self.confirm[2]
         self.confirm = None
         try:
-            self.commit(restore, comment="automatic rollback: commit confirmed not confirmed")
+            self.commit(restore, comment="automatic rollback: commit confirmed not confirmed",
+                        via="confirmed-timeout")
         except ConfigError as e:
             self.app.log.error("commit confirmed: automatic rollback failed: %s" % e)
             return
@@ -311,17 +405,18 @@ class ConfigEngine:
             raise ConfigError("rollback", n, "no such rollback (0..%d, %d kept)" % (
                 MAX_ROLLBACK, len(self.store.records())))
         self.candidate = self.parse(rec[2], lenient=True)
+        self.loaded = "rollback-%d" % n
         return "load complete"
 
     def load_file(self, path, text):
         """--config FILE: apply every line to a copy of the candidate and commit
         it; a bad line raises ConfigError('config FILE line N: ...')."""
-        tree = self.parse(text, name="config " + path, tree=copy_tree(self.committed.tree))
+        tree = self.parse(text, name="config " + path, tree=copy_tree(self.full))
         try:
-            msg = self.commit(tree, comment="loaded from %s" % path)
+            msg = self.commit(tree, comment="loaded from %s" % path, via="config-file")
         except ConfigError as e:
             raise ConfigError("", None, "config %s: commit failed: %s" % (path, e))
-        self.candidate = copy_tree(self.committed.tree)
+        self.candidate = copy_tree(self.full)
         return msg
 
     # -- commands -------------------------------------------------------------------------
@@ -338,7 +433,8 @@ class ConfigEngine:
         cf.register("show", _cf_show, "Show a parameter", args=_complete_candidate)
         cf.register("edit", _cf_edit, "Edit a particular level of the hierarchy",
                     args=_complete_blocks)
-        cf.register("up", _cf_up, "Go up one or more levels of the hierarchy")
+        cf.register("up", _cf_up, "Go up one or more levels of the hierarchy",
+                    args=lambda app, a, p: [("<count>", "Levels to go up (default 1)")] if not a else [])
         cf.register("top", _cf_top, "Go to the top level of the hierarchy")
         cf.register("exit", _cf_exit, "Exit from this level (or configuration mode)",
                     args=lambda app, a, p: [("configuration-mode", "Exit from configuration mode")]
@@ -349,9 +445,53 @@ class ConfigEngine:
                     args=_complete_rollback)
         cf.register("run", _cf_run, "Run an operational-mode command", args=_complete_run)
         cf.register("status", _cf_status, "Show whether the candidate has uncommitted changes")
+        cf.register("deactivate", _junos("_cf_deactivate"), "Keep a statement but have the services ignore it",
+                    args=_complete_candidate)
+        cf.register("activate", _junos("_cf_activate"), "Make a deactivated statement count again",
+                    args=_complete_candidate)
+        cf.register("annotate", _junos("_cf_annotate"), 'Comment a statement: annotate STATEMENT "text"',
+                    args=_complete_candidate)
+        cf.register("rename", _junos("_cf_rename"), "Rename a named entry: rename station bob to station robert",
+                    args=_complete_candidate)
+        cf.register("copy", _junos("_cf_copy"), "Copy a named entry: copy station bob to station carol",
+                    args=_complete_candidate)
+        cf.register("load merge", _junos("load_merge"),
+                    "Merge statements from a file or the terminal into the candidate",
+                    args=_complete_load)
+        cf.register("load override", _junos("load_override"),
+                    "Replace the candidate with a file's or the terminal's configuration",
+                    args=_complete_load)
+        cf.register("load set", _junos("load_set"),
+                    "Run set/delete/deactivate/annotate lines from a file or the terminal",
+                    args=_complete_load)
+        for reg, fn in ((op, "help_operational"), (cf, "help_configuration")):
+            reg.register("help", _junos(fn), "Show the commands of this mode with their help",
+                         args=_complete_help(reg))
 
 
 # --- handlers (app, args) -> str | Prompt ------------------------------------------
+
+def _junos(name):
+    """A configuration-mode command of firmware/config/junos.py, loaded on first use."""
+    def run(app, args):
+        from firmware.config import junos
+        return getattr(junos, name)(app, args)
+    return run
+
+
+def _complete_load(app, args, partial):
+    if args:
+        return []
+    return [o for o in (("terminal", "Read the configuration from the console (end with Ctrl-D)"),
+                        ("<filename>", "File, absolute or relative to the state directory"))
+            if o[0][:1] == "<" or o[0].startswith(partial)]
+
+
+def _complete_help(reg):
+    def fn(app, args, partial):
+        return [(w, h) for w, h in reg.completions(args) if w.startswith(partial)]
+    return fn
+
 
 def _modifiers(args):
     words = [a for a in args if not a.startswith("|")]
@@ -374,7 +514,7 @@ def _show_configuration(app, args):
     words, dset, _ = _modifiers(args)
     t = resolve(words) if words else None
     path = t.path if t else []
-    lines = render_path(eng.committed.tree, path, dset)
+    lines = render_path(eng.full, path, dset)
     if not words and not dset and eng.last_gen:
         lines.insert(0, "## Last commit: generation %d" % eng.last_gen)
     return "\n".join(lines)
@@ -388,8 +528,13 @@ def _show_commit(app, args):
     if eng.boot_notice:
         out.append("Boot: " + eng.boot_notice)
     for i, (gen, meta, _) in enumerate(eng.store.records()):
-        line = "%-3d generation %-5d by %s at %d ms (wall %d)" % (
-            i, gen, meta.get("user", "?"), meta.get("ms", 0), meta.get("wall", 0))
+        if meta.get("sync") and getattr(app, "time", None) is not None:
+            when = app.time.local(meta.get("wall", 0) * 1000)
+        else:
+            ms = meta.get("ms", 0)
+            when = "time not synchronised (%d.%03d s after boot)" % (ms // 1000, ms % 1000)
+        line = "%-3d %s by %s via %s, generation %d" % (
+            i, when, meta.get("user", "?"), meta.get("via") or "console", gen)
         if meta.get("confirm"):
             line += " commit confirmed, rollback in %d mins" % meta["confirm"]
         if meta.get("comment"):
@@ -441,7 +586,11 @@ def _cf_show(app, args):
     eng = app.config
     words, dset, cmp_ = _modifiers(args)
     if cmp_:
-        return "\n".join(compare(eng.committed.tree, eng.candidate))
+        out = compare(eng.full, eng.candidate)
+        if META in eng.full or META in eng.candidate:
+            from firmware.config import junos
+            out += junos.compare_marks(eng.full, eng.candidate)
+        return "\n".join(out)
     t = resolve(words, eng._base())
     lines = render_path(eng.candidate, t.path, dset)
     return "\n".join(lines)
@@ -458,7 +607,10 @@ def _cf_edit(app, args):
 
 def _cf_up(app, args):
     eng = app.config
-    n = int(args[0]) if args and args[0].isdigit() else 1
+    words = _modifiers(args)[0]
+    if len(words) > 1 or (words and not words[0].isdigit()):
+        raise CommandError("up: expected a number of levels, not '%s'" % " ".join(words))
+    n = int(words[0]) if words else 1
     for _ in range(n):
         eng.edit_path = _parent_level(eng.edit_path)
     return ""

@@ -471,16 +471,19 @@ class DigestHA1(Type):
 
 
 class DigestPassword(PlainPassword):
-    """A SIP password typed in clear; the tree keeps only its HA1 (DigestHA1 in
-    `store_as`).  user_of(tree, path) and realm_of(app, tree) name the digest
-    user and realm it is hashed for.  Policy: at least min_len characters and
-    not equal to the user name."""
+    """A SIP password typed in clear.  Kept in `store_as`: a reversible `$9$`
+    Secret (the HA1 is computed for whatever realm asks, so a new `sip
+    domain` or a peer's realm needs no new password), or, with a DigestHA1
+    leaf as store_as, only its HA1 for user_of(tree, path) and
+    realm_of(app, tree).  A new password replaces a stored HA1 (`replaces`).
+    Policy: at least min_len characters and not equal to the user name."""
     kind = "sip-password"
 
-    def __init__(self, store_as, user_of, realm_of, min_len=7, max_len=64):
+    def __init__(self, store_as, user_of, realm_of, min_len=7, max_len=64, replaces=None):
         PlainPassword.__init__(self, store_as, min_len, max_len)
         self.user_of = user_of
         self.realm_of = realm_of
+        self.replaces = replaces
 
     def parse(self, text):
         if not self.min_len <= len(text) <= self.max_len:
@@ -494,7 +497,14 @@ class DigestPassword(PlainPassword):
             raise ValueError("set the extension (or user-id) before the password")
         if plain == user:
             raise ValueError("password must differ from the user ID")
-        return make_ha1(user, self.realm_of(app, tree), plain)
+        if self.replaces:
+            from firmware.config.tree import get_subtree
+            sub = get_subtree(tree, path[:-1])
+            if isinstance(sub, dict) and self.replaces in sub:
+                del sub[self.replaces]
+        if self.store_as.endswith("ha1"):
+            return make_ha1(user, self.realm_of(app, tree), plain)
+        return plain        # a Secret leaf keeps the text; it is shown and stored as $9$
 
 
 # --- nodes ---------------------------------------------------------------------

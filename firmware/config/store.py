@@ -98,9 +98,9 @@ def _mkdir(path):
 
 def encode(gen, text, meta):
     """The bytes of one generation file."""
-    head = "#gen=%d ms=%d wall=%d user=%s confirm=%d\n" % (
+    head = "#gen=%d ms=%d wall=%d user=%s confirm=%d sync=%d via=%s\n" % (
         gen, meta.get("ms", 0), meta.get("wall", 0), meta.get("user", "root"),
-        meta.get("confirm", 0))
+        meta.get("confirm", 0), 1 if meta.get("sync") else 0, meta.get("via") or "console")
     comment = meta.get("comment")
     if comment:
         head += "#comment=%s\n" % comment.replace("\n", " ")[:200]
@@ -136,7 +136,7 @@ def decode_checked(data, gen=None):
     meta = {}
     for kv in lines[0][1:].split() if lines[0].startswith("#gen=") else ():
         k, _, v = kv.partition("=")
-        meta[k] = v if k == "user" else _int(v)
+        meta[k] = v if k in ("user", "via") else _int(v)
     if "gen" not in meta:
         return None, "no generation header"
     if gen is not None and meta["gen"] != gen:

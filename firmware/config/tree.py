@@ -11,6 +11,7 @@ both interpreters (MicroPython dicts keep no insertion order).
 from firmware.config.schema import ROOT, ConfigError, PlainPassword
 
 PIPE = "\x01|"     # an unquoted `|` token
+META = "\x01meta"  # root key of a tree: {"inactive": [path text], "notes": {path text: text}}
 MAX_TOKENS = 64    # words in one statement
 _SAFE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@+*,="
 
@@ -263,15 +264,65 @@ def _leaf_text(node, value):
     return quote(node.type.format(value))
 
 
-def render_curly(tree, node=None, indent=0, out=None):
-    """Junos curly-brace text of a subtree (node = the schema node it belongs to)."""
+def marks_of(tree):
+    """The deactivated statements and annotations of a tree (its META key)."""
+    m = tree.get(META) if isinstance(tree, dict) else None
+    return m if m else None
+
+
+def effective(tree):
+    """A copy of tree as the services see it: no META, no inactive statement."""
+    m = tree.get(META)
+    out = copy_tree(tree)
+    if META in out:
+        del out[META]
+    if m:
+        for p in m.get("inactive", ()):
+            words = tokenize(p)
+            try:
+                tree_delete(out, resolve(words))
+            except ConfigError:
+                pass
+    return out
+
+
+def _marked(out, pad, marks, path, line):
+    """line with its annotation above it and `inactive: ` before it."""
+    if marks is None:
+        out.append(pad + line)
+        return
+    p = " ".join(quote(w) for w in path)
+    note = marks.get("notes", {}).get(p)
+    if note:
+        out.append("%s/* %s */" % (pad, note))
+    out.append(pad + ("inactive: " if p in marks.get("inactive", ()) else "") + line)
+
+
+def render_curly(tree, node=None, indent=0, out=None, marks=None, path=()):
+    """Junos curly-brace text of a subtree (node = the schema node it belongs
+    to; marks: the tree's META, with path the canonical words leading here)."""
     node = node or ROOT
     out = [] if out is None else out
     pad = "    " * indent
+    path = list(path)
     for child in node.children:
         if child.name not in tree:
             continue
         v = tree[child.name]
+        if marks is not None:
+            here = path + [child.name]
+            if child.kind == "list":
+                for key in _keys(v):
+                    head = "%s %s" % (child.name, quote(child.key.format(key)))
+                    _block(out, head, v[key], child, indent, marks, here + [key])
+            elif child.kind == "container":
+                _block(out, child.name, v, child, indent, marks, here)
+            else:
+                sub = []
+                render_curly({child.name: v}, _Single(child), 0, sub)
+                for line in sub:
+                    _marked(out, pad, marks, here, line)
+            continue
         if child.kind == "leaf":
             text = _leaf_text(child, v)
             line = pad + child.name + ("" if text is None else " " + text) + ";"
@@ -293,7 +344,16 @@ def render_curly(tree, node=None, indent=0, out=None):
     return out
 
 
-def _block(out, head, sub, node, indent):
+def _block(out, head, sub, node, indent, marks=None, path=None):
+    if marks is not None:
+        pad = "    " * indent
+        if not sub:
+            _marked(out, pad, marks, path, head + ";")
+            return
+        _marked(out, pad, marks, path, head + " {")
+        render_curly(sub, node, indent + 1, out, marks, path)
+        out.append(pad + "}")
+        return
     if not sub:
         out.append(head + ";")
         return
@@ -340,11 +400,24 @@ def node_at(path):
 
 
 def render_path(tree, path, display_set=False):
-    """Render the subtree at canonical path (for `show system`, `show configuration x`)."""
+    """Render the subtree at canonical path (for `show system`, `show configuration x`),
+    with its deactivated statements and annotations."""
     node, keyed = node_at(path)
     sub = get_subtree(tree, path)
     if sub is None:
         return []
+    marks = marks_of(tree)
+    if marks is not None:
+        pre = " ".join(quote(w) for w in path)
+        if display_set:
+            out = render_path(dict((k, v) for k, v in tree.items() if k != META), path, True)
+            for p in marks.get("inactive", ()):
+                if not pre or p == pre or p.startswith(pre + " "):
+                    out.append("deactivate " + p)
+            return out
+        if node.kind in ("leaf", "leaf-list") or (node.kind == "list" and not keyed):
+            return render_curly({path[-1]: sub}, _Single(node), 0, None, marks, path[:-1])
+        return render_curly(sub, node, 0, None, marks, path)
     if node.kind in ("leaf", "leaf-list") or (node.kind == "list" and not keyed):
         # render the statement itself inside a one-node wrapper
         parent_sub = {path[-1]: sub}
@@ -386,12 +459,23 @@ def compare(old, new):
             if head not in index:
                 index[head] = len(groups)
                 groups.append((head, []))
-            groups[index[head]][1].append("%s  %s;" % (sign, " ".join(quote(w) for w in stmt)))
+            text = "%s  %s;" % (sign, " ".join(quote(w) for w in stmt))
+            if _is_secret(words):
+                text += " ## SECRET-DATA"
+            groups[index[head]][1].append(text)
     out = []
     for head, lines in groups:
         out.append("[edit%s]" % (" " + head if head else ""))
         out.extend(lines)
     return out
+
+
+def _is_secret(words):
+    try:
+        t = resolve(words)
+    except ConfigError:
+        return False
+    return t.node.kind == "leaf" and t.node.type.secret
 
 
 def _split_statement(words):

@@ -67,3 +67,15 @@ def apply(app, old, new):
 
 
 S.on_commit("voice", apply)
+
+
+def _lockout(app, old, new):
+    """Warn at commit about an allow list that locks phones out
+    (firmware/config/lockout.py, loaded only when an allow list is set)."""
+    sec = new.subtree("services convergence-services security")
+    if sec and sec.get("allow-list"):
+        from firmware.config import lockout
+        lockout.check(app, old, new)
+
+
+S.on_commit("lockout", lambda app, old, new: None, _lockout)

@@ -141,7 +141,7 @@ class GatewayService:
         for ext in list(self.registrations):
             r = self.registrations[ext]
             st = want.get(ext)
-            if st is None or r.secret_id != st.ha1 or r.username != st.user_id \
+            if st is None or r.secret_id != st.secret_id or r.username != st.user_id \
                     or r.dest != srv.registrar_dest():
                 r.stop(self.app.clock.now())
                 del self.registrations[ext]
@@ -152,7 +152,7 @@ class GatewayService:
             r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
                              st.password, expires, self._reg_state, contact_user=ext,
                              contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)))
-            r.secret_id = st.ha1
+            r.secret_id = st.secret_id
             self.registrations[ext] = r
             r.start(self.app.clock.now())
 

@@ -439,6 +439,8 @@ class Security:
         self._noted[host] = now
         self._wake(now + NOTE_INTERVAL_MS)
         self._append(now, _source(host, port), "", reason)
+        self._syslog("warning", "security: SIP from %s dropped: %s "
+                                "(logged once a minute per source)" % (_source(host, port), reason))
 
     def _purge_noted(self, now):
         for h, t in list(self._noted.items()):

@@ -119,10 +119,16 @@ S.register(BASE, S.List(
         S.Leaf("display-name", S.String(1, 32), help="Name sent as caller ID"),
         S.Leaf("user-id", S.String(1, 64, charset=_USER_CHARS),
                help="Digest user name (default: extension)"),
-        S.Leaf("password", S.DigestPassword("password-ha1", _station_user, realm_of),
-               help="Digest password, more than 6 characters, not the user ID; stored as HA1"),
+        S.Leaf("password", S.DigestPassword("password-secret", _station_user, realm_of,
+                                            replaces="password-ha1"),
+               help="Digest password, more than 6 characters, not the user ID; stored reversibly "
+                    "as password-secret ($9$)"),
+        S.Leaf("password-secret", S.Secret(),
+               help="Stored password ($9$, reversible): the digest HA1 is computed for the realm "
+                    "that asks (set password instead)"),
         S.Leaf("password-ha1", S.DigestHA1(),
-               help="Stored digest credential (set password instead)"),
+               help="Stored digest HA1 for one user and realm (set password instead, which "
+                    "survives a change of realm)"),
         S.Leaf("max-contacts", S.Integer(1, 16), default=3,
                help="Registered contacts (phones) the station may have at once"),
         S.Leaf("nat-check", S.Enum(("ip", "ip-port")), default="ip-port",
@@ -196,15 +202,20 @@ class Station:
         self.display_name = c.get("display-name")
         self.user_id = c.get("user-id") or self.extension
         self.type = c.get("type") or ("fxs" if self.fxs_port is not None else "sip")
+        self.secret = c.get("password-secret")   # plain text (stored as $9$), or None
         self.ha1 = c.get("password-ha1")
         self.credential = None        # (user, realm, md5, sha256) of the stored HA1
-        if self.ha1:
+        if self.ha1 and self.secret is None:
             try:
                 self.credential = S.parse_ha1(self.ha1)
             except ValueError:
                 pass
+        # changes whenever the credential does (the gateway restarts a registration)
+        self.secret_id = ("$9$" + S.make_ha1(self.user_id, "", self.secret)[-64:]
+                          if self.secret is not None else self.ha1)
         # what the UA's digest client signs with: fn(realm, algorithm) -> HA1
-        self.password = self.ha1_for if self.credential is not None else None
+        self.password = self.ha1_for if (self.credential is not None or
+                                         self.secret is not None) else None
         self.max_contacts = c.get("max-contacts")
         self.nat_port = c.get("nat-check") != "ip"
         self.did = c.get("did")
@@ -212,8 +223,20 @@ class Station:
         self.forward_unreachable = c.get("forward-unreachable")
         self.call_waiting = c.get("call-waiting") != "disable"
 
+    def has_credentials(self):
+        return self.secret is not None or self.ha1 is not None
+
     def ha1_for(self, realm, algorithm):
-        """HA1 for a digest challenge (realm, MD5 or SHA-256), or None."""
+        """HA1 for a digest challenge (realm, MD5 or SHA-256), or None: from
+        the reversible secret for any realm, else the stored HA1's realm only."""
+        if self.secret is not None:
+            # computed per challenge, nothing kept: no heap per registered station
+            from firmware.compat import hash_new, hexlify
+            name = "md5" if algorithm == "MD5" else "sha256" if algorithm == "SHA-256" else None
+            if name is None:
+                return None
+            text = "%s:%s:%s" % (self.user_id, realm.lower(), self.secret)
+            return hexlify(hash_new(name, text.encode()).digest())
         c = self.credential
         if c is None or c[1] != realm.lower():
             return None

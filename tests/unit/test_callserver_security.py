@@ -515,7 +515,8 @@ def test_console_shows_the_access_log_and_the_blocked_sources_and_unblocks():
     assert out[0] == "Blocked sources: 1 (at most %d); block-time 300 s, response silent" % MAX_BLOCKED
     assert out[1].split() == ["Source", "Time", "left", "Failures"]
     assert out[2].split() == ["10.0.0.9", "3m54s", "2"]
-    assert app.run("show security access-log extra").startswith("error: unexpected argument 'extra'")
+    assert app.run("show security access-log extra") == \
+        "error: syntax error: unexpected word 'extra' after 'show security access-log'"
     assert app.run("request security unblock").startswith("error: expected one address")
     assert app.run("request security unblock bogus") == "error: not an IP address: bogus"
     words = [w for w, _ in complete(app.commands, app, "request security unblock ")]

@@ -220,3 +220,42 @@ def test_completion_lists_keywords_names_and_values():
     assert [w for w, _ in complete(reg, app, "show | c")] == ["compare", "count"]
     assert [w for w, _ in complete(reg, app, "commit c")] == ["check", "confirmed", "comment"]
     assert "configuration" in [w for w, _ in complete(reg, app, "run show ")]
+
+
+class _TtyStream:
+    is_tty = True
+    label = "test"
+
+    def __init__(self):
+        self.out = b""
+
+    def write(self, data):
+        self.out += data.encode() if isinstance(data, str) else bytes(data)
+
+
+def test_the_prompt_redrawn_after_an_automatic_rollback_shows_the_restored_host_name():
+    from firmware.console import Console
+    app = FakeApp()
+    stream = _TtyStream()
+    app.console = c = Console(app, stream)
+    app.conf("set system host-name stable", "commit")
+    app.conf("set system host-name risky", "commit confirmed 1")
+    app.config.mode = "operational"
+    # the console is waiting at its prompt, with half a command typed
+    c.editor.start(c.prompt())
+    c.editor.feed(b"show ver")
+    c._reading = c._at_prompt = True
+    c._flush_editor()
+    assert stream.out.endswith(b"root@risky> show ver")
+    app.sched.run(until=60001)
+    tail = stream.out.decode().split("automatic rollback complete")[1]
+    assert tail.endswith("root@stable> show ver"), tail
+
+
+def test_up_takes_a_number_of_levels_and_names_a_bad_word():
+    app = FakeApp()
+    app.conf("edit services convergence-services sip")
+    assert app.config.edit_path == ["services", "convergence-services", "sip"]
+    assert app.cli("up 2") == "" and app.config.edit_path == ["services"]
+    assert app.cli("up x") == "error: up: expected a number of levels, not 'x'"
+    assert app.cli("top now") == "error: syntax error: unexpected word 'now' after 'top'"
