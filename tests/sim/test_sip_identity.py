@@ -7,12 +7,13 @@ import socket
 from tests.sim.analog_world import World, B
 
 
-def _free_udp_tcp_port():
+def _free_udp_tcp_port(network):
+    """A port of the simulated network that neither UDP nor TCP uses."""
     for _ in range(20):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u = network.socket(socket.AF_INET, socket.SOCK_DGRAM)
         u.bind(("127.0.0.1", 0))
         port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t = network.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             t.bind(("127.0.0.1", port))
             return port
@@ -30,7 +31,7 @@ def test_new_sip_port_reaches_fxs_registrations_refreshes_and_calls(tmp_path):
         w.settle()
         gw = w.gw
         old = w.app.sip_port
-        new = _free_udp_tcp_port()
+        new = _free_udp_tcp_port(w.network)
         w.app.config.load_file("port.conf", B + "sip port %d\n" % new)
         assert w.app.sip_port == new and w.app.identity.port == new
         # every FXS station registers again with a Contact on the new port
