@@ -74,6 +74,7 @@ class Registration:
 
     def stop(self, now):
         self._cancel_timer()
+        self.tries = 0
         if self.state == "registered":
             self._send(None, 0, now)
         self.state = "idle"
@@ -108,8 +109,6 @@ class Registration:
         st = resp.status
         if st < 200:
             return
-        if expires == 0:
-            return
         if st in (401, 407) and self.password and self.tries < MAX_AUTH_TRIES:
             ch = resp.get_all("www-authenticate" if st == 401 else "proxy-authenticate")
             if ch:
@@ -121,6 +120,8 @@ class Registration:
                 except SipError:
                     pass
         self.tries = 0
+        if expires == 0:
+            return            # the un-REGISTER of stop(): nothing more to do
         if 200 <= st < 300:
             granted = expires
             for c in resp.contact:

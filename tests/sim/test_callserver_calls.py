@@ -470,8 +470,7 @@ def _delayed_offer_call(w, ack_body):
     host, port = raw.sock.getsockname()
     acks = []
     ph = w.phones["2002"]
-    orig = ph._ack_in
-    ph._ack_in = lambda txn, req: (acks.append(req.body), orig(txn, req))
+    ph.on_request = lambda p, req: acks.append(req.body) if req.method == "ACK" else None
     invite = "\r\n".join([
         "INVITE sip:2002@%s SIP/2.0" % DOMAIN,
         "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKdelayed1;rport" % (host, port),
