@@ -8,6 +8,8 @@ Subscriber
     sub.start(now)     SUBSCRIBE; refreshed in the dialog at a random
                        REFRESH_MIN_PCT..REFRESH_MAX_PCT of the granted expiry
     sub.stop(now)      unsubscribe (Expires: 0); nothing is retried after it
+    sub.gate = fn(sreq) -> None | (status, reason)   asked before each NOTIFY
+                       is taken (e.g. only the notifier's address: 403 else)
     sub.state          "idle", "subscribing", "pending", "active",
                        "terminating" (after stop), "terminated" or "failed";
                        sub.reason, sub.status
@@ -125,6 +127,7 @@ class Subscriber:
         self.stopping = False
         self.tries = 0
         self.notifies = 0
+        self.gate = None
 
     def __repr__(self):
         return "<Subscriber %s %s %s>" % (self.event, self.target, self.state)
@@ -290,6 +293,11 @@ class Subscriber:
 
     def receive_notify(self, sreq, now):
         req = sreq.request
+        if self.gate is not None:
+            bad = self.gate(sreq)
+            if bad is not None:
+                sreq.respond(bad[0], bad[1])
+                return
         if _event(req) != self.event.split(";")[0].strip().lower():
             sreq.respond(489, "Bad Event")
             return

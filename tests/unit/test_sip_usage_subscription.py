@@ -228,3 +228,26 @@ def test_subscription_state_header():
     assert parse_subscription_state("terminated; reason=probation; retry-after=30") == \
         ("terminated", {"reason": "probation", "retry-after": "30"})
     assert parse_subscription_state("") is None
+
+
+def test_gate_refuses_notifies_from_elsewhere():
+    """sub.gate sees every NOTIFY first: a refused one is answered with the
+    gate's status and changes nothing."""
+    w, phone, server, vm, watcher, sub = _pair()
+    seen = []
+
+    def gate(sreq):
+        seen.append(sreq.source.addr)
+        return (403, "Forbidden (Not The Voicemail Server)") if len(seen) > 1 else None
+
+    sub.gate = gate
+    sub.start(w.clock.now())
+    w.run(1000)
+    assert sub.state == "active" and len(watcher.notes) == 1, (sub.state, watcher.notes)
+    assert seen == [("127.0.0.1", 5072)], seen
+    vm.set_waiting(4)
+    w.run(1000)
+    assert len(watcher.notes) == 1, watcher.notes          # the second NOTIFY was refused
+    assert "SIP/2.0 403 Forbidden (Not The Voicemail Server)" in w.seen, w.seen[-4:]
+    # the notifier ends a subscription whose NOTIFY was rejected
+    assert vm.ended == ["rejected"], vm.ended
