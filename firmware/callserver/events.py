@@ -1,7 +1,7 @@
 """Event subscriptions served by the local call server (RFC 6665 notifier
 side): message-summary (RFC 3842), dialog (RFC 4235, busy lamp fields) and
 presence (RFC 3863 PIDF, basic).  Built on the first new SUBSCRIBE by the
-router's "events" module (firmware/voice/events_config.py).
+router's "events" module (firmware/voice/events_glue.py).
 
     ev = EventServer(app)
     ev.take(sreq)               a new SUBSCRIBE (out of dialog); refreshes and
@@ -81,7 +81,7 @@ class EventServer:
                          "total_limit": 0, "ended": 0}
         self.cs.b2b.on_change = self._call_changed
         self.cs.registrar.listen(self._registration_changed)
-        from firmware.voice.events_config import _mwi
+        from firmware.voice.events_glue import _mwi
         self.mwi = _mwi(app)
         self.mwi.listen(self._mwi_changed)
 

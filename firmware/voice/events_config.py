@@ -22,13 +22,12 @@ Console (operational mode):
     show voice mwi
     show sip subscriptions              watcher, resource, event, expiry
 
-The router module "events" (priority EVENTS, 42) takes new out-of-dialog
-SUBSCRIBEs for the local call server; it loads firmware/callserver/events.py
-on the first one.
+The router module "events" (priority EVENTS, 42; firmware/voice/events_glue.py,
+loaded with the call server) takes new out-of-dialog SUBSCRIBEs for the local
+call server; it loads firmware/callserver/events.py on the first one.
 """
 from firmware.config import schema as S
 from firmware.voice.config import BASE
-from firmware.sipstack.router import EVENTS
 
 _BOX_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+"
 
@@ -68,81 +67,25 @@ class MwiSettings:
         return bool(self.unsolicited or self.server)
 
 
-def _mwi(app):
-    """The MWI service, built on first use (console or configuration)."""
-    m = getattr(app, "mwi", None)
-    if m is None:
-        from firmware.voice.mwi import MwiService
-        m = app.mwi = MwiService(app)
-        cs = getattr(app, "callserver", None)
-        if cs is not None:
-            cs.registrar.listen(m.registered)
-        if getattr(app, "mwi_started", False):
-            m.start()
-    return m
-
-
 def _cmd(name):
     def run(app, args, name=name):
-        from firmware.voice import mwi
-        return getattr(mwi, name)(app, _mwi(app), args)
+        from firmware.voice import events_glue
+        return events_glue.command(app, name, args)
     return run
-
-
-def _show_subscriptions(app, args):
-    ev = _events(app)
-    m = getattr(app, "mwi", None)
-    from firmware.voice.mwi import show_subscriptions
-    return show_subscriptions(app, ev, m)
-
-
-class EventsModule:
-    """The router's entry for new SUBSCRIBEs: the real server is built on the
-    first one (firmware/callserver/events.py)."""
-    name = "events"
-    priority = EVENTS
-    methods = ("SUBSCRIBE",)
-
-    def __init__(self, app):
-        self.app = app
-        self.impl = None
-
-    def server(self):
-        if self.impl is None:
-            from firmware.callserver.events import EventServer
-            self.impl = EventServer(self.app)
-        return self.impl
-
-    def take(self, sreq):
-        return self.server().take(sreq)
-
-    def rows(self):
-        if self.impl is None:
-            return [("loaded", "no (no SUBSCRIBE yet)")]
-        return self.impl.rows()
-
-
-def _events(app):
-    sip = getattr(app, "sip", None)
-    m = sip.router.get("events") if sip is not None else None
-    return m.impl if m is not None else None
 
 
 def install(app):
     """Put the events module into the router once the call server runs, and
-    build the MWI service when the configuration asks for it (idempotent)."""
+    build the MWI service when the configuration asks for it (idempotent;
+    loads firmware/voice/events_glue.py only then)."""
     sip = getattr(app, "sip", None)
     if sip is None:
         return
-    if getattr(app, "callserver", None) is not None and sip.router.get("events") is None:
-        sip.router.add(EventsModule(app))
     s = getattr(app, "mwi_settings", None)
-    if s is not None and s.wanted():
-        _mwi(app)
-    m = getattr(app, "mwi", None)
-    cs = getattr(app, "callserver", None)
-    if m is not None and cs is not None:
-        cs.registrar.listen(m.registered)    # unsolicited MWI to a new contact
+    if getattr(app, "callserver", None) is None and (s is None or not s.wanted()):
+        return
+    from firmware.voice.events_glue import install as run
+    run(app)
 
 
 def apply(app, old, new):
@@ -154,7 +97,7 @@ def apply(app, old, new):
                               "old M [urgent U]")
         app.commands.register("show voice mwi", _cmd("show_mwi"),
                               "Show the message-waiting state of each mailbox")
-        app.commands.register("show sip subscriptions", _show_subscriptions,
+        app.commands.register("show sip subscriptions", _cmd("show_subscriptions"),
                               "Show event subscriptions: watcher, resource, event, expiry")
     m = getattr(app, "mwi", None)
     if m is not None:

@@ -406,7 +406,8 @@ def show_subscriptions(app, ev, m):
         for w in ev.watchers:
             n = w.notifier
             left = "-" if n.expires_at is None else "%ds" % max(0, (n.expires_at - now) // 1000)
-            rows.append((w.watcher, w.resource, n.event, n.state, left))
+            rows.append((w.watcher, "%s (%s)" % (w.station.extension, w.resource), n.event,
+                         n.state, left))
     if m is not None:
         for name in sorted(m.upstream):
             sub = m.upstream[name].sub
