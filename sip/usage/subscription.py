@@ -179,7 +179,8 @@ class Subscriber:
     def _refresh(self, now, expires):
         ua = self.ua
         hs = self._headers(expires)
-        hs.append(("Contact", ua.contact(_user_of(self.from_uri))))
+        if self.dialog.local_contact is None:     # else the dialog adds its own
+            hs.append(("Contact", ua.contact(_user_of(self.from_uri))))
         try:
             ua.in_dialog(self.dialog, "SUBSCRIBE",
                          lambda r, n, e=expires: self._refresh_response(r, n, e), now,
@@ -548,8 +549,9 @@ class Notifier:
         else:
             left = max(1, (self.expires_at - now) // 1000) if self.expires_at else 1
             state = "%s;expires=%d" % (self.state, left)
-        hs = (("Event", self.event), ("Subscription-State", state),
-              ("Contact", self.ua.contact(d.local_uri.uri.user or "notifier")))
+        hs = [("Event", self.event), ("Subscription-State", state)]
+        if d.local_contact is None:               # else the dialog adds its own
+            hs.append(("Contact", self.ua.contact(d.local_uri.uri.user or "notifier")))
         self.pending = True
         self.dirty = False
         final = self.final is not None

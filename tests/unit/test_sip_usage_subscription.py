@@ -46,6 +46,7 @@ class Wire:
         self.cores = {}
         self.drop = None          # fn(first line) -> True: lost on the wire
         self.seen = []
+        self.raw = []
 
     def side(self, seed, port):
         app = _App(self.clock, seed, port)
@@ -61,6 +62,7 @@ class Wire:
             src, dst, data = self.queue.pop(0)
             first = data.split(b"\r\n", 1)[0].decode()
             self.seen.append(first)
+            self.raw.append(data)
             if self.drop is not None and self.drop(first):
                 continue
             self.cores[dst].on_message(parse(data), Source("UDP", src))
@@ -251,3 +253,22 @@ def test_gate_refuses_notifies_from_elsewhere():
     assert "SIP/2.0 403 Forbidden (Not The Voicemail Server)" in w.seen, w.seen[-4:]
     # the notifier ends a subscription whose NOTIFY was rejected
     assert vm.ended == ["rejected"], vm.ended
+
+
+def test_one_contact_in_notify_and_refresh():
+    """The dialog puts its Contact into in-dialog SUBSCRIBE and NOTIFY; the
+    usage adds none of its own (baresip saw two in every NOTIFY)."""
+    w, phone, server, vm, watcher, sub = _pair()
+    sub.start(w.clock.now())
+    w.run(1000)
+    vm.set_waiting(1)
+    sub._refresh(w.clock.now(), 600)
+    w.run(1000)
+    checked = 0
+    for data in w.raw:
+        first = data.split(b"\r\n", 1)[0]
+        if first.startswith(b"NOTIFY") or first.startswith(b"SUBSCRIBE"):
+            head = data.split(b"\r\n\r\n", 1)[0].lower()
+            assert head.count(b"\r\ncontact:") == 1, data
+            checked += 1
+    assert checked >= 4, w.seen
