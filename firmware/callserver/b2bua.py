@@ -616,6 +616,7 @@ class B2bua:
                 n += self._fork(call, st, self.targets(st))
             if n:
                 self._ring_timer(call, g.ring_ms)
+                self.changed(call)       # other members ring now (busy lamps)
                 return
         call.group = None
         target = g.no_answer_target

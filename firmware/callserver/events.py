@@ -31,8 +31,10 @@ not distinguished: MAX_EXPIRES).
 
 BLF document (dialog-info+xml, state="full", version per subscription): one
 <dialog> per call of the station: direction initiator (it called) or
-recipient (it is called); state trying (routing), early (ringing),
-confirmed (answered), terminated (in the NOTIFY sent when the call ends).
+recipient (it is called, also as a hunt group member being rung); state
+trying (routing), early (ringing), confirmed (answered), terminated (in the
+NOTIFY sent when the call ends); local identity the station, remote
+identity the other party's number.
 Presence: basic open while the station has a registered contact (an FXS
 station while its port is ready), closed else; note "On the phone" while in
 a call, "Available" or "Offline".
@@ -74,6 +76,7 @@ class EventServer:
         self.cs = app.callserver
         self.ua = self.cs.ua
         self.watchers = []
+        self._shown = {}          # call id -> station names whose watchers saw it
         self.max_total = MAX_TOTAL
         self.max_per_station = MAX_PER_STATION
         self.counters = {"subscribes": 0, "accepted": 0, "challenges": 0, "auth_failures": 0,
@@ -187,7 +190,8 @@ class EventServer:
         if event == "dialog":
             w.version += 1
             return dialog_info(self._entity(w.station), w.version,
-                               self._dialogs(w.station, ended)), DIALOG_TYPE
+                               self._dialogs(w.station, ended),
+                               self.app.sip_domain), DIALOG_TYPE
         return pidf(self._entity(w.station), self._online(w.station),
                     self.cs.b2b.busy(w.station.name) > 0), PIDF_TYPE
 
@@ -200,7 +204,7 @@ class EventServer:
         if ended is not None and ended not in self.cs.b2b.calls:
             d = _dialog_of(ended, st)
             if d is not None:
-                out.append((d[0], d[1], "terminated"))
+                out.append((d[0], d[1], "terminated", d[3]))
         return out
 
     def _online(self, st):
@@ -219,7 +223,19 @@ class EventServer:
                 n.notify(body, ctype, now)
 
     def _call_changed(self, call):
+        """Notify the watchers of every station in the call now or before (a
+        hunt group member no longer rung loses the dialog from its document)."""
         names = [st.name for st in (call.caller, call.callee) if st is not None]
+        for leg in call.legs:
+            u = getattr(leg, "user", None)
+            if u is not None and u.name not in names:
+                names.append(u.name)
+        before = self._shown.pop(call.id, ())
+        for n in before:
+            if n not in names:
+                names.append(n)
+        if call.state != "ended" and names:
+            self._shown[call.id] = names      # entries leave with their call
         if names:
             self._notify(names, ("dialog", "presence"), call if call.state == "ended" else None)
 
@@ -243,11 +259,14 @@ class EventServer:
 
 
 def _dialog_of(call, st):
-    """(id, direction, state) of call as station st sees it, or None."""
+    """(id, direction, state, remote number) of call as station st sees it,
+    or None.  A hunt group member rung for the call is a recipient too."""
     if call.callee is st:
         direction = "recipient"
     elif call.caller is st:
         direction = "initiator"
+    elif call.callee is None and call.state != "ended" and _rung(call, st):
+        direction = "recipient"
     else:
         return None
     s = call.state
@@ -261,16 +280,34 @@ def _dialog_of(call, st):
         state = "early"
     else:
         state = "trying"
-    return ("call-%d" % call.id, direction, state)
+    remote = call.caller_num if direction == "recipient" else call.number
+    return ("call-%d" % call.id, direction, state, remote or "anonymous")
 
 
-def dialog_info(entity, version, dialogs):
+def _rung(call, st):
+    for leg in call.legs:
+        if getattr(leg, "user", None) is st:
+            return True
+    return False
+
+
+def _xml(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(
+        '"', "&quot;")
+
+
+def dialog_info(entity, version, dialogs, domain):
+    """The RFC 4235 document: each dialog with its state, the station as the
+    local identity and the other party's number as the remote identity
+    (what desk phones show on a ringing busy-lamp key)."""
     parts = ['<?xml version="1.0" encoding="UTF-8"?>\r\n'
              '<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="%d" '
-             'state="full" entity="%s">\r\n' % (version, entity)]
-    for did, direction, state in dialogs:
-        parts.append('<dialog id="%s" direction="%s"><state>%s</state></dialog>\r\n' % (
-            did, direction, state))
+             'state="full" entity="%s">\r\n' % (version, _xml(entity))]
+    for did, direction, state, remote in dialogs:
+        parts.append('<dialog id="%s" direction="%s"><state>%s</state>'
+                     '<local><identity>%s</identity></local>'
+                     '<remote><identity>sip:%s@%s</identity></remote></dialog>\r\n' % (
+                         did, direction, state, _xml(entity), _xml(remote), _xml(domain)))
     parts.append("</dialog-info>\r\n")
     return "".join(parts).encode()
 

@@ -196,6 +196,9 @@ def test_blf_and_presence_through_a_full_call(tmp_path):
         w.run(1000)
         assert _dialog_states(c.notes)[-1] == "early"
         assert 'direction="recipient"' in c.notes[-1][1].decode()
+        # the caller is the remote identity: what a desk phone shows on the key
+        assert b"<remote><identity>sip:2003@branch.example.com</identity></remote>" in \
+            c.notes[-1][1], c.notes[-1]
         w.run(4000)
         assert call.state == "connected"
         assert _dialog_states(c.notes)[-1] == "confirmed"
@@ -213,5 +216,48 @@ def test_blf_and_presence_through_a_full_call(tmp_path):
         assert b"<basic>closed</basic></status><note>Offline</note>" in pc.notes[-1][1], pc.notes[-1]
         c.close()
         pc.close()
+    finally:
+        w.close()
+
+
+def test_blf_follows_a_hunt_group_call_from_member_to_member(tmp_path):
+    w = _world(tmp_path, extra=[B + "hunt-group sales extension 600",
+                                B + "hunt-group sales member 2002",
+                                B + "hunt-group sales member 2003",
+                                B + "hunt-group sales type linear",
+                                B + "hunt-group sales ring-timeout 5"])
+    try:
+        c2 = SubClient(w, "127.0.2.5")
+        k2 = c2.subscriber("dialog", "2002", "2001", password("2001"))
+        k2.start(w.now())
+        c3 = SubClient(w, "127.0.2.6", seed=8)
+        k3 = c3.subscriber("dialog", "2003", "2001", password("2001"))
+        k3.start(w.now())
+        w.run(1000)
+        assert k2.state == "active" and k3.state == "active"
+        w.phones["2002"].ring_ms = None          # rings until cancelled
+        w.phones["2003"].ring_ms = None
+        incoming = []
+        w.phones["2003"].on_event = lambda p, c, ev: incoming.append(c) if ev == "incoming" \
+            else None
+        call = w.phones["2001"].call("600")
+        w.run(1000)
+        assert _dialog_states(c2.notes)[-1] == "early", _dialog_states(c2.notes)
+        assert _dialog_states(c3.notes) == ["idle"], _dialog_states(c3.notes)
+        w.run(5000)                              # 2002's turn is over: 2003 rings
+        assert _dialog_states(c2.notes)[-1] == "idle", _dialog_states(c2.notes)
+        assert _dialog_states(c3.notes)[-1] == "early", _dialog_states(c3.notes)
+        assert b"<remote><identity>sip:2001@" in c3.notes[-1][1]
+        assert len(incoming) == 1, incoming
+        w.phones["2003"].answer(incoming[0])
+        w.run(1000)
+        assert call.state == "connected", call.state
+        assert _dialog_states(c3.notes)[-1] == "confirmed"
+        w.phones["2001"].hangup(call)
+        w.run(1000)
+        assert _dialog_states(c3.notes)[-1] == "terminated"
+        assert w.app.sip.router.get("events").impl._shown == {}
+        c2.close()
+        c3.close()
     finally:
         w.close()
