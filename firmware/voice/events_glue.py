@@ -58,10 +58,21 @@ def _events(app):
     return m.impl if m is not None else None
 
 
+def _peer_notify(app, sreq, now):
+    """An out-of-dialog NOTIFY: unsolicited message-summary for an FXS line."""
+    from firmware.voice.mwi import peer_notify
+    return peer_notify(app, _mwi, sreq)
+
+
 def install(app):
     sip = getattr(app, "sip", None)
     if sip is None:
         return
+    if getattr(app, "gateway", None) is not None:
+        from firmware.sipstack.dialogs import user_agent
+        ua = user_agent(app)
+        if ua.notify_hook is None:
+            ua.notify_hook = lambda sreq, now, app=app: _peer_notify(app, sreq, now)
     if getattr(app, "callserver", None) is not None and sip.router.get("events") is None:
         sip.router.add(EventsModule(app))
     s = getattr(app, "mwi_settings", None)

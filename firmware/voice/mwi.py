@@ -20,8 +20,11 @@ Where it goes after each change:
   - FXS stations: the gateway's port agent lights the lamp (VMWI through the
     SLIC, when the line is idle on-hook) and plays the stutter dial tone.
 
-Where it comes from: the console (`request voice mwi station ...`) and the
-central voicemail server (`voicemail server`): one message-summary
+Where it comes from: the console (`request voice mwi station ...`), the
+peer call server's unsolicited message-summary NOTIFY to an FXS line it
+registered (peer_notify: only from the peer's host, 403 else; the line by
+its `;line=fxsN` Contact or the station's extension, 404 else; a body
+without a summary 400), and the central voicemail server (`voicemail server`): one message-summary
 Subscriber (sip/usage/subscription.py) per configured mailbox, renewed
 before it expires, retried RETRY_MS after a failure; its NOTIFYs are
 accepted only from the server's address (403 else).  While the appliance
@@ -335,6 +338,40 @@ class MwiService:
             self.paused = survival
             if self.started:
                 self._sync_upstream()
+
+
+def peer_notify(app, service, sreq):
+    """An out-of-dialog NOTIFY reached the appliance (sip.usage agent's
+    notify_hook): message-summary from the peer call server for an FXS
+    station.  False (not ours: 481 as before) for other event packages."""
+    req = sreq.request
+    if (req.get("event") or "").split(";")[0].strip().lower() != "message-summary":
+        return False
+    gw = getattr(app, "gateway", None)
+    if gw is None or not gw.from_call_server(sreq.source):
+        sreq.respond(403, "Forbidden (Not The Call Server)")
+        return True
+    st = None
+    line = req.uri.params.get("line")
+    user = req.uri.user_plain if req.uri.scheme == "sip" else req.uri.user
+    for agent in gw.fxs.values():
+        s = getattr(agent, "station", None)
+        if s is None:
+            continue
+        if (line and line == "fxs%d" % agent.port) or \
+                (not line and user in (s.extension, s.user_id)):
+            st = s
+            break
+    if st is None:
+        sreq.respond(404, "No Such Line")
+        return True
+    c = parse_summary(req.body)
+    if c is None:
+        sreq.respond(400, "Bad Message Summary")
+        return True
+    sreq.respond(200)
+    service(app).set(st.name, c[0], c[1], c[2], c[3], source="peer")
+    return True
 
 
 # -- console

@@ -81,3 +81,64 @@ def test_stutter_tone_of_every_country_is_defined():
         freqs, cad, level = tones.tone(c, "stutter")
         assert freqs == tones.tone(c, "dial")[0], (c, freqs)
         assert len(cad) == 2 and cad[0] > 0 and cad[1] > 0, (c, cad)
+
+
+def _notify(w, sock, ruri, body, event="message-summary", n=1):
+    host, port = sock.getsockname()
+    text = "\r\n".join([
+        "NOTIFY %s SIP/2.0" % ruri,
+        "Via: SIP/2.0/UDP %s:%d;branch=z9hG4bKpeermwi%d" % (host, port, n),
+        "Max-Forwards: 70", "From: <sip:vm@hq.example>;tag=vm%d" % n,
+        "To: <%s>" % ruri, "Call-ID: peer-mwi-%d@%s" % (n, host), "CSeq: 1 NOTIFY",
+        "Event: %s" % event, "Subscription-State: active",
+        "Content-Type: application/simple-message-summary",
+        "Content-Length: %d" % len(body), "", body])
+    sock.sendto(text.encode(), ("127.0.0.1", w.app.sip_port))
+    w.run(300)
+    out = []
+    while True:
+        try:
+            out.append(sock.recv(65535).split(b"\r\n", 1)[0].decode())
+        except OSError:
+            return out
+
+
+def test_unsolicited_mwi_from_the_peer_lights_an_fxs_lamp(tmp_path):
+    import socket
+    from tests.sim.analog_world import PEER_HOST
+    w = World(tmp_path, seed=22)
+    try:
+        w.settle()
+        p2 = w.phones[2]
+        n0 = len(p2.caller_ids)
+        peer = w.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind((PEER_HOST, 0))
+        peer.setblocking(False)
+        body = "Messages-Waiting: yes\r\nVoice-Message: 4/1 (1/0)\r\n"
+        ruri = "sip:1002@127.0.0.1:%d;line=fxs2" % w.app.sip_port
+        assert _notify(w, peer, ruri, body) == ["SIP/2.0 200 OK"]
+        w.run(2000)
+        b = w.app.mwi.box("bob")
+        assert (b.new, b.old, b.urgent_new, b.source) == (4, 1, 1, "peer")
+        assert len(p2.caller_ids) == n0 + 1 and p2.caller_ids[-1]["vmwi"] is True
+        # by extension, without the line marker
+        assert _notify(w, peer, "sip:1002@127.0.0.1", "Messages-Waiting: no\r\n", n=2) == \
+            ["SIP/2.0 200 OK"]
+        w.run(2000)
+        assert w.app.mwi.box("bob").new == 0 and p2.caller_ids[-1]["vmwi"] is False
+        # errors: no such line, no summary, another package (not ours: 481)
+        assert _notify(w, peer, "sip:1999@127.0.0.1", body, n=3) == \
+            ["SIP/2.0 404 No Such Line"]
+        assert _notify(w, peer, ruri, "hello\r\n", n=4) == ["SIP/2.0 400 Bad Message Summary"]
+        assert _notify(w, peer, ruri, body, event="presence", n=5)[0].startswith("SIP/2.0 481")
+        # anyone but the peer call server: 403, nothing changes
+        other = w.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        other.bind(("127.0.4.4", 0))
+        other.setblocking(False)
+        assert _notify(w, other, ruri, body, n=6) == \
+            ["SIP/2.0 403 Forbidden (Not The Call Server)"]
+        assert w.app.mwi.box("bob").new == 0
+        peer.close()
+        other.close()
+    finally:
+        w.close()
