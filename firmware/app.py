@@ -83,6 +83,8 @@ class Appliance:
         self._bind_sip()
         self._start_gateway()
         self._start_callserver()
+        from firmware.voice.events_config import install
+        install(self)       # MWI/BLF: loads their code only when configured
         if self.opts.config:
             self.load_config_file(self.opts.config)
         console = self.opts.console
@@ -292,6 +294,9 @@ class Appliance:
         if getattr(self, "callserver", None) is not None:
             self.callserver.start()
         self.callserver_started = True
+        if getattr(self, "mwi", None) is not None:
+            self.mwi.start()
+        self.mwi_started = True
         if self.console is not None:
             self.console_stream.activate()
             self.sched.spawn(self.console.run, "console", RESTART)

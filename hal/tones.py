@@ -42,6 +42,10 @@ TONES = {
         "busy": ((480, 620), (500, 500), -24),
         "congestion": ((480, 620), (250, 250), -24),
         "call_waiting": ((440,), (300, 9700), -13),
+        # message-waiting ("stutter") dial tone: dial tone interrupted 0.1 s on,
+        # 0.1 s off (Telcordia GR-506-CORE, recall/stutter dial tone; ITU-T
+        # E.180 suppl. 2, USA "special dial tone"); the agent plays it ~2 s
+        "stutter": ((350, 440), (100, 100), -13),
     },
     "GB": {
         "dial": ((350, 440), (), -13),
@@ -49,6 +53,9 @@ TONES = {
         "busy": ((400,), (375, 375), -13),
         "congestion": ((400,), (400, 350, 225, 525), -13),
         "call_waiting": ((400,), (100, 2000), -13),
+        # special dial tone (messages waiting, diversion active): 350+440 Hz,
+        # 0.75 s on, 0.75 s off (BT SIN 350, "special dial tone")
+        "stutter": ((350, 440), (750, 750), -13),
     },
     "DE": {
         "dial": ((425,), (), -13),
@@ -56,6 +63,9 @@ TONES = {
         "busy": ((425,), (480, 480), -13),
         "congestion": ((425,), (240, 240), -13),
         "call_waiting": ((425,), (200, 200, 200, 5000), -13),
+        # Sonderwaehlton / special dial tone: 425 Hz, 0.4 s on, 0.04 s off
+        # (ETSI TR 101 041-2 / ES 201 970 "special dial tone", as used in DE)
+        "stutter": ((425,), (400, 40), -13),
     },
 }
 

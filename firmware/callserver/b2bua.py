@@ -15,6 +15,8 @@ none; MAX_CALLS and the max-dialogs knob bound it.
                                     an analog port (firmware/voice/handover.py)
     b2b.calls                       live Call objects
     b2b.busy(station_name) -> int   calls the station is in
+    b2b.on_change = fn(call)        after a call is admitted, rings, is answered
+                                    or ends (busy lamps: firmware/callserver/events.py)
 
 A call (Call) has leg a (the caller's InviteSession, UAS side) and one UAC
 leg per contact of the callee (forking, at most MAX_FORKS).  A leg to or
@@ -165,11 +167,11 @@ class Call:
             return
         if status == 183 and s.remote_body:
             self.a.ring(fix_sdp(s.remote_body, _public_of(s.flow)))
-            self.state = "ringing"
+            self._state("ringing")
         elif not self.rung and 180 <= status < 183:
             self.rung = True
             self.a.ring()
-            self.state = "ringing"
+            self._state("ringing")
 
     def on_answer(self, s):
         if self.b is not None or s not in self.legs or (
@@ -192,9 +194,9 @@ class Call:
             s.bye(self._now())
             self.end("caller gone")
             return
-        self.state = "connected"
         self.answered = self.b2b.cs.now()
         self.b2b.counters["answered"] += 1
+        self._state("connected")
 
     def on_failed(self, s, status):
         if s not in self.legs:
@@ -329,6 +331,12 @@ class Call:
                                  req.content_type)
 
     # -- housekeeping
+    def _state(self, state):
+        changed = self.state != state
+        self.state = state
+        if changed:
+            self.b2b.changed(self)
+
     def _drop_leg(self, s):
         if s in self.legs:
             self.legs.remove(s)
@@ -352,6 +360,7 @@ class Call:
         self.state = "ended"
         self._stop_timer()
         self.b2b.ended(self, why)
+        self.b2b.changed(self)
 
 
 class B2bua:
@@ -362,6 +371,7 @@ class B2bua:
         self.peak = 0             # most calls at once (sizing max-calls)
         self.next_id = 0
         self.active = {}          # station name -> calls it is in
+        self.on_change = None     # fn(call): a call's state changed (events.py)
         self.counters = {"invites": 0, "calls": 0, "answered": 0, "completed": 0,
                          "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
@@ -370,6 +380,14 @@ class B2bua:
 
     def busy(self, name):
         return self.active.get(name, 0)
+
+    def changed(self, call):
+        if self.on_change is not None:
+            try:
+                self.on_change(call)
+            except Exception as e:
+                self.cs.app.log.write("error", "call state listener: %s: %s" % (
+                    type(e).__name__, e))
 
     def _resolve(self, number, caller, trunk_call, depth=0):
         """-> ("station", Station) | ("trunk", ruri user) | (status, reason)."""
@@ -562,6 +580,7 @@ class B2bua:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
         if ring and call.group is None:
             self._ring_timer(call, s.no_answer_ms)
+        self.changed(call)
 
     def _ring_timer(self, call, ms):
         call._stop_timer()
@@ -604,6 +623,7 @@ class B2bua:
                 n += self._fork(call, st, self.targets(st))
             if n:
                 self._ring_timer(call, g.ring_ms)
+                self.changed(call)       # other members ring now (busy lamps)
                 return
         call.group = None
         target = g.no_answer_target

@@ -5,6 +5,9 @@
     reg.contacts(station) -> [Binding]  # live bindings, newest first
     reg.binding_from(station, addr)     # the binding whose packets come from addr
     reg.on_timer(now) / next_deadline() # bindings expire on the (virtual) clock
+    reg.listeners.append(fn)            # fn(station, binding or None) after a contact
+                                        # is added (binding) or removed (None); at most
+                                        # MAX_LISTENERS (presence, unsolicited MWI)
 
 Processing order for a REGISTER (each step answers and stops on failure):
   1. Digest authentication (realm = the SIP domain; MD5 and SHA-256, qop=auth).
@@ -48,6 +51,7 @@ from firmware.compat import const
 from sip import digest
 from sip.errors import SipError
 
+MAX_LISTENERS = const(4)
 MAX_UA_STRINGS = const(32)     # distinct User-Agent strings kept (later ones truncated, unshared)
 
 
@@ -97,6 +101,7 @@ class Registrar:
         self.peak = 0
         self._ua_strings = {}
         self._deadline = None
+        self.listeners = []
         self.counters = {"registers": 0, "registered": 0, "refreshed": 0, "unregistered": 0,
                          "expired": 0, "auth_challenges": 0, "auth_failures": 0,
                          "stale_nonces": 0, "too_brief": 0, "out_of_order": 0,
@@ -238,6 +243,7 @@ class Registrar:
                 return
         host, port = src.addr[0], src.addr[1]
         ua_text = self._intern(req.get("user-agent"))
+        added = []
         for old, text, life, uri in changes:
             if life == 0:
                 if old is not None:
@@ -253,6 +259,7 @@ class Registrar:
                 b = Binding(st.name, text, host, port, src.transport, now + life * 1000,
                             call_id, cseq, ua_text, dest, nat, now)
                 mine.append(b)
+                added.append(b)
                 self.by_station[st.name] = mine
                 self.count += 1
                 if self.count > self.peak:
@@ -270,6 +277,20 @@ class Registrar:
             if self._deadline is None or exp < self._deadline:
                 self._deadline = exp
         self._ok(sreq, st, now)
+        for b in added:
+            self._changed(st.name, b)
+
+    def listen(self, fn):
+        if fn not in self.listeners and len(self.listeners) < MAX_LISTENERS:
+            self.listeners.append(fn)
+
+    def _changed(self, name, b):
+        for fn in self.listeners:
+            try:
+                fn(name, b)
+            except Exception as e:
+                self.cs.app.log.write("error", "registration listener: %s: %s" % (
+                    type(e).__name__, e))
 
     def _ok(self, sreq, st, now):
         hs = []
@@ -299,6 +320,7 @@ class Registrar:
             del self.by_station[name]
         self.count -= 1
         self.counters[why] += 1
+        self._changed(name, None)
 
     def _remove_all(self, name, why):
         for b in list(self.by_station.get(name) or ()):

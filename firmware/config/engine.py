@@ -21,7 +21,8 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 # Modules whose import declares schema nodes and commit hooks; later features
 # add theirs here (or import themselves before ConfigEngine.boot()).
 FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.config",
-            "firmware.callserver.config", "firmware.sipstack.security"]
+            "firmware.callserver.config", "firmware.sipstack.security",
+            "firmware.voice.events_config"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 

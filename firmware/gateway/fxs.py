@@ -54,6 +54,12 @@ Digits go through the dial plan (dialplan.py); the INVITE goes to the call
 server in control (gw.call_server) as sip:DIGITS@server, From the station's
 extension and display name, with digest credentials when challenged.
 Bounds: MAX_LEGS legs per port (a third call gets 486).
+
+Message waiting (firmware/voice/mwi.py calls set_mwi on a change): the
+driver's VMWI (FSK MDMF message-waiting, or the neon lamp) goes out when the
+line is idle on-hook; otherwise it is pending and tried again at on-hook and
+every VMWI_RETRY_MS.  Off-hook while messages wait, the dial tone starts as
+the country's stutter tone for STUTTER_MS, then steady.
 """
 from firmware.compat import const, wall_time
 from firmware.voice import dialplan as DP
@@ -62,11 +68,14 @@ from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
 from sip.usage.invite import InviteSession
 from sip.errors import SipError
+from hal.drivers.si3210 import SlicError
 
 MAX_LEGS = const(2)
 RECALL_RING_MS = const(60000)      # failed transfer: ring A back this long
 REFEREE_BYE_MS = const(4000)       # transferee: BYE the old dialog if A did not
 TRANSFER_LINGER_MS = const(4000)   # transferor: BYE a replaced leg C did not end
+VMWI_RETRY_MS = const(5000)        # a pending lamp change: tried again this often
+STUTTER_MS = const(2000)           # message-waiting stutter before steady dial tone
 
 IDLE = "idle"
 DIALTONE = "dialtone"
@@ -130,6 +139,49 @@ class FxsAgent(PortAgent):
         self.transfers = 0
         self.transfer_failures = 0
         self._mixbuf = (bytearray(160), bytearray(160), bytearray(160))
+        self.mwi = False            # messages wait (the lamp should be lit)
+        self.mwi_pending = False    # the lamp has not been told yet
+        self.vmwi_sent = 0
+        self._vmwi_timer = None
+        self._stutter_timer = None
+
+    # -- message waiting
+    def set_mwi(self, waiting):
+        self.mwi = bool(waiting)
+        self.mwi_pending = True
+        self._send_vmwi()
+
+    def _send_vmwi(self):
+        if not self.mwi_pending:
+            return
+        if self.state == IDLE and not getattr(self.drv, "fsk_active", False):
+            try:
+                self.drv.send_vmwi(self.mwi, self.now())
+                self.mwi_pending = False
+                self.vmwi_sent += 1
+                return
+            except (SlicError, OSError):
+                pass        # not idle on-hook after all (ringing, off-hook): later
+        if self._vmwi_timer is None:
+            self._vmwi_timer = self.gw.app.sip.call_later(VMWI_RETRY_MS, self._vmwi_due)
+
+    def _vmwi_due(self):
+        self._vmwi_timer = None
+        self._send_vmwi()
+
+    def _messages_waiting(self):
+        m = getattr(self.gw.app, "mwi", None)
+        return m is not None and self.station is not None and m.waiting(self.station.name)
+
+    def _steady_dialtone(self):
+        self._stutter_timer = None
+        if self.state == DIALTONE and not self.digits:
+            self._tone("dial")
+
+    def _stop_stutter(self):
+        if self._stutter_timer is not None:
+            self._stutter_timer.cancel()
+            self._stutter_timer = None
 
     # -- helpers
     def set_station(self, station):
@@ -196,11 +248,17 @@ class FxsAgent(PortAgent):
     def _start_dialtone(self):
         self.state = DIALTONE
         self.digits = ""
-        self._tone("dial")
+        self._stop_stutter()
+        if self._messages_waiting():
+            self._tone("stutter")
+            self._stutter_timer = self.gw.app.sip.call_later(STUTTER_MS, self._steady_dialtone)
+        else:
+            self._tone("dial")
         self._arm_digit_timer()
 
     def _on_hook(self):
         self._cancel_timer()
+        self._stop_stutter()
         self._stop_tone()
         if self._try_transfer():
             return
@@ -222,11 +280,14 @@ class FxsAgent(PortAgent):
             self._drop(l)
         self.state = IDLE
         self.digits = ""
+        if self.mwi_pending:
+            self._send_vmwi()
 
     def _digit(self, d):
         if self.state != DIALTONE:
             return          # digits in a call: no RFC 4733 relay yet (ignored)
         if not self.digits:
+            self._stop_stutter()
             self._stop_tone()
         plan = self.gw.plan
         if d == "#" and self.digits:

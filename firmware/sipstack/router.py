@@ -17,6 +17,8 @@ The table of a full appliance (`show sip modules` lists it with counters):
     30 gateway         INVITEs for the analog ports (;line= contacts), and
                        every new INVITE while a peer is in control
     40 registrar       REGISTER to the local call server
+    42 events          new SUBSCRIBEs to the local call server: message-summary,
+                       dialog (BLF), presence (firmware/voice/events_config.py)
     45 call-server     new INVITEs while the local call server is in control
     50 outbound-proxy  (slot: the survivability work fills it)
     90 built-in        OPTIONS 200; until a service takes them: REGISTER 401,
@@ -43,6 +45,7 @@ SECURITY = const(10)
 DIALOGS = const(20)
 GATEWAY = const(30)
 REGISTRAR = const(40)
+EVENTS = const(42)
 CALL_SERVER = const(45)
 OUTBOUND_PROXY = const(50)
 BUILT_IN = const(90)

@@ -7,6 +7,9 @@
     agent.wake = fn()          the shell's hook: output or a timer was queued
     agent.replaces_gate = fn(sreq) -> None | (status, reason)   asked before an
                                INVITE with Replaces is matched to any dialog
+    agent.notify_hook = fn(sreq, now) -> bool   an out-of-dialog NOTIFY (no To
+                               tag, no subscription of ours): True once it took
+                               it (e.g. unsolicited message-summary); else 481
     agent.receive(sreq, now) -> bool   a request of METHODS from the router
     agent.invite(ruri, from_uri, to_uri, dest, sdp_body, owner, now, ...)
                                         -> InviteSession (UAC) or None (full)
@@ -114,6 +117,7 @@ class Agent:
         self.rng = rng
         self.wake = None          # set by the I/O shell: output or a timer is pending
         self.replaces_gate = None # fn(sreq) -> None | (status, reason): who may replace
+        self.notify_hook = None   # fn(sreq, now) -> bool: an out-of-dialog NOTIFY
         self.log = log            # fn(level, text) or None
         self.dialogs = DialogTable(MAX_DIALOGS)
         self.sessions = []
@@ -426,6 +430,9 @@ class Agent:
                     break
         if getattr(u, "usage", None) == "subscriber":
             u.receive_notify(sreq, now)
+            return
+        if (u is None and self.notify_hook is not None and (req.to is None or not req.to.tag)
+                and self.notify_hook(sreq, now)):
             return
         sess = self._dialog_request(sreq)
         if sess is None:

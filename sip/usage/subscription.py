@@ -8,6 +8,8 @@ Subscriber
     sub.start(now)     SUBSCRIBE; refreshed in the dialog at a random
                        REFRESH_MIN_PCT..REFRESH_MAX_PCT of the granted expiry
     sub.stop(now)      unsubscribe (Expires: 0); nothing is retried after it
+    sub.gate = fn(sreq) -> None | (status, reason)   asked before each NOTIFY
+                       is taken (e.g. only the notifier's address: 403 else)
     sub.state          "idle", "subscribing", "pending", "active",
                        "terminating" (after stop), "terminated" or "failed";
                        sub.reason, sub.status
@@ -125,6 +127,7 @@ class Subscriber:
         self.stopping = False
         self.tries = 0
         self.notifies = 0
+        self.gate = None
 
     def __repr__(self):
         return "<Subscriber %s %s %s>" % (self.event, self.target, self.state)
@@ -176,7 +179,8 @@ class Subscriber:
     def _refresh(self, now, expires):
         ua = self.ua
         hs = self._headers(expires)
-        hs.append(("Contact", ua.contact(_user_of(self.from_uri))))
+        if self.dialog.local_contact is None:     # else the dialog adds its own
+            hs.append(("Contact", ua.contact(_user_of(self.from_uri))))
         try:
             ua.in_dialog(self.dialog, "SUBSCRIBE",
                          lambda r, n, e=expires: self._refresh_response(r, n, e), now,
@@ -290,6 +294,11 @@ class Subscriber:
 
     def receive_notify(self, sreq, now):
         req = sreq.request
+        if self.gate is not None:
+            bad = self.gate(sreq)
+            if bad is not None:
+                sreq.respond(bad[0], bad[1])
+                return
         if _event(req) != self.event.split(";")[0].strip().lower():
             sreq.respond(489, "Bad Event")
             return
@@ -540,8 +549,9 @@ class Notifier:
         else:
             left = max(1, (self.expires_at - now) // 1000) if self.expires_at else 1
             state = "%s;expires=%d" % (self.state, left)
-        hs = (("Event", self.event), ("Subscription-State", state),
-              ("Contact", self.ua.contact(d.local_uri.uri.user or "notifier")))
+        hs = [("Event", self.event), ("Subscription-State", state)]
+        if d.local_contact is None:               # else the dialog adds its own
+            hs.append(("Contact", self.ua.contact(d.local_uri.uri.user or "notifier")))
         self.pending = True
         self.dirty = False
         final = self.final is not None

@@ -12,6 +12,10 @@ ctrl_tcp socket, with its own temporary configuration directory.
     a.wait_event("CALL_CLOSED"); b.wait_event("CALL_CLOSED")
     a.close(); b.close()                          # quit: unregisters, then exits
 
+extra_config adds config lines (e.g. "module_app\t\tmwi.so"), account_params
+more account parameters (";mwi=yes"), contacts the contacts file (e.g.
+'<sip:2001@DOMAIN>;presence=p2p' for the presence module).
+
 One account per instance: AOR sip:USER@DOMAIN, digest password PASSWORD,
 every request routed to 127.0.0.1:registrar_port (outbound proxy), REGISTER
 every `regint` seconds.  SIP listens on 127.0.0.1 at a free UDP port (also
@@ -117,7 +121,8 @@ class NetstringReader:
 class Baresip:
     def __init__(self, user, password, registrar_port, domain="branch.example.com",
                  registrar_host="127.0.0.1", regint=600, answermode="manual",
-                 binary="baresip", display_name=None, start_timeout_s=20, extra_config=()):
+                 binary="baresip", display_name=None, start_timeout_s=20, extra_config=(),
+                 account_params="", contacts=""):
         self.binary = shutil.which(binary)
         if not self.binary:
             raise BaresipError("baresip not found: install the Debian package baresip-core")
@@ -138,9 +143,9 @@ class Baresip:
         self.sock = None
         name = '"%s" ' % display_name if display_name else ""
         account = ("%s<%s>;auth_user=%s;auth_pass=%s;outbound=\"sip:%s:%d\";regint=%d;"
-                   "answermode=%s;audio_codecs=PCMU,PCMA\n" % (
+                   "answermode=%s;audio_codecs=PCMU,PCMA%s\n" % (
                        name, self.aor, user, password, registrar_host, registrar_port,
-                       regint, answermode))
+                       regint, answermode, account_params))
         config = [
             "poll_method\t\tepoll",
             "sip_listen\t\t127.0.0.1:%d" % self.sip_port,
@@ -169,7 +174,7 @@ class Baresip:
         with open(os.path.join(self.dir, "accounts"), "w") as f:
             f.write(account)
         with open(os.path.join(self.dir, "contacts"), "w") as f:
-            f.write("")
+            f.write(contacts)
         self.log_path = os.path.join(self.dir, "baresip.log")
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.binary, "-f", self.dir], stdin=subprocess.DEVNULL,

@@ -46,6 +46,7 @@ class Wire:
         self.cores = {}
         self.drop = None          # fn(first line) -> True: lost on the wire
         self.seen = []
+        self.raw = []
 
     def side(self, seed, port):
         app = _App(self.clock, seed, port)
@@ -61,6 +62,7 @@ class Wire:
             src, dst, data = self.queue.pop(0)
             first = data.split(b"\r\n", 1)[0].decode()
             self.seen.append(first)
+            self.raw.append(data)
             if self.drop is not None and self.drop(first):
                 continue
             self.cores[dst].on_message(parse(data), Source("UDP", src))
@@ -228,3 +230,45 @@ def test_subscription_state_header():
     assert parse_subscription_state("terminated; reason=probation; retry-after=30") == \
         ("terminated", {"reason": "probation", "retry-after": "30"})
     assert parse_subscription_state("") is None
+
+
+def test_gate_refuses_notifies_from_elsewhere():
+    """sub.gate sees every NOTIFY first: a refused one is answered with the
+    gate's status and changes nothing."""
+    w, phone, server, vm, watcher, sub = _pair()
+    seen = []
+
+    def gate(sreq):
+        seen.append(sreq.source.addr)
+        return (403, "Forbidden (Not The Voicemail Server)") if len(seen) > 1 else None
+
+    sub.gate = gate
+    sub.start(w.clock.now())
+    w.run(1000)
+    assert sub.state == "active" and len(watcher.notes) == 1, (sub.state, watcher.notes)
+    assert seen == [("127.0.0.1", 5072)], seen
+    vm.set_waiting(4)
+    w.run(1000)
+    assert len(watcher.notes) == 1, watcher.notes          # the second NOTIFY was refused
+    assert "SIP/2.0 403 Forbidden (Not The Voicemail Server)" in w.seen, w.seen[-4:]
+    # the notifier ends a subscription whose NOTIFY was rejected
+    assert vm.ended == ["rejected"], vm.ended
+
+
+def test_one_contact_in_notify_and_refresh():
+    """The dialog puts its Contact into in-dialog SUBSCRIBE and NOTIFY; the
+    usage adds none of its own (baresip saw two in every NOTIFY)."""
+    w, phone, server, vm, watcher, sub = _pair()
+    sub.start(w.clock.now())
+    w.run(1000)
+    vm.set_waiting(1)
+    sub._refresh(w.clock.now(), 600)
+    w.run(1000)
+    checked = 0
+    for data in w.raw:
+        first = data.split(b"\r\n", 1)[0]
+        if first.startswith(b"NOTIFY") or first.startswith(b"SUBSCRIBE"):
+            head = data.split(b"\r\n\r\n", 1)[0].lower()
+            assert head.count(b"\r\ncontact:") == 1, data
+            checked += 1
+    assert checked >= 4, w.seen
