@@ -17,7 +17,13 @@ def _add(app, args):
 def register_commands(reg):
     reg.register("show system software", _show, "Show the software slots: versions, active, trial")
     reg.register("request system software add", _add,
-                 "Verify a firmware image and write it to the inactive slot: add IMAGE-FILE")
+                 "Verify a firmware image and write it to the inactive slot: add IMAGE-FILE",
+                 args=_add_args)
+
+
+def _add_args(app, args, partial):
+    return [("<image-file>", "Firmware image file (on the flash or a mounted share)")] \
+        if not args else []
 
 
 def running(app):

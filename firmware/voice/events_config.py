@@ -88,13 +88,28 @@ def install(app):
     run(app)
 
 
+def _mwi_args(app, args, partial):
+    """What may follow `request voice mwi` (completion and help)."""
+    n = len(args)
+    if n == 0:
+        return [("station", "The station whose mailbox to set")]
+    if n == 1:
+        return [("<name>", "Station name")]
+    if n % 2 == 0:
+        return [(w, h) for w, h in (("new", "Number of new messages"),
+                                    ("old", "Number of old (heard) messages"),
+                                    ("urgent", "Number of urgent new messages"))
+                if w.startswith(partial)]
+    return [("<count>", "Number of messages (0-9999)")]
+
+
 def apply(app, old, new):
     s = MwiSettings(new)
     app.mwi_settings = s
     if hasattr(app, "commands"):
         app.commands.register("request voice mwi", _cmd("request_mwi"),
                               "Set a station's message-waiting state: station NAME new N "
-                              "old M [urgent U]")
+                              "old M [urgent U]", args=_mwi_args)
         app.commands.register("show voice mwi", _cmd("show_mwi"),
                               "Show the message-waiting state of each mailbox")
         app.commands.register("show sip subscriptions", _cmd("show_subscriptions"),
