@@ -439,8 +439,9 @@ class Security:
         self._noted[host] = now
         self._wake(now + NOTE_INTERVAL_MS)
         self._append(now, _source(host, port), "", reason)
-        self._syslog("warning", "security: SIP from %s dropped: %s "
-                                "(logged once a minute per source)" % (_source(host, port), reason))
+        what = "dropped: not in the allow list" if reason == "not in allow list" else reason
+        self._syslog("warning", "security: SIP from %s %s (logged once a minute per source)" % (
+            _source(host, port), what))
 
     def _purge_noted(self, now):
         for h, t in list(self._noted.items()):

@@ -33,7 +33,9 @@ def test_every_station_is_listed_with_its_state(tmp_path):
             "FXS port 1, served by this appliance (no registration needed)"] in rows
     # a peer call server in control: the analog station registers there
     out = _cli(app, BASE + "peer-call-server hq address 127.0.0.3",
-               BASE + "station alice password Alices-phone-7", "commit")
+               BASE + "station alice password Alices-phone-7",
+               # nothing answers at 127.0.0.3: give the monitor time before it fails over
+               BASE + "survivability failure-timeout 30", "commit")
     assert out[-1] == "commit complete", out
     app.sched.run(until=app.clock.now() + 3000)
     assert not app.control.local            # the peer is in control until it fails
