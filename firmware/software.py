@@ -30,6 +30,7 @@ import binascii
 
 from firmware.compat import const
 from firmware import image
+from firmware.config import store
 
 SLOTS = ("a", "b")
 MAX_TRIES = const(1)           # boots a trial slot gets to reach "running"
@@ -43,19 +44,13 @@ class SoftwareError(Exception):
     pass
 
 
-class FileFlash:
-    """The slot directory's file API (an in-memory one in the tests)."""
+class FileFlash(store.FileFlash):
+    """The slot directory's file API (an in-memory one in the tests): the
+    configuration store's, plus streaming reads and writes for images."""
 
     def __init__(self, path):
-        self.path = path
         image._mkdirs(path)
-
-    def _p(self, name):
-        return self.path + "/" + name
-
-    def listdir(self):
-        import os
-        return os.listdir(self.path)
+        store.FileFlash.__init__(self, path)
 
     def exists(self, name):
         import os
@@ -70,33 +65,6 @@ class FileFlash:
 
     def open_write(self, name):
         return _SyncedWriter(open(self._p(name), "wb"))
-
-    def read(self, name, limit):
-        try:
-            with open(self._p(name), "rb") as f:
-                return f.read(limit + 1)
-        except OSError:
-            return None
-
-    def write(self, name, data):
-        w = self.open_write(name)
-        w.write(data)
-        w.close()
-
-    def rename(self, old, new):
-        import os
-        os.rename(self._p(old), self._p(new))
-
-    def remove(self, name):
-        import os
-        try:
-            os.remove(self._p(name))
-        except OSError:
-            pass
-
-    def sync(self):
-        from firmware.compat import fsync_dir
-        fsync_dir(self.path)
 
 
 class _SyncedWriter:
