@@ -26,6 +26,7 @@ overflowing pair is ended on both sides, counted).
 """
 from firmware.compat import const
 from sip.sdp import RemoteSdp
+from sip.usage.invite import Hangup
 
 MAX_PENDING = const(16)      # events not yet delivered, per pair
 
@@ -94,7 +95,7 @@ def local_pair(app, caller_id, callee_id, body):
     return a, b
 
 
-class LocalSession(RemoteSdp):
+class LocalSession(RemoteSdp, Hangup):
     usage = "local"
     dialog = None                # no SIP dialog: attended transfer falls back to blind
 
@@ -171,16 +172,6 @@ class LocalSession(RemoteSdp):
         self._terminate("bye")
         self.pair.post(self.peer._ended, "bye")
         return True
-
-    def hangup(self, now=None):
-        if self.state == TERMINATED:
-            return
-        if self.state == CONFIRMED:
-            self.bye(now)
-        elif self.is_uac:
-            self.cancel(now)
-        else:
-            self.reject(480)
 
     def reinvite(self, sdp, now=None, on_done=None):
         if self.state != CONFIRMED or self.peer.state != CONFIRMED:

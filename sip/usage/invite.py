@@ -31,7 +31,23 @@ from sip.usage.agent import (callback as _cb, clone as _clone, ignore as _ignore
                              CALLING, EARLY, CONFIRMED, TERMINATED, _SDP, _ALLOW)
 
 
-class InviteSession(RemoteSdp):
+class Hangup:
+    """hangup(now) for any session with state, is_uac, bye, cancel and reject:
+    whichever of them ends it in its state."""
+
+    def hangup(self, now):
+        """End the session whatever its state."""
+        if self.state == TERMINATED:
+            return
+        if self.state == CONFIRMED:
+            self.bye(now)
+        elif self.is_uac:
+            self.cancel(now)
+        else:
+            self.reject(480)
+
+
+class InviteSession(RemoteSdp, Hangup):
     usage = "invite"
 
     def __init__(self, ua, owner, is_uac):
@@ -379,17 +395,6 @@ class InviteSession(RemoteSdp):
             ua.count("errors")
         self._terminate("bye")
         return True
-
-    def hangup(self, now):
-        """End the session whatever its state."""
-        if self.state == TERMINATED:
-            return
-        if self.state == CONFIRMED:
-            self.bye(now)
-        elif self.is_uac:
-            self.cancel(now)
-        else:
-            self.reject(480)
 
     def reinvite(self, sdp, now, on_done=None):
         """Send a re-INVITE with a new offer; on_done(status) when answered."""
