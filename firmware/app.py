@@ -10,7 +10,7 @@ seen by outsiders and must not be predictable from a seed.
 import gc
 
 from firmware import version, textfmt
-from firmware.compat import SystemRandom, wall_time, tune_gc, MICROPYTHON
+from firmware.compat import SystemRandom, wall_time, tune_gc, mkdirs, MICROPYTHON
 from firmware.commands import Registry
 from firmware.log import Log
 from firmware.sched import Scheduler, RealClock, RESTART
@@ -64,7 +64,7 @@ class Appliance:
         """Bring everything up; returns the boot line.  Raises BootError with a
         message a user can act on."""
         import boards
-        _ensure_dir(self.state_dir)
+        mkdirs(self.state_dir)
         try:
             self.board = boards.load(self.opts.board)
         except ValueError as e:
@@ -328,21 +328,6 @@ class Appliance:
 
 class BootError(Exception):
     pass
-
-
-def _ensure_dir(path):
-    import os
-    try:
-        os.stat(path)
-    except OSError:
-        parts = path.split("/")
-        for i in range(1, len(parts) + 1):
-            p = "/".join(parts[:i])
-            if p:
-                try:
-                    os.mkdir(p)
-                except OSError:
-                    pass
 
 
 def _default_domain():

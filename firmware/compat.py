@@ -218,6 +218,19 @@ def fsync_dir(path):
         pass
 
 
+def mkdirs(path):
+    """Create path and its missing parents (os.makedirs is CPython only)."""
+    import os
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        p = "/".join(parts[:i])
+        if p:
+            try:
+                os.mkdir(p)
+            except OSError:
+                pass
+
+
 def sleep_ms(ms):
     """Block the whole process; only the real-clock scheduler's idle wait uses it."""
     if MICROPYTHON:

@@ -32,7 +32,7 @@ message a user can act on; entries() walks a checked payload.
 import binascii
 import hashlib
 
-from firmware.compat import const
+from firmware.compat import const, mkdirs
 
 MAGIC = b"BVFW"
 FORMAT = const(1)
@@ -233,7 +233,7 @@ def extract(path, dest, pubkey=None):
     """Check the image at path, then write its payload under dest (created).
     Returns (Header, entry count)."""
     h = check_file(path, pubkey=pubkey)
-    _mkdirs(dest)
+    mkdirs(dest)
     made = {dest: True}
 
     def sink(name, size, read):
@@ -242,7 +242,7 @@ def extract(path, dest, pubkey=None):
         for p in parts[:-1]:
             d = d + "/" + p
             if d not in made:
-                _mkdirs(d)
+                mkdirs(d)
                 made[d] = True
         with open(dest + "/" + name, "wb") as out:
             while True:
@@ -254,15 +254,3 @@ def extract(path, dest, pubkey=None):
         f.read(HEADER_SIZE)
         n = entries(f, h, sink)
     return h, n
-
-
-def _mkdirs(path):
-    import os
-    parts = path.split("/")
-    for i in range(1, len(parts) + 1):
-        p = "/".join(parts[:i])
-        if p:
-            try:
-                os.mkdir(p)
-            except OSError:
-                pass

@@ -28,7 +28,7 @@ A slot whose image fails its check is never booted.
 """
 import binascii
 
-from firmware.compat import const
+from firmware.compat import const, mkdirs
 from firmware import image
 from firmware.config import store
 
@@ -49,7 +49,7 @@ class FileFlash(store.FileFlash):
     configuration store's, plus streaming reads and writes for images."""
 
     def __init__(self, path):
-        image._mkdirs(path)
+        mkdirs(path)
         store.FileFlash.__init__(self, path)
 
     def exists(self, name):
@@ -423,7 +423,7 @@ def unpack(store, slot, h, run_dir):
     import os
     tag = binascii.hexlify(h.sha256[:6]).decode()
     dest = run_dir + "/" + tag
-    image._mkdirs(run_dir)
+    mkdirs(run_dir)
     for name in os.listdir(run_dir):
         if name != tag:
             _rmtree(run_dir + "/" + name)
@@ -481,7 +481,7 @@ def _install_prompts(src, state):
         names = os.listdir(src + "/prompts")
     except OSError:
         return
-    image._mkdirs(state + "/prompts")
+    mkdirs(state + "/prompts")
     for name in names:
         dst = state + "/prompts/" + name
         try:
@@ -532,7 +532,7 @@ def prepare(opts, out=print):
     """One boot's choice: (slot, directory to import from, appliance argv)."""
     from firmware.compat import MICROPYTHON
     state = opts["state"]
-    image._mkdirs(state)
+    mkdirs(state)
     store = SlotStore(state, board=opts["board"], runtime="micropython" if MICROPYTHON else "cpython")
     rec = store.load()
     if rec["active"] == "-" and opts["factory"]:
