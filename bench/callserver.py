@@ -311,12 +311,19 @@ class CallRig:
         self.callers, a, b = call_exts(users)
         self.csv = sipprun.calls_csv(os.path.join(tmp, "calls-%d.csv" % users),
                                      self.callers, a, b)
-        self.uac_port = sipprun.free_udp_port()
-        self.uas_port = getattr(target, "uas_port", None) or sipprun.free_udp_port()
+        self.callees = a + b
         self.uas_xml = bench_uas_scenario(tmp)
-        if target.registrar:
-            register(target, tmp, self.callers, self.uac_port, "callers-%d" % users)
-            register(target, tmp, a + b, self.uas_port, "callees-%d" % users)
+        self.take_ports()
+
+    def take_ports(self):
+        """Free UDP ports for the UAC and UAS, registered from there."""
+        self.uac_port = sipprun.free_udp_port()
+        self.uas_port = getattr(self.target, "uas_port", None) or sipprun.free_udp_port()
+        if self.target.registrar:
+            register(self.target, self.tmp, self.callers, self.uac_port,
+                     "callers-%d" % self.users)
+            register(self.target, self.tmp, self.callees, self.uas_port,
+                     "callees-%d" % self.users)
 
     def start(self, n, duration_ms, csv=None, uac_xml=None):
         timeout = int(self.plan.seconds * 4 + duration_ms / 1000.0 + 60)
@@ -332,6 +339,13 @@ class CallRig:
         uac, uas = self.start(n, TALK_MS)
         r = uac.wait()
         ru = uas.wait(20)
+        if sipprun.BIND_ERROR in (r.rc, ru.rc):
+            # a port picked free was taken by another process before SIPp
+            # bound it (seen once in CI): the same run on fresh ports
+            self.take_ports()
+            uac, uas = self.start(n, TALK_MS)
+            r = uac.wait()
+            ru = uas.wait(20)
         if r.successful is None:
             raise Failed("call run: %s\n%s" % (r.describe(), ru.describe()))
         return r, ru
@@ -460,6 +474,8 @@ def measure(name, plan, tmp):
             if crash is not None:
                 why = crash()
             row["errors"].append("%s: %s%s" % (key, _short(e), why))
+            # the table keeps one line; the log gets SIPp's own words
+            print("callserver: %s %s failed:\n%s" % (name, key, str(e)[-3000:]), file=sys.stderr)
             if os.environ.get("BENCH_DEBUG"):
                 traceback.print_exc()
         finally:

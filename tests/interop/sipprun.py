@@ -32,6 +32,10 @@ def sipp_binary():
     return path
 
 
+# SIPp's exit status when a socket it binds is in use (EXIT_BIND_ERROR, -2)
+BIND_ERROR = 254
+
+
 def free_udp_port(host="127.0.0.1"):
     s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((host, 0))
