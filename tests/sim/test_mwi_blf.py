@@ -115,6 +115,48 @@ def test_subscribe_is_authenticated_like_invite_and_bounded(tmp_path):
         w.close()
 
 
+def test_the_total_subscription_bound_refuses_with_503(tmp_path):
+    """MAX_TOTAL subscriptions from MAX_TOTAL / MAX_PER_STATION stations, all
+    active; one more from a station under its own bound gets 503 (total_limit), and a
+    slot freed by an unsubscribe is taken again."""
+    from firmware.callserver.events import MAX_PER_STATION, MAX_TOTAL
+    stations = MAX_TOTAL // MAX_PER_STATION
+    exts = tuple(str(3001 + i) for i in range(stations + 1))
+    w = CsWorld(tmp_path, sip_exts=exts)
+    try:
+        w.register_all()
+        c = SubClient(w, "127.0.2.5")
+        subs = []
+        for ext in exts[:stations]:
+            for i in range(MAX_PER_STATION):
+                s = c.subscriber("presence" if i % 2 else "dialog", exts[-1], ext, password(ext))
+                s.start(w.now())
+                subs.append(s)
+            w.run(500)
+        w.run(2000)
+        assert [s.state for s in subs].count("active") == MAX_TOTAL, \
+            sorted(set((s.state, s.status) for s in subs))
+        ev = w.app.sip.router.get("events").impl
+        extra = c.subscriber("dialog", exts[0], exts[-1], password(exts[-1]))
+        extra.start(w.now())
+        w.run(1000)
+        assert extra.state == "failed" and extra.status == 503, (extra.state, extra.status)
+        assert ev.counters["total_limit"] == 1 and ev.counters["station_limit"] == 0
+        assert w.cli("show sip subscriptions").startswith(
+            "Subscriptions: %d (served %d, limit %d" % (MAX_TOTAL, MAX_TOTAL, MAX_TOTAL)), \
+            w.cli("show sip subscriptions")[:80]
+        # one ends: the next subscription fits again
+        subs[0].stop(w.now())
+        w.run(1000)
+        again = c.subscriber("dialog", exts[0], exts[-1], password(exts[-1]))
+        again.start(w.now())
+        w.run(1000)
+        assert again.state == "active", (again.state, again.status)
+        c.close()
+    finally:
+        w.close()
+
+
 def test_unsolicited_notify_to_each_registered_contact(tmp_path):
     w = CsWorld(tmp_path, extra=[B + "station s2002 mwi-notify unsolicited",
                                  B + "station s2002 mailbox 82002"])
