@@ -56,6 +56,8 @@ class Appliance:
         hardware.register_commands(self.commands)
         from firmware import softwarecmd   # A/B slots: show/request system software
         softwarecmd.register_commands(self.commands)
+        from firmware import certscmd      # TLS certificates on flash
+        certscmd.register_commands(self.commands)
 
     def _hog(self, name, ms):
         self.log.write("warning", "watchdog: task %s held the loop for %d ms" % (name, ms))
