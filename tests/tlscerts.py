@@ -44,20 +44,22 @@ class TestPki:
     SANs localhost and 127.0.0.1), client.pem/client.key, stranger.pem/.key
     (self-signed), expired.pem/.key."""
 
-    def __init__(self, d):
+    def __init__(self, d, years=1):
         self.dir = str(d)
+        days = (-1, 365 * years)
         ca_key = _key()
         ca_name = _name("Branch Test CA")
-        self.ca = _cert(ca_name, ca_key, ca_name, ca_key, True, days=(-1, 3650))
+        self.ca = _cert(ca_name, ca_key, ca_name, ca_key, True, days=(-1, 3650 * years))
         self._write("ca.pem", self.ca.public_bytes(serialization.Encoding.PEM))
         self.files = {}
         for name, cn, sans in (("server", "branch.example.com", ("localhost", "127.0.0.1")),
                                ("client", "phone-2001", ())):
             k = _key()
-            c = _cert(_name(cn), k, ca_name, ca_key, False, sans=sans)
+            c = _cert(_name(cn), k, ca_name, ca_key, False, days=days, sans=sans)
             self._pair(name, c, k)
         k = _key()
-        self._pair("stranger", _cert(_name("stranger"), k, _name("stranger"), k, False), k)
+        self._pair("stranger", _cert(_name("stranger"), k, _name("stranger"), k, False, days=days),
+                   k)
         k = _key()
         self._pair("expired", _cert(_name("old"), k, ca_name, ca_key, False, days=(-30, -1)), k)
 
@@ -72,3 +74,10 @@ class TestPki:
 
     def path(self, name):
         return os.path.join(self.dir, name)
+
+
+if __name__ == "__main__":
+    # the fixed set under tests/data/tls, for tests that also run under
+    # MicroPython (which cannot make certificates): valid for 30 years
+    import sys
+    TestPki(sys.argv[1] if len(sys.argv) > 1 else "tests/data/tls", years=30)
