@@ -150,6 +150,12 @@ class Appliance:
         self.commands.register("show sip modules", lambda app, args: app.sip.router.show(),
                                "Show the SIP router's modules in order, with their counters")
         self._start_security()
+        if getattr(self, "tls_settings", None) is not None:   # committed before the bind
+            from firmware.sipstack import tlsconfig
+            try:
+                tlsconfig.start(self)
+            except Exception as e:     # a boot must not fail on TLS: SIP over UDP/TCP runs
+                self.log.error("SIP: TLS not started: %s" % e)
 
     def _start_security(self):
         """Allow list, blocked sources and rate limit apply to every SIP

@@ -66,6 +66,7 @@ status: 486 when every member was busy, 480 when they only rang out.  The
 member who answers is the call's callee from then on (busy, `show calls`).
 """
 from firmware.compat import const
+from sip.transport import is_reliable
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
@@ -470,9 +471,9 @@ class B2bua:
         a = accept(cs.ua, sreq, call)
         a.flow = flow
         src = getattr(sreq, "source", None)
-        if src is not None and src.transport == "TCP":   # in-dialog requests back over its connection
+        if src is not None and is_reliable(src.transport):   # in-dialog requests back over its connection
             a.flow = src.addr
-            a.flow_transport = "TCP"
+            a.flow_transport = src.transport
         call.a = a
         call.body = fix_sdp(a.remote_body, _public_of(flow))
         call.delayed = not call.body      # delayed offer: the callee's 2xx will offer
@@ -553,18 +554,19 @@ class B2bua:
                 call.legs.append(leg)
                 n += 1
                 continue
-            tcp = getattr(b, "transport", "UDP") == "TCP"
+            transport = getattr(b, "transport", "UDP")
+            tcp = is_reliable(transport)
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
                                cs.now(), display=call.caller_name,
                                contact_user=call.caller_num or "anonymous",
-                               transport="TCP" if tcp else "UDP")
+                               transport=transport if tcp else "UDP")
             if leg is None:
                 continue
             leg.user = member
             leg.delay_ack = call.delayed
             if b.nat or tcp:
                 leg.flow = b.dest
-                leg.flow_transport = "TCP" if tcp else "UDP"
+                leg.flow_transport = transport if tcp else "UDP"
             call.legs.append(leg)
             n += 1
         return n

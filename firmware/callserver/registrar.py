@@ -46,7 +46,7 @@ Contact's port (nat-check ip).
 Memory: a Binding holds strings only (contact, Call-ID, user agent shared
 through a bounded intern table) and a few integers.
 """
-from sip.transport import uri_address
+from sip.transport import uri_address, is_reliable
 from firmware.compat import const
 from sip import digest
 from sip.errors import SipError
@@ -249,7 +249,7 @@ class Registrar:
                 if old is not None:
                     self._remove(st.name, old, "unregistered")
                 continue
-            if src.transport == "TCP":
+            if is_reliable(src.transport):
                 # the phone's connection is the only way back to it (the
                 # transport opens no connections): requests reuse it
                 dest, nat = (host, port), False

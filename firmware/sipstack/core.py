@@ -53,8 +53,8 @@ Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
      transaction key is computed here, once, and handed to the layer
   2. method no module takes: known SIP method → 405, unknown → 501; both
      with Allow
-  3. Request-URI scheme other than sip (and tel) → 416
-     (sips is refused too: there is no TLS transport)
+  3. Request-URI scheme other than sip (and tel) → 416; sips only when
+     the request came over TLS (RFC 3261 §26.2.2), else 416 too
   4. Request-URI host not one of ours (domain, host name, bound and loopback
      addresses, add_local_host()): there is no proxy routing yet, so
      Max-Forwards 0 → 483, otherwise 404.  Requests addressed to us are
@@ -497,10 +497,11 @@ class SipCore:
                 tx.respond(405 if method in _KNOWN_METHODS else 501, None,
                            (("Allow", self.allow()),))
                 return
-            if uri.scheme not in ("sip", "tel"):
+            if uri.scheme not in ("sip", "tel") and not (
+                    uri.scheme == "sips" and tx.source.transport == "TLS"):
                 tx.respond(416)
                 return
-            if uri.scheme == "sip" and not self.is_local_uri(uri):
+            if uri.scheme != "tel" and not self.is_local_uri(uri):
                 mf = req.max_forwards
                 tx.respond(483 if mf == 0 else 404)
                 return
@@ -550,7 +551,8 @@ class SipCore:
         lines = ["SIP statistics:",
                  "  Transport: UDP/TCP port %s, IPv6 %s, DSCP %s, TCP connections %d/%d" % (
                      tp.port, "yes" if tp.ipv6 else "no",
-                     "-" if tp.dscp is None else tp.dscp, len(tp.conns), tp.max_connections),
+                     "-" if tp.dscp is None else tp.dscp, len(tp.conns), tp.max_connections)
+                 + (", TLS port %d" % tp.tls_port if tp.tls_port else ""),
                  "  Transactions: %d/%d (peak %d)" % (len(self.layer), self.layer.max_transactions,
                                                       self.layer.peak)]
         for group in (tp.counters, self.layer.stats, self.counters):

@@ -116,6 +116,7 @@ def _again():
 class TlsStream:
     def __init__(self, ctx, sock, server_side, server_hostname=None):
         self.want_write = False
+        self._full = False
         self.done = False             # handshake complete
         self.closed = False
         kw = {"server_side": server_side, "do_handshake_on_connect": False}
@@ -160,6 +161,7 @@ class TlsStream:
             if d is None:
                 raise _again()
             self.done = True
+            self._full = len(d) == n      # mbedTLS may hold more of the record
             return d
         if not self.done:
             self._cp_handshake()
@@ -197,7 +199,7 @@ class TlsStream:
 
     def pending(self):
         if MICROPYTHON:
-            return 0       # mbedTLS's buffer is drained by the loop reading to EAGAIN
+            return 1 if self._full else 0     # no pending(): a full read may have left more
         try:
             return self.s.pending()
         except (AttributeError, ValueError):

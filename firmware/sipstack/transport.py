@@ -15,7 +15,7 @@ back.  Everything is non-blocking; every wait goes through the scheduler.
     tp.counters                      # dict for `show sip statistics`
 
 Source / destination: `Source(transport, addr, conn=None)`; transport is
-"UDP" or "TCP", addr a (host, port) tuple with a numeric host, conn the
+"UDP", "TCP" or "TLS", addr a (host, port) tuple with a numeric host, conn the
 TcpConnection a request came on.  A response to a TCP request goes back over
 that connection (§18.2.2); when it has gone, the response is dropped and
 counted ("tcp_no_connection": opening a new connection towards the Via is not
@@ -68,6 +68,18 @@ Timeouts, on the scheduler clock:
     closed ("tcp_idle_closed"); this is what governs a phone's flow between
     messages, so registered phones keep their connections.
 
+TLS (issue 17): `tp.enable_tls(port, server_context)` binds a TLS listener
+on `port` (5061 by default in the configuration; firmware/sipstack/tlsconfig.py)
+next to UDP/TCP, live; `tp.disable_tls()` closes it and its connections.  A
+TLS connection is a TcpConnection whose bytes pass through a
+firmware/sipstack/tls.py TlsStream: the same admission (allow list, blocks,
+per-source cap, one table of max_connections with TCP), framing, bounds and
+timeouts; the handshake must finish, and the first message arrive, within
+the message timeout of the accept ("tls_handshake_failed" counts refused
+handshakes, e.g. a client without a trusted certificate under mutual TLS).
+Its messages come with Source transport "TLS", and responses and requests
+to a phone registered over it reuse the connection (RFC 5923 style).
+
 IPv6: with a wildcard host (0.0.0.0) a second socket pair binds "::"
 (IPV6_V6ONLY), with 127.0.0.1 it binds "::1"; when the host has no IPv6 the
 failure is logged and the appliance runs on IPv4 only.
@@ -89,7 +101,8 @@ from firmware.compat import const, MICROPYTHON
 from firmware.sched import TimeoutError, TaskTableFull, RESTART
 from sip.message import parse, StreamFramer, frame
 from sip.errors import SipParseError
-from sip.transport import salvage_response, stamp_via as _stamp_via, is_broadcast, is_ip  # noqa: F401
+from sip.transport import salvage_response, stamp_via as _stamp_via, is_broadcast, is_ip, \
+    is_reliable  # noqa: F401
 
 MAX_MESSAGE_SIZE = const(16384)      # per datagram and per framed TCP message
 UDP_PEEK_BYTES = const(2048)         # first read of a datagram (see _udp_receive)
@@ -119,7 +132,8 @@ COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
             "send_errors", "recv_errors", "tcp_accepted", "tcp_refused", "tcp_closed",
             "tcp_refused_source", "tcp_refused_per_source", "tcp_evicted",
             "tcp_message_timeout", "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
-            "tcp_no_connection", "handler_errors", "dscp_errors")
+            "tcp_no_connection", "handler_errors", "dscp_errors", "tls_accepted",
+            "tls_handshake_failed")
 
 
 class Source:
@@ -177,10 +191,12 @@ def stamp_via(msg, src):
 
 class TcpConnection:
     __slots__ = ("sock", "addr", "framer", "outbuf", "last", "task", "open", "family",
-                 "flushing", "due", "messages")
+                 "flushing", "due", "messages", "tls", "transport")
 
-    def __init__(self, sock, addr, family, now, message_ms=TCP_MESSAGE_TIMEOUT_MS):
-        self.sock = sock
+    def __init__(self, sock, addr, family, now, message_ms=TCP_MESSAGE_TIMEOUT_MS, tls=None):
+        self.tls = tls                 # a TlsStream: bytes go through it
+        self.transport = "TLS" if tls is not None else "TCP"
+        self.sock = sock if tls is None else tls.pollable
         self.addr = addr
         self.family = family
         self.framer = StreamFramer()
@@ -193,7 +209,13 @@ class TcpConnection:
         self.messages = 0              # whole messages framed on this connection
 
     def __repr__(self):
-        return "<TcpConnection %s:%d>" % self.addr
+        return "<%sConnection %s:%d>" % ((self.transport,) + tuple(self.addr))
+
+    def recv(self, n):
+        return self.tls.recv(n) if self.tls is not None else self.sock.recv(n)
+
+    def send(self, data):
+        return self.tls.send(data) if self.tls is not None else self.sock.send(data)
 
 
 class Transports:
@@ -216,6 +238,10 @@ class Transports:
         self.admit = None              # admit((host, port)): None, or why it is refused
         self.udp = []                  # [(sock, family)]
         self.listeners = []            # [(sock, family)]
+        self.tls_listeners = []        # [(sock, family)] (enable_tls)
+        self.tls_port = None
+        self.tls_server = None         # server context of the TLS listener
+        self.tls_tasks = []
         self.conns = []                # open TcpConnections
         self.dscp = None
         self.ipv6 = False
@@ -292,8 +318,64 @@ class Transports:
                 pass
         return s
 
+    # -- TLS
+    def enable_tls(self, port, server_context):
+        """Listen for SIP over TLS on port (IPv4 and, when bound, IPv6); a new
+        context replaces the old for new connections.  Raises OSError."""
+        self.tls_server = server_context
+        if self.tls_listeners and port == self.tls_port:
+            return port
+        self.disable_tls(keep_context=True)
+        fams = [(socket.AF_INET, self.host if ":" not in self.host else None)]
+        if self.ipv6:
+            fams.append((socket.AF_INET6, "::" if self.host in ("0.0.0.0", "::") else
+                         ("::1" if self.host.startswith("127.") else self.host)))
+        for fam, host in fams:
+            if host is None:
+                continue
+            t = self._sock(fam, socket.SOCK_STREAM)
+            try:
+                t.bind(sockaddr(host, port))
+                t.listen(8)
+            except OSError:
+                t.close()
+                self.disable_tls()
+                raise
+            t.setblocking(False)
+            self._mark(t, fam)
+            self.tls_listeners.append((t, fam))
+        self.tls_port = port
+        if self.tasks:                 # started: serve it now
+            self._start_tls()
+        return port
+
+    def _start_tls(self):
+        for s, fam in self.tls_listeners:
+            self.tls_tasks.append(self.sched.spawn(
+                lambda s=s, fam=fam: self._accept_task(s, fam, True),
+                "sip-tls%s" % ("6" if fam == socket.AF_INET6 else ""), RESTART))
+
+    def disable_tls(self, keep_context=False):
+        for t in self.tls_tasks:
+            if not t.done():
+                t.cancel()
+        self.tls_tasks = []
+        for s, _ in self.tls_listeners:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.tls_listeners = []
+        self.tls_port = None
+        for c in list(self.conns):
+            if c.tls is not None:
+                self.close_connection(c)
+        if not keep_context:
+            self.tls_server = None
+
     def sockets(self):
-        out = [s for s, _ in self.udp] + [s for s, _ in self.listeners]
+        out = [s for s, _ in self.udp] + [s for s, _ in self.listeners] + \
+            [s for s, _ in self.tls_listeners]
         out.extend(c.sock for c in self.conns)
         return out
 
@@ -304,7 +386,7 @@ class Transports:
         if not 0 <= dscp <= 63:
             raise ValueError("DSCP must be 0..63, not %d" % dscp)
         self.dscp = dscp
-        for s, fam in self.udp + self.listeners:
+        for s, fam in self.udp + self.listeners + self.tls_listeners:
             self._mark(s, fam)
         for c in self.conns:
             self._mark(c.sock, c.family)
@@ -328,6 +410,7 @@ class Transports:
         for s, fam in self.listeners:
             self.tasks.append(self.sched.spawn(self._accept_factory(s, fam), "sip-tcp%s" % (
                 "6" if fam == socket.AF_INET6 else ""), RESTART))
+        self._start_tls()
 
     def _udp_factory(self, s):
         return lambda: self._udp_task(s)
@@ -448,7 +531,7 @@ class Transports:
                 msg, src, type(e).__name__, e))
 
     # -- TCP
-    async def _accept_task(self, ls, fam):
+    async def _accept_task(self, ls, fam, tls=False):
         while True:
             await self._readable(ls)
             while True:
@@ -473,8 +556,18 @@ class Transports:
                     s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
                 except OSError:
                     pass
-                c = TcpConnection(s, addr, fam, self.sched.clock.now(), self.message_ms)
                 self._mark(s, fam)
+                stream = None
+                if tls:
+                    from firmware.sipstack.tls import TlsStream, TlsError
+                    try:
+                        stream = TlsStream(self.tls_server, s, True)
+                    except TlsError as e:
+                        self.count("tls_handshake_failed")
+                        self.log("warning", "SIP: TLS from %s:%d: %s" % (addr[0], addr[1], e))
+                        s.close()
+                        continue
+                c = TcpConnection(s, addr, fam, self.sched.clock.now(), self.message_ms, stream)
                 try:
                     c.task = self.sched.spawn(self._conn_task(c), "sip-tcp-%s:%d" % addr)
                 except TaskTableFull:
@@ -482,7 +575,7 @@ class Transports:
                     s.close()
                     continue
                 self.conns.append(c)
-                self.count("tcp_accepted")
+                self.count("tls_accepted" if tls else "tcp_accepted")
 
     def _admit(self, addr):
         """May a connection from addr take a slot?  False: refused (counted).
@@ -532,15 +625,24 @@ class Transports:
                     break
                 if c.due is not None and c.due - now < left:
                     left = c.due - now
+                tls = c.tls
                 try:
-                    await self._readable(c.sock, left)
+                    if tls is not None and tls.want_write:     # the handshake must send first
+                        await self._writable(c.sock, left)
+                    elif tls is None or not tls.pending():      # decrypted bytes wait: no wait
+                        await self._readable(c.sock, left)
                 except TimeoutError:
                     continue  # re-check: output may have refreshed c.last
                 try:
-                    data = c.sock.recv(TCP_READ)
+                    data = c.recv(TCP_READ)
                 except OSError as e:
                     if _errno(e) in _EAGAIN:
                         continue
+                    break
+                except Exception as e:     # TlsError: handshake or record refused
+                    self.count("tls_handshake_failed")
+                    self.log("warning", "SIP: TLS from %s:%d closed: %s" % (
+                        c.addr[0], c.addr[1], e))
                     break
                 if not data:
                     break
@@ -553,7 +655,7 @@ class Transports:
 
     def _stream(self, c, data):
         """Feed stream bytes; False when the connection must close."""
-        src = Source("TCP", c.addr, c)
+        src = Source(c.transport, c.addr, c)
         buf = c.framer.buf + bytes(data) if c.framer.buf else bytes(data)
         while buf:
             try:
@@ -592,7 +694,10 @@ class Transports:
             return
         c.open = False
         try:
-            c.sock.close()
+            if c.tls is not None:
+                c.tls.close()
+            else:
+                c.sock.close()
         except OSError:
             pass
         if c in self.conns:
@@ -614,13 +719,17 @@ class Transports:
             c.outbuf += data
             return True
         try:
-            n = c.sock.send(data)
+            n = c.send(data)
         except OSError as e:
             if _errno(e) not in _EAGAIN:
                 self.count("send_errors")
                 self.close_connection(c)
                 return False
             n = 0
+        except Exception:          # TlsError
+            self.count("send_errors")
+            self.close_connection(c)
+            return False
         if n is None:
             n = 0
         c.last = self.sched.clock.now()
@@ -646,10 +755,13 @@ class Transports:
             while c.open and c.outbuf:
                 await self._writable(c.sock, self.idle_ms)
                 try:
-                    n = c.sock.send(c.outbuf)
+                    n = c.send(c.outbuf)
                 except OSError as e:
                     if _errno(e) in _EAGAIN:
                         continue
+                    self.close_connection(c)
+                    return
+                except Exception:      # TlsError
                     self.close_connection(c)
                     return
                 c.outbuf = c.outbuf[n or 0:]
@@ -665,10 +777,10 @@ class Transports:
         if is_broadcast(host):
             self.count("dropped_broadcast")
             return False
-        if dest.transport == "TCP":
+        if is_reliable(dest.transport):     # TCP, TLS: over a connection
             c = dest.conn
             if c is None or not c.open:
-                c = self.find_connection(dest.addr)
+                c = self.find_connection(dest.addr, dest.transport)
             if c is None:
                 self.count("tcp_no_connection")
                 return False
@@ -686,13 +798,14 @@ class Transports:
         self.count("send_errors")
         return False
 
-    def find_connection(self, addr):
+    def find_connection(self, addr, transport=None):
         for c in self.conns:
-            if c.addr == addr and c.open:
+            if c.addr == addr and c.open and (transport is None or c.transport == transport):
                 return c
         return None
 
     def close(self):
+        self.disable_tls()
         for c in list(self.conns):
             self.close_connection(c)
         for t in self.tasks:
