@@ -14,7 +14,9 @@ ctrl_tcp socket, with its own temporary configuration directory.
 
 extra_config adds config lines (e.g. "module_app\t\tmwi.so"), account_params
 more account parameters (";mwi=yes"), contacts the contacts file (e.g.
-'<sip:2001@DOMAIN>;presence=p2p' for the presence module).
+'<sip:2001@DOMAIN>;presence=p2p' for the presence module), outbound the
+outbound proxy URI instead of sip:registrar_host:registrar_port (e.g.
+"sip:127.0.0.1:5061;transport=tls").
 
 One account per instance: AOR sip:USER@DOMAIN, digest password PASSWORD,
 every request routed to 127.0.0.1:registrar_port (outbound proxy), REGISTER
@@ -122,7 +124,7 @@ class Baresip:
     def __init__(self, user, password, registrar_port, domain="branch.example.com",
                  registrar_host="127.0.0.1", regint=600, answermode="manual",
                  binary="baresip", display_name=None, start_timeout_s=20, extra_config=(),
-                 account_params="", contacts=""):
+                 account_params="", contacts="", outbound=None):
         self.binary = shutil.which(binary)
         if not self.binary:
             raise BaresipError("baresip not found: install the Debian package baresip-core")
@@ -135,6 +137,7 @@ class Baresip:
         self.sip_port = _free_port(also_tcp=True)
         self.ctrl_port = _free_port(socket.SOCK_STREAM)
         rtp = _free_udp_range(8)
+        self.rtp_ports = (rtp, rtp + 7)
         self.events = []
         self._pending = []      # events not yet consumed by wait_event
         self._responses = {}
@@ -142,9 +145,10 @@ class Baresip:
         self._reader = NetstringReader()
         self.sock = None
         name = '"%s" ' % display_name if display_name else ""
-        account = ("%s<%s>;auth_user=%s;auth_pass=%s;outbound=\"sip:%s:%d\";regint=%d;"
+        outbound = outbound or "sip:%s:%d" % (registrar_host, registrar_port)
+        account = ("%s<%s>;auth_user=%s;auth_pass=%s;outbound=\"%s\";regint=%d;"
                    "answermode=%s;audio_codecs=PCMU,PCMA%s\n" % (
-                       name, self.aor, user, password, registrar_host, registrar_port,
+                       name, self.aor, user, password, outbound,
                        regint, answermode, account_params))
         config = [
             "poll_method\t\tepoll",

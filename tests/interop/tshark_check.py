@@ -29,11 +29,11 @@ def require(binary, package):
 
 
 class Capture:
-    def __init__(self, port, path, iface="lo", start_timeout_s=20):
+    def __init__(self, port, path, iface="lo", start_timeout_s=20, bpf=None):
         require("tshark", "tshark")
         self.path = path
         self.proc = subprocess.Popen(
-            ["tshark", "-i", iface, "-f", "udp port %d" % port, "-w", path, "-q"],
+            ["tshark", "-i", iface, "-f", bpf or "udp port %d" % port, "-w", path, "-q"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         err = b""
         deadline = time.monotonic() + start_timeout_s
@@ -71,6 +71,11 @@ def _read(path, dfilter, fields=None):
         raise AssertionError("tshark -r %s -Y %r failed: %s" % (path, dfilter,
                                                                p.stderr.decode()[-500:]))
     return [ln for ln in p.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
+
+
+def fields(path, dfilter, names):
+    """One tuple of the named fields per packet matching dfilter."""
+    return [tuple(ln.split("\t")) for ln in _read(path, dfilter, names)]
 
 
 def count(path, dfilter):
