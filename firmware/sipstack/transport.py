@@ -79,6 +79,8 @@ the message timeout of the accept ("tls_handshake_failed" counts refused
 handshakes, e.g. a client without a trusted certificate under mutual TLS).
 Its messages come with Source transport "TLS", and responses and requests
 to a phone registered over it reuse the connection (RFC 5923 style).
+On TCP and TLS a double-CRLF keep-alive ping (RFC 5626 §3.5.1) is answered
+with a CRLF pong and refreshes the connection's idle time.
 
 IPv6: with a wildcard host (0.0.0.0) a second socket pair binds "::"
 (IPV6_V6ONLY), with 127.0.0.1 it binds "::1"; when the host has no IPv6 the
@@ -133,7 +135,7 @@ COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
             "tcp_refused_source", "tcp_refused_per_source", "tcp_evicted",
             "tcp_message_timeout", "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
             "tcp_no_connection", "handler_errors", "dscp_errors", "tls_accepted",
-            "tls_handshake_failed")
+            "tls_handshake_failed", "keepalive_pings")
 
 
 class Source:
@@ -658,6 +660,12 @@ class Transports:
         src = Source(c.transport, c.addr, c)
         buf = c.framer.buf + bytes(data) if c.framer.buf else bytes(data)
         while buf:
+            if buf[:4] == b"\r\n\r\n":
+                # RFC 5626 §3.5.1 keep-alive: a double-CRLF ping gets a CRLF pong
+                buf = buf[4:]
+                self.count("keepalive_pings")
+                self._tcp_send(c, b"\r\n")
+                continue
             try:
                 m, used = frame(buf)
                 if m is None and len(buf) - used > self.max_message:

@@ -150,3 +150,19 @@ def test_commit_errors_name_the_problem(app):
     assert "no certificate nothing" in out, out
     app.command("rollback")
     app.command("exit")
+
+
+def test_crlf_keepalive_ping_gets_a_pong_over_tls_and_tcp(app):
+    s = tls_client(app)
+    t = socket.create_connection(("127.0.0.1", app.port), timeout=10)
+    try:
+        for conn in (s, t):
+            conn.sendall(b"\r\n\r\n")
+            assert conn.recv(16) == b"\r\n"
+            # the connection still carries SIP after it
+            conn.sendall(request("OPTIONS", "sip:example.com", "ka-%d" % id(conn),
+                                 conn.getsockname()[1]))
+            assert status(read_response(conn)) == 200
+    finally:
+        s.close()
+        t.close()
