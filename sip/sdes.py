@@ -87,3 +87,84 @@ def choose(values, suites):
         if c.suite in suites:
             return c
     return None
+
+
+# -- offer/answer with a crypto policy (RFC 4568 §5-§7) ------------------------
+
+DISABLE, PREFER, REQUIRE = "disable", "prefer", "require"
+POLICIES = (DISABLE, PREFER, REQUIRE)
+
+
+class Keys:
+    """What one negotiated audio stream encrypts with: our key (sent in our
+    SDP), the peer's (from its SDP) and the suite both use."""
+    __slots__ = ("suite", "local", "remote", "tag")
+
+    def __init__(self, suite, local, remote, tag):
+        self.suite = suite
+        self.local = local
+        self.remote = remote
+        self.tag = tag
+
+
+def _secure_proto(proto):
+    return proto.upper().startswith("RTP/SAVP")
+
+
+def offer_crypto(media, policy, secure_signalling, rng, suite="AES_CM_128_HMAC_SHA1_80"):
+    """Put our key into an offered audio section (sip.sdp.Media).  Returns
+    the key (30 bytes) or None (plain RTP).  Keys travel only over TLS: with
+    `require` on an insecure signalling path this raises SdesError, and
+    `prefer` falls back to plain RTP."""
+    if policy == DISABLE:
+        return None
+    if not secure_signalling:
+        if policy == REQUIRE:
+            raise SdesError("SRTP required but the signalling is not TLS")
+        return None
+    key = rng.bytes(KEY_SALT_LEN)
+    if policy == REQUIRE:
+        media.proto = "RTP/SAVP"
+    media.lines.insert(0, ["a", "crypto:" + format_crypto(1, suite, key)])
+    return key
+
+
+def answer_crypto(offered, answer_media, policy, secure_signalling, rng):
+    """Decide on the peer's offer (offered, answer_media: sip.sdp.Media) and
+    complete our answer.  Returns Keys, or None for plain RTP; raises
+    SdesError (answer 488) when the policies cannot meet: `require` with no
+    usable key or over insecure signalling, or an RTP/SAVP offer that we
+    cannot or may not encrypt."""
+    mandatory = _secure_proto(offered.proto)
+    c = choose(offered.attrs("crypto"), SUITES) if policy != DISABLE else None
+    if c is not None and not secure_signalling:
+        c = None                                   # a key seen in the clear is no key
+    if c is None:
+        if policy == REQUIRE:
+            raise SdesError("SRTP required: the offer has no usable key" if secure_signalling
+                            else "SRTP required but the signalling is not TLS")
+        if mandatory:
+            raise SdesError("RTP/SAVP offered but SRTP is %s" % (
+                "disabled" if policy == DISABLE else "not possible without TLS"))
+        return None
+    key = rng.bytes(KEY_SALT_LEN)
+    answer_media.proto = offered.proto
+    answer_media.lines.insert(0, ["a", "crypto:" + format_crypto(c.tag, c.suite, key)])
+    return Keys(c.suite, key, c.key_salt, c.tag)
+
+
+def accept_answer(answered, local_key, policy, offered_suite="AES_CM_128_HMAC_SHA1_80"):
+    """The peer's answer to our offer (answered: sip.sdp.Media).  Returns Keys,
+    or None for plain RTP; raises SdesError when we required SRTP and the
+    answer has no key, or the answer's key does not fit what we offered."""
+    if local_key is None:
+        return None
+    values = answered.attrs("crypto")
+    if not values:
+        if policy == REQUIRE:
+            raise SdesError("SRTP required: the answer has no key")
+        return None
+    c = parse_crypto(values[0])
+    if c.suite != offered_suite or c.tag != 1:
+        raise SdesError("answer's crypto %d %s was not offered" % (c.tag, c.suite))
+    return Keys(c.suite, local_key, c.key_salt, c.tag)

@@ -143,3 +143,61 @@ def test_sdes_attributes():
     assert sdes.choose(offers, sdes.SUITES).tag == 2
     assert sdes.choose(offers, ("AES_CM_128_HMAC_SHA1_80",)).tag == 3
     assert sdes.choose(offers[:1], sdes.SUITES) is None
+
+
+class _Rng:
+    def __init__(self):
+        self.n = 0
+
+    def bytes(self, n):
+        self.n += 1
+        return bytes((self.n + i) & 0xFF for i in range(n))
+
+
+def _media(proto="RTP/AVP", crypto=()):
+    from sip.sdp import Media
+    return Media("audio", 4000, proto, ["0"], [["a", "crypto:" + c] for c in crypto])
+
+
+def _sdes_refused(fn, why):
+    try:
+        fn()
+    except sdes.SdesError as e:
+        assert why in str(e), str(e)
+        return
+    raise AssertionError("accepted: " + why)
+
+
+def test_sdes_offer_answer_under_each_policy():
+    rng = _Rng()
+    m = _media()
+    assert sdes.offer_crypto(m, sdes.DISABLE, True, rng) is None and m.attrs("crypto") == []
+    assert sdes.offer_crypto(m, sdes.PREFER, False, rng) is None        # no TLS: no key
+    _sdes_refused(lambda: sdes.offer_crypto(_media(), sdes.REQUIRE, False, rng), "not TLS")
+    m = _media()
+    key = sdes.offer_crypto(m, sdes.REQUIRE, True, rng)
+    assert m.proto == "RTP/SAVP" and len(key) == 30
+    offered = m.attrs("crypto")[0]
+    assert sdes.parse_crypto(offered).key_salt == key
+    # the answerer
+    ans = _media("RTP/SAVP")
+    k = sdes.answer_crypto(m, ans, sdes.PREFER, True, rng)
+    assert k.remote == key and k.local != key and ans.proto == "RTP/SAVP"
+    assert sdes.parse_crypto(ans.attrs("crypto")[0]).key_salt == k.local
+    # back at the offerer
+    k2 = sdes.accept_answer(ans, key, sdes.REQUIRE)
+    assert (k2.local, k2.remote, k2.suite) == (key, k.local, "AES_CM_128_HMAC_SHA1_80")
+    _sdes_refused(lambda: sdes.accept_answer(_media(), key, sdes.REQUIRE), "answer has no key")
+    assert sdes.accept_answer(_media(), key, sdes.PREFER) is None
+    # refusals that answer 488
+    plain = _media()
+    _sdes_refused(lambda: sdes.answer_crypto(plain, _media(), sdes.REQUIRE, True, rng),
+                  "offer has no usable key")
+    _sdes_refused(lambda: sdes.answer_crypto(m, _media(), sdes.DISABLE, True, rng),
+                  "RTP/SAVP offered but SRTP is disabled")
+    _sdes_refused(lambda: sdes.answer_crypto(m, _media(), sdes.REQUIRE, False, rng),
+                  "not TLS")
+    avp = _media(crypto=[offered])            # best effort: key offered over RTP/AVP
+    assert sdes.answer_crypto(avp, _media(), sdes.PREFER, False, rng) is None
+    assert sdes.answer_crypto(avp, _media(), sdes.DISABLE, True, rng) is None
+    assert sdes.answer_crypto(avp, _media(), sdes.PREFER, True, rng).remote == key
