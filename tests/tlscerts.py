@@ -39,7 +39,7 @@ def _cert(subject, key, issuer, issuer_key, ca, days=(-1, 365), sans=()):
     return b.sign(issuer_key, hashes.SHA256())
 
 
-class TestPki:
+class Pki:
     """Files in `d`: ca.pem, server.pem/server.key (CN branch.example.com,
     SANs localhost and 127.0.0.1), client.pem/client.key, stranger.pem/.key
     (self-signed), expired.pem/.key."""
@@ -80,4 +80,4 @@ if __name__ == "__main__":
     # the fixed set under tests/data/tls, for tests that also run under
     # MicroPython (which cannot make certificates): valid for 30 years
     import sys
-    TestPki(sys.argv[1] if len(sys.argv) > 1 else "tests/data/tls", years=30)
+    Pki(sys.argv[1] if len(sys.argv) > 1 else "tests/data/tls", years=30)

@@ -8,12 +8,12 @@ import pytest
 from firmware import certs
 from firmware.commands import CommandError
 from tests.sim.appliance import simulated
-from tests.tlscerts import TestPki
+from tests.tlscerts import Pki
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    return TestPki(tmp_path_factory.mktemp("pki"))
+    return Pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
