@@ -441,9 +441,11 @@ class B2bua:
                 or number in s.group_by_did
                 or (number == s.attendant.extension and self.cs.attendant is not None))
 
-    def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow):
+    def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow,
+                 features=True):
         """A new call; sreq is the SIP INVITE's ServerRequest or the callee
-        half of a local pair (both answer respond() when refused)."""
+        half of a local pair (both answer respond() when refused).
+        features=False: number is not looked up as a feature code."""
         cs = self.cs
         s = cs.settings
         self.counters["invites"] += 1
@@ -454,6 +456,10 @@ class B2bua:
         if not number:
             self.counters["not_found"] += 1
             sreq.respond(404)
+            return
+        # a station's dialled feature code (firmware/callserver/features.py)
+        if features and caller is not None and cs.features.dispatch(
+                sreq, number, caller, caller_num, caller_name, flow):
             return
         route = self._resolve(number, caller, trunk_call)
         if route[0] not in ("station", "trunk", "group", "attendant"):

@@ -419,3 +419,5 @@ def apply(app, old, new):
 
 
 S.on_commit("callserver", apply, check=check)
+
+from firmware.callserver import feature_config  # noqa: E402,F401  (feature-codes, after the call server)
