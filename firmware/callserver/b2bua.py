@@ -154,6 +154,8 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
+        self.chain = []               # diversions [(Station, kind)] (firmware/callserver/forward.py)
+        self.fwd_target = None        # where the last diversion sent the call
 
     def _now(self):
         return self.b2b.cs.now()
@@ -207,6 +209,8 @@ class Call:
             if self.group is not None:
                 self.b2b.hunt(self)
                 return
+            if self.b2b.cs.forwarding.after_ring(self, self._best()):
+                return                  # forward-busy took it
             self.fail(self._best())
 
     def fail(self, status, reason=None):
@@ -352,6 +356,8 @@ class Call:
             self.b2b.hunt(self)     # this member (ring-all: the group) rang long enough
             return
         if self.state in ("routing", "ringing") and self.b is None:
+            if self.b2b.cs.forwarding.after_ring(self):
+                return                  # forward-no-answer took it
             self.fail(480, "No Answer")
 
     def end(self, why):
@@ -389,8 +395,9 @@ class B2bua:
                 self.cs.app.log.write("error", "call state listener: %s: %s" % (
                     type(e).__name__, e))
 
-    def _resolve(self, number, caller, trunk_call, depth=0):
-        """-> ("station", Station) | ("trunk", ruri user) | (status, reason)."""
+    def _resolve(self, number, caller, trunk_call, depth=0, chain=None):
+        """-> ("station", Station) | ("trunk", ruri user) | (status, reason).
+        chain: a call's diversion list, extended by forward-unreachable."""
         s = self.cs.settings
         st = s.by_ext.get(number)
         if st is None and trunk_call:
@@ -404,10 +411,13 @@ class B2bua:
             return ("attendant", s.attendant)
         if st is not None:
             if not self.targets(st):
-                fwd = st.forward_unreachable
+                fwd = self.cs.forwarding.target(st, "unreachable")
                 if fwd and depth < MAX_FORWARD_HOPS:
                     self.counters["forwarded"] += 1
-                    return self._resolve(fwd, caller, trunk_call, depth + 1)
+                    if chain is not None:
+                        chain.append((st, "unreachable"))
+                    # the forwarding station's class of restriction applies
+                    return self._resolve(fwd, st, False, depth + 1, chain)
                 self.counters["unavailable"] += 1
                 return (480, None)
             return ("station", st)
@@ -461,7 +471,9 @@ class B2bua:
         if features and caller is not None and cs.features.dispatch(
                 sreq, number, caller, caller_num, caller_name, flow):
             return
-        route = self._resolve(number, caller, trunk_call)
+        chain = []
+        route = self.cs.forwarding.settle(self, self._resolve(number, caller, trunk_call, 0, chain),
+                                          chain, caller)
         if route[0] not in ("station", "trunk", "group", "attendant"):
             sreq.respond(route[0], route[1])
             return
@@ -480,6 +492,10 @@ class B2bua:
             a.flow = src.addr
             a.flow_transport = "TCP"
         call.a = a
+        if chain:
+            call.chain = chain
+            call.fwd_target = call.number
+            call.number = number
         call.body = fix_sdp(a.remote_body, _public_of(flow))
         call.delayed = not call.body      # delayed offer: the callee's 2xx will offer
         if call.delayed:
@@ -562,6 +578,7 @@ class B2bua:
             tcp = getattr(b, "transport", "UDP") == "TCP"
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
                                cs.now(), display=call.caller_name,
+                               headers=cs.forwarding.headers(call),
                                contact_user=call.caller_num or "anonymous",
                                transport="TCP" if tcp else "UDP")
             if leg is None:
@@ -585,7 +602,7 @@ class B2bua:
             if st is not None:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
         if ring and call.group is None:
-            self._ring_timer(call, s.no_answer_ms)
+            self._ring_timer(call, self.cs.forwarding.ring_ms(call))
         self.changed(call)
 
     def _ring_timer(self, call, ms):

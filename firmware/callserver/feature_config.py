@@ -53,6 +53,29 @@ S.register(BASE, S.Container(
                    for name, code, h in DEFAULTS)))
 
 
+# the station's configured forwards (firmware/callserver/forward.py reads them)
+_NUM = "0123456789*#"
+for _kind, _h in (("all", "always (unconditional forward)"),
+                  ("busy", "while it is busy or in do-not-disturb"),
+                  ("no-answer", "after they rang forward-no-answer-timeout seconds")):
+    S.register(BASE + " station", S.Leaf("forward-" + _kind, S.String(1, 24, charset=_NUM),
+                                         help="Number that gets the station's calls " + _h))
+S.register(BASE + " station", S.Leaf(
+    "forward-no-answer-timeout", S.Integer(5, 120, "seconds"), default=20,
+    help="How long a call rings before forward-no-answer takes it"))
+
+
+def station_forwards(cfg):
+    """station name -> {"all", "busy", "no-answer": number or None, "timeout_ms"}."""
+    out = {}
+    for name in cfg.entries(BASE + " station"):
+        c = cfg.section("%s station %s" % (BASE, name))
+        out[name] = {"all": c.get("forward-all"), "busy": c.get("forward-busy"),
+                     "no-answer": c.get("forward-no-answer"),
+                     "timeout_ms": c.get("forward-no-answer-timeout") * 1000}
+    return out
+
+
 class FeatureCodes:
     """code -> feature name of a configuration view."""
 
@@ -71,6 +94,12 @@ def codes_of(cfg):
 
 
 def check(app, old, new):
+    for name, f in station_forwards(new).items():
+        ext = new.get("%s station %s extension" % (BASE, name))
+        for kind in ("all", "busy", "no-answer"):
+            if f[kind] is not None and f[kind] == ext:
+                raise ConfigError("%s station %s forward-%s" % (BASE, name, kind), f[kind],
+                                  "is the station's own extension")
     fc = codes_of(new)
     path = BASE + " feature-codes "
     seen = {}
@@ -88,6 +117,54 @@ def check(app, old, new):
 
 def apply(app, old, new):
     app.feature_codes = codes_of(new)
+    app.station_forwards = station_forwards(new)
+    if hasattr(app, "commands"):
+        app.commands.register("show call-server forwarding", _show_forwarding,
+                              "Show each station's call forwards and do-not-disturb state")
+        app.commands.register("show call-server stations", _show_stations,
+                              "Show the stations with their do-not-disturb and forward-all state")
+        app.commands.register("show call-server feature-codes", _show_codes,
+                              "Show the feature codes and whether this firmware handles them")
+
+
+def _show_forwarding(app, args):
+    cs = getattr(app, "callserver", None)
+    if cs is None:
+        return "no station is configured"
+    return cs.forwarding.show()
+
+
+def _show_stations(app, args):
+    cs = getattr(app, "callserver", None)
+    if cs is None:
+        return "no station is configured"
+    from firmware.textfmt import table
+    fw = cs.forwarding
+    rows = [("Station", "Extension", "Type", "DND", "Forward all")]
+    for st in cs.settings.stations:
+        rows.append((st.name, st.extension, st.type.upper(), "on" if fw.dnd(st) else "off",
+                     fw.target(st, "all") or "-"))
+    return table(rows)
+
+
+def _show_codes(app, args):
+    from firmware.textfmt import table
+    fc = getattr(app, "feature_codes", None)
+    cs = getattr(app, "callserver", None)
+    if fc is None:
+        return "no feature code is configured"
+    rows = [("Feature", "Code", "State")]
+    for name, _, _ in DEFAULTS:
+        code = fc.code_of[name]
+        if cs is None:
+            state = "call server not running (no station)"
+        else:
+            from firmware.callserver import features
+            state = "handled" if features.registered(name) else "not in this firmware"
+            if cs.b2b.reachable_by_trunk(code):
+                state = "shadowed by the local destination %s" % code
+        rows.append((name, code, state))
+    return table(rows)
 
 
 S.on_commit("feature-codes", apply, check=check)

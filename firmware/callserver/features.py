@@ -58,6 +58,7 @@ _CLAIMS = []
 # modules that register handlers when imported; the call server imports them
 # at start.  Add yours on its own line (see docs/feature-codes.md).
 MODULES = (
+    "firmware.callserver.forward",
 )
 
 

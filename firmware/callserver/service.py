@@ -56,6 +56,8 @@ class CallServer:
         self.registrar = Registrar(self)
         self.b2b = B2bua(self)
         self.features = Features(self)      # dialled feature codes
+        from firmware.callserver.forward import Forwarding
+        self.forwarding = Forwarding(self)  # forward and DND state (after settings)
         self._digest = None
         self._digest_realm = None
         self._timer = None
