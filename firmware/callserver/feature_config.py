@@ -27,9 +27,15 @@ codes are shadowed that way.
 """
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
-from firmware.voice.config import BASE
+from firmware.voice.config import BASE, DIAL_PATTERN_SOURCES
 
 _CODE_CHARS = "0123456789*#"
+
+# what may follow a feature's code, as analog dial-plan pattern tails
+# (firmware/voice/dialplan.py); a feature not listed takes nothing
+_TAILS = {"forward-all": (".",), "forward-busy": (".",), "forward-no-answer": (".",),
+          "forward-busy-no-answer": (".",), "dnd": ("[01]",), "park": ("", "."),
+          "retrieve": (".",), "pickup": ("", ".")}
 
 # feature name -> (default code, help); the order of the station manual
 DEFAULTS = (
@@ -91,6 +97,19 @@ class FeatureCodes:
 
 def codes_of(cfg):
     return cfg.derived("feature-codes", FeatureCodes)
+
+
+def dial_patterns(cfg):
+    """The feature codes as patterns of the default analog dial plan."""
+    fc = codes_of(cfg)
+    out = []
+    for name, _, _ in DEFAULTS:
+        for tail in _TAILS.get(name, ("",)):
+            out.append(fc.code_of[name] + tail)
+    return out
+
+
+DIAL_PATTERN_SOURCES.append(dial_patterns)
 
 
 def check(app, old, new):
