@@ -56,7 +56,8 @@ Hunt groups (an extension, or a DID for trunk calls, answered by member
 stations, SIP phones or FXS ports alike): ring-all forks to every member's
 contacts at once; linear rings one member after the other, each for
 ring-timeout; circular does the same starting after the member who
-answered the group's last call.  Members already in a call without call
+answered the group's last call; round-robin (the default) starts each call
+one member further than the previous call started, answered or not.  Members already in a call without call
 waiting are skipped (they count as 486), a member that refuses or fails
 passes the call on at once, a leg whose turn has passed is cancelled and
 ignored if it answers late (ACK + BYE).  When no member is left the call
@@ -621,9 +622,13 @@ class B2bua:
             return []
         if g.type == "ring-all":
             return [members]
-        if g.type == "circular":
+        if g.type in ("circular", "round-robin"):
             k = self.rotor.get(g.name, 0) % len(members)
             members = members[k:] + members[:k]
+            if g.type == "round-robin":       # the next call starts one member further
+                if g.name not in self.rotor and len(self.rotor) >= MAX_HUNT_GROUPS:
+                    self.rotor = {}
+                self.rotor[g.name] = k + 1
         return [[m] for m in members]
 
     def hunt(self, call):
