@@ -383,7 +383,7 @@ class B2bua:
                          "not_found": 0, "busy": 0, "unavailable": 0, "forwarded": 0,
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
                          "reinvites_relayed": 0, "group_calls": 0, "forks_capped": 0,
-                         "delayed_offers": 0}
+                         "delayed_offers": 0, "unassigned_did": 0}
 
     def busy(self, name):
         return self.active.get(name, 0)
@@ -401,8 +401,9 @@ class B2bua:
         chain: a call's diversion list, extended by forward-unreachable."""
         s = self.cs.settings
         st = s.by_ext.get(number)
+        dids = getattr(self.cs.app, "trunk_dids", {})   # trunks' DID lists (feature_config.py)
         if st is None and trunk_call:
-            st = s.by_did.get(number)
+            st = s.by_did.get(number) or s.by_ext.get((dids.get(number) or (0, None))[1])
         g = s.group_by_ext.get(number)
         if g is None and trunk_call:
             g = s.group_by_did.get(number)
@@ -438,6 +439,11 @@ class B2bua:
                 self.counters["restricted"] += 1
                 return (403, "Forbidden (Class Of Restriction)")
             return ("trunk", number)
+        if trunk_call and depth == 0 and self.cs.attendant is not None:
+            # an unassigned DID (a trunk call for no local destination): the
+            # auto attendant answers it, as on the SRX
+            self.counters["unassigned_did"] += 1
+            return ("attendant", s.attendant)
         self.counters["not_found"] += 1
         return (404, None)
 
@@ -449,7 +455,7 @@ class B2bua:
         if not number:
             return False
         return (number in s.by_ext or number in s.by_did or number in s.group_by_ext
-                or number in s.group_by_did
+                or number in s.group_by_did or number in getattr(self.cs.app, "trunk_dids", {})
                 or (number == s.attendant.extension and self.cs.attendant is not None))
 
     def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow,

@@ -71,6 +71,56 @@ S.register(BASE + " station", S.Leaf(
     help="How long a call rings before forward-no-answer takes it"))
 
 
+# DID lists of the trunks (issue 14 item 9)
+MAX_TRUNK_DIDS = 64      # DIDs of one trunk (the list refuses more at `set`)
+S.register(BASE + " trunk", S.List(
+    "did", "A direct inward dialling number of this trunk", key=S.String(1, 16, digits=True),
+    max_entries=MAX_TRUNK_DIDS, key_help="DID number", children=(
+        S.Leaf("station", S.String(2, 8, digits=True),
+               help="Extension of the station the DID rings (it has no other owner); "
+                    "without one the DID is unassigned and goes to the auto attendant"),
+    )))
+S.register(BASE + " call-server", S.Leaf(
+    "operator", S.String(2, 8, digits=True),
+    help="Extension that takes an FXO line's calls when its trunk has no did-target and "
+         "there is no auto attendant (else the line would ring unanswered)"))
+
+
+def trunk_dids(cfg):
+    """DID -> (trunk name, station extension or None) of every trunk's list."""
+    out = {}
+    for tn in cfg.entries(BASE + " trunk"):
+        for did in cfg.entries("%s trunk %s did" % (BASE, tn)):
+            if did not in out:
+                out[did] = (tn, cfg.get("%s trunk %s did %s station" % (BASE, tn, did)))
+    return out
+
+
+def _check_dids(app, new):
+    from firmware.callserver.config import _settings
+    s = _settings(app, new)
+    owner = {}
+    for st in s.stations:
+        if st.did:
+            owner[st.did] = "station " + st.name
+    for g in s.groups:
+        if g.did:
+            owner[g.did] = "hunt group " + g.name
+    for tn in new.entries(BASE + " trunk"):
+        for did in new.entries("%s trunk %s did" % (BASE, tn)):
+            path = "%s trunk %s did %s" % (BASE, tn, did)
+            if did in owner:
+                raise ConfigError(path, None, "already the DID of %s" % owner[did])
+            owner[did] = "trunk " + tn
+            ext = new.get(path + " station")
+            if ext is not None and ext not in s.by_ext:
+                raise ConfigError(path + " station", ext, "no station has this extension")
+    op = new.get(BASE + " call-server operator")
+    if op is not None and op not in s.by_ext and op not in s.group_by_ext:
+        raise ConfigError(BASE + " call-server operator", op,
+                          "no station or hunt group has this extension")
+
+
 def station_forwards(cfg):
     """station name -> {"all", "busy", "no-answer": number or None, "timeout_ms"}."""
     out = {}
@@ -113,6 +163,7 @@ DIAL_PATTERN_SOURCES.append(dial_patterns)
 
 
 def check(app, old, new):
+    _check_dids(app, new)
     for name, f in station_forwards(new).items():
         ext = new.get("%s station %s extension" % (BASE, name))
         for kind in ("all", "busy", "no-answer"):
@@ -137,6 +188,7 @@ def check(app, old, new):
 def apply(app, old, new):
     app.feature_codes = codes_of(new)
     app.station_forwards = station_forwards(new)
+    app.trunk_dids = trunk_dids(new)
     if hasattr(app, "commands"):
         app.commands.register("show call-server forwarding", _show_forwarding,
                               "Show each station's call forwards and do-not-disturb state")

@@ -298,6 +298,7 @@ class GatewaySettings:
         self.group_exts = tuple(cfg.get("%s hunt-group %s extension" % (BASE, n))
                                 for n in cfg.entries(BASE + " hunt-group"))
         self.attendant_ext = cfg.get(BASE + " auto-attendant extension")
+        self.operator = cfg.get(BASE + " call-server operator")   # callserver/feature_config.py
         # default patterns of other features (feature codes: callserver/feature_config.py)
         self.extra_patterns = []
         for fn in DIAL_PATTERN_SOURCES:
