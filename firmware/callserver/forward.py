@@ -84,7 +84,7 @@ class Forwarding:
                 continue
             ent = {}
             for kv in w[1:]:
-                k, _, v = kv.partition("=")
+                k, v = (kv.split("=", 1) + [""])[:2]
                 if k == "dnd":
                     ent["dnd"] = v == "1"
                 elif k in KINDS and all(c in _NUM for c in v):
@@ -216,7 +216,8 @@ class Forwarding:
         if route[0] not in ("station", "trunk", "group", "attendant"):
             if route[0] == 403:
                 self.counters["forward_restricted"] += 1
-            del chain[n:]
+            while len(chain) > n:
+                chain.pop()
             return None
         self.counters["forwarded"] += 1
         return route
