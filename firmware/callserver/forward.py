@@ -132,6 +132,8 @@ class Forwarding:
         ent = self._entry(st)
         if ent is None:
             return False
+        if all(ent.get(k) == number for k in kinds):
+            return True             # nothing changes: spare the flash
         for k in kinds:
             ent[k] = number
         self._save()
@@ -141,6 +143,8 @@ class Forwarding:
         ent = self._entry(st)
         if ent is None:
             return False
+        if bool(ent.get("dnd")) == on:
+            return True
         if on:
             ent["dnd"] = True
         else:

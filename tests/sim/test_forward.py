@@ -221,3 +221,29 @@ def test_forward_code_needs_a_destination_and_refuses_an_unknown_one(tmp_path):
         w.assert_refused([B + "station s2002 forward-all 2002"], "own extension")
     finally:
         w.close()
+
+
+def test_a_torn_state_write_keeps_the_previous_state(tmp_path):
+    w = CsWorld(tmp_path, seed=150)
+    try:
+        w.register_all()
+        assert _dial(w, "2002", "6012003").status == 480
+        assert _dial(w, "2002", "6012001").status == 480
+        assert _dial(w, "2002", "6012001").status == 480      # unchanged: no write
+        assert w.cs.forwarding.counters["state_writes"] == 2
+    finally:
+        w.close()
+    fdir = os.path.join(str(tmp_path), "state", "forwarding")
+    gens = sorted(int(n[2:]) for n in os.listdir(fdir) if n.startswith("c.") and n[2:].isdigit())
+    newest = os.path.join(fdir, "c.%d" % gens[-1])
+    with open(newest, "rb") as f:
+        data = f.read()
+    with open(newest, "wb") as f:              # a power cut tore the last write
+        f.write(data[:len(data) // 2])
+    app = simulated(os.path.join(str(tmp_path), "state"), 151,
+                    args=("--config", os.path.join(str(tmp_path), "cs.conf")))
+    try:
+        st = app.callserver.settings.by_ext["2002"]
+        assert app.callserver.forwarding.target(st, "all") == "2003"
+    finally:
+        app.close()
