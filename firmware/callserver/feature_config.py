@@ -190,52 +190,24 @@ def apply(app, old, new):
     app.station_forwards = station_forwards(new)
     app.trunk_dids = trunk_dids(new)
     if hasattr(app, "commands"):
-        app.commands.register("show call-server forwarding", _show_forwarding,
+        app.commands.register("show call-server forwarding",
+                              _lazy("firmware.callserver.forward", "show_forwarding"),
                               "Show each station's call forwards and do-not-disturb state")
-        app.commands.register("show call-server stations", _show_stations,
+        app.commands.register("show call-server stations",
+                              _lazy("firmware.callserver.forward", "show_stations"),
                               "Show the stations with their do-not-disturb and forward-all state")
-        app.commands.register("show call-server feature-codes", _show_codes,
+        app.commands.register("show call-server feature-codes",
+                              _lazy("firmware.callserver.features", "show_codes"),
                               "Show the feature codes and whether this firmware handles them")
 
 
-def _show_forwarding(app, args):
-    cs = getattr(app, "callserver", None)
-    if cs is None:
-        return "no station is configured"
-    return cs.forwarding.show()
-
-
-def _show_stations(app, args):
-    cs = getattr(app, "callserver", None)
-    if cs is None:
-        return "no station is configured"
-    from firmware.textfmt import table
-    fw = cs.forwarding
-    rows = [("Station", "Extension", "Type", "DND", "Forward all")]
-    for st in cs.settings.stations:
-        rows.append((st.name, st.extension, st.type.upper(), "on" if fw.dnd(st) else "off",
-                     fw.target(st, "all") or "-"))
-    return table(rows)
-
-
-def _show_codes(app, args):
-    from firmware.textfmt import table
-    fc = getattr(app, "feature_codes", None)
-    cs = getattr(app, "callserver", None)
-    if fc is None:
-        return "no feature code is configured"
-    rows = [("Feature", "Code", "State")]
-    for name, _, _ in DEFAULTS:
-        code = fc.code_of[name]
-        if cs is None:
-            state = "call server not running (no station)"
-        else:
-            from firmware.callserver import features
-            state = "handled" if features.registered(name) else "not in this firmware"
-            if cs.b2b.reachable_by_trunk(code):
-                state = "shadowed by the local destination %s" % code
-        rows.append((name, code, state))
-    return table(rows)
+def _lazy(module, name):
+    # the views live with the call server's modules: not in the heap before it runs
+    def run(app, args):
+        if getattr(app, "callserver", None) is None:
+            return "no station is configured"
+        return getattr(__import__(module, None, None, [name]), name)(app, args)
+    return run
 
 
 S.on_commit("feature-codes", apply, check=check)

@@ -229,3 +229,21 @@ def _check_arg(rule, choices, arg):
             return (484, "Address Incomplete")
         return (404, "Unknown Feature Option")
     return None
+
+
+def show_codes(app, args):
+    """`show call-server feature-codes`: each code and whether it is served."""
+    from firmware.textfmt import table
+    from firmware.callserver.feature_config import DEFAULTS
+    fc = getattr(app, "feature_codes", None)
+    cs = app.callserver
+    if fc is None:
+        return "no feature code is configured"
+    rows = [("Feature", "Code", "State")]
+    for name, _, _ in DEFAULTS:
+        code = fc.code_of[name]
+        state = "handled" if name in _HANDLERS else "not in this firmware"
+        if cs.b2b.reachable_by_trunk(code):
+            state = "shadowed by the local destination %s" % code
+        rows.append((name, code, state))
+    return table(rows)

@@ -368,3 +368,14 @@ def show_forwarding(app, args):
     if cs is None:
         return "no station is configured"
     return cs.forwarding.show()
+
+
+def show_stations(app, args):
+    cs = app.callserver
+    from firmware.textfmt import table
+    fw = cs.forwarding
+    rows = [("Station", "Extension", "Type", "DND", "Forward all")]
+    for st in cs.settings.stations:
+        rows.append((st.name, st.extension, st.type.upper(), "on" if fw.dnd(st) else "off",
+                     fw.target(st, "all") or "-"))
+    return table(rows)
