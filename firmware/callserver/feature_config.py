@@ -119,6 +119,12 @@ def _check_dids(app, new):
     if op is not None and op not in s.by_ext and op not in s.group_by_ext:
         raise ConfigError(BASE + " call-server operator", op,
                           "no station or hunt group has this extension")
+    warn = getattr(getattr(app, "config", None), "warn", None)
+    if warn is not None and op is None and s.attendant.extension is None:
+        for t in s.trunks:
+            if not t.did_target:
+                warn("trunk %s has no did-target and there is no auto attendant or "
+                     "call-server operator: its incoming calls would ring unanswered" % t.name)
 
 
 def station_forwards(cfg):

@@ -73,6 +73,8 @@ def test_a_did_has_one_owner(tmp_path):
         w.assert_refused([B + "trunk pstn did 5550103 station 2999"],
                          "no station has this extension")
         w.assert_refused([B + "call-server operator 2999"], "no station or hunt group")
+        # no did-target, attendant or operator: the commit goes on and warns
+        assert "its incoming calls would ring unanswered" in w.cli("show log")
     finally:
         w.close()
 
