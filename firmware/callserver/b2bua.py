@@ -155,7 +155,7 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
-        self.chain = []               # diversions [(Station, kind)] (firmware/callserver/forward.py)
+        self.chain = None             # diversions [(Station, kind)] (firmware/callserver/forward.py)
         self.fwd_target = None        # where the last diversion sent the call
 
     def _now(self):

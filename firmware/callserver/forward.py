@@ -36,8 +36,9 @@ and at call time the diversion is not taken (counted).
 """
 from firmware.compat import const
 from firmware.callserver import features
+# diversions of one call (beyond: not taken, counted as a loop); the B2BUA's own bound
+from firmware.callserver.b2bua import MAX_FORWARD_HOPS
 
-MAX_FORWARD_HOPS = const(3)         # diversions of one call (beyond: not taken, counted as a loop)
 MAX_STATE_BYTES = const(16384)      # the persisted table: 256 stations x ~60 bytes
 DEFAULT_NO_ANSWER_MS = const(20000)
 MAX_ENTRIES = const(256)            # stations with code-set state (= the station list bound)
@@ -265,13 +266,14 @@ class Forwarding:
             kind = "busy"
         else:
             return False
-        chain = call.chain
+        chain = call.chain if call.chain is not None else []
         route = self.divert(b2b, st, self.target(st, kind), kind, chain, call.caller)
         if route is None:
             return False
         route = self.settle(b2b, route, chain, call.caller)
         if route[0] not in ("station", "trunk"):
             return False          # a group or status: the plain outcome is clearer
+        call.chain = chain
         for leg in call.legs:
             leg.cancel(call._now())
         call.legs = []
