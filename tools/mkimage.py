@@ -8,8 +8,9 @@
 
 The payload holds the device modules (firmware/, sip/, hal/, boards/) as .py
 for CPython targets (hal/linux included) or compiled with mpy-cross to .mpy
-for MicroPython targets (hal/linux left out), plus the prompts (prompts/NAME)
-and the factory configuration (default.conf; tools/image/default.conf unless
+for MicroPython targets (hal/linux left out), plus the prompts (prompts/NAME:
+--prompts DIR, default the repository's prompts/, the default set that
+tools/gen-prompts.py makes from text) and the factory configuration (default.conf; tools/image/default.conf unless
 --config).  --version V (default: firmware/version.py) is written into the
 header and into the payload's firmware/version.py.  --key signs the header (Ed25519; firmware/ed25519.py).  --inspect
 prints the header, then verifies the image as the appliance would; with
@@ -33,6 +34,8 @@ from tools.progress import Progress  # noqa: E402
 from firmware import ed25519, image, version  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(ROOT, "tools", "image", "default.conf")
+# the default prompt set, made from text on the build host (tools/gen-prompts.py)
+DEFAULT_PROMPTS = os.path.join(ROOT, "prompts")
 
 
 class Usage(Exception):
@@ -245,7 +248,8 @@ def main(argv):
         if "prompts" in opts and not os.path.isdir(opts["prompts"]):
             raise Usage("no such prompts directory: %s" % opts["prompts"])
         header, psize = build(out, runtime, opts["boards"] or None, opts.get("version"), key,
-                              config, opts.get("prompts"), quiet=opts.get("quiet", False))
+                              config, opts.get("prompts", DEFAULT_PROMPTS),
+                              quiet=opts.get("quiet", False))
         print("mkimage: %s: %s image, %d bytes (header %d, payload %d)%s" % (
             out, runtime, len(header) + psize, len(header), psize, ", signed" if key else ""))
         return 0

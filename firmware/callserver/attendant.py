@@ -9,8 +9,9 @@ greeting, collects digits and transfers the caller.
     aa.release(call)         the call ended or was connected: free its media
 
 Per call, every 20 ms (one scheduler task while any call is served): the
-greeting (a prompt file, firmware/media/prompt.py, or two beeps when
-none is configured) is sent as G.711 RTP; received frames are searched for
+greeting (the configured prompt file, firmware/media/prompt.py; else the
+shipped aa-greeting.ul made from text at build time, tools/gen-prompts.py;
+two beeps when neither can be read) is sent as G.711 RTP; received frames are searched for
 DTMF (Goertzel, a key counts after DTMF_ON_FRAMES frames with the same pair
 and must be released before it counts again) and RFC 4733 telephone-events
 are read from the RTP session.  A key interrupts the greeting.
@@ -40,6 +41,26 @@ TICK_MS = const(20)
 DTMF_ON_FRAMES = const(2)        # 40 ms of one DTMF pair make a key press
 MAX_ENTRY = const(8)             # digits of one entry (further ones are ignored)
 BEEPS = ((660, 200), (0, 150), (660, 200), (0, 400))   # built-in greeting: (Hz, ms)
+
+
+DEFAULT_GREETING = "aa-greeting.ul"   # shipped prompt set (tools/gen-prompts.py)
+
+
+def default_prompt(app, name):
+    """Path of a prompt of the shipped set: the flash's prompts/ (installed
+    with the image), else the source tree's prompts/ (host and simulation
+    runs); None when neither has it."""
+    import os
+    from firmware.callserver.config import prompt_path
+    f = globals().get("__file__", "")           # frozen modules have none
+    here = f.rsplit("/", 3)[0] if f.count("/") >= 3 else "."
+    for p in (prompt_path(app, name), here + "/prompts/" + name):
+        try:
+            os.stat(p)
+            return p
+        except OSError:
+            pass
+    return None
 
 
 class _Agent:
@@ -311,16 +332,23 @@ class Attendant:
         c.deadline = None
         c.beep = 0
         aa = self.settings()
+        if c.prompt is not None:
+            c.prompt.rewind()
+            return
+        from firmware.media.prompt import open_prompt, PromptError
         if aa.greeting:
-            if c.prompt is None:
-                from firmware.media.prompt import open_prompt, PromptError
-                from firmware.callserver.config import prompt_path
-                try:
-                    c.prompt = open_prompt(prompt_path(self.app, aa.greeting))
-                except PromptError as e:
-                    self.app.log.write("warning", "auto attendant: greeting: %s" % e)
-            else:
-                c.prompt.rewind()
+            from firmware.callserver.config import prompt_path
+            try:
+                c.prompt = open_prompt(prompt_path(self.app, aa.greeting))
+            except PromptError as e:
+                self.app.log.write("warning", "auto attendant: greeting: %s" % e)
+            return
+        path = default_prompt(self.app, DEFAULT_GREETING)
+        if path is not None:
+            try:
+                c.prompt = open_prompt(path)
+            except PromptError as e:       # damaged on flash: the beeps still work
+                self.app.log.write("warning", "auto attendant: default greeting: %s" % e)
 
     def _collect(self, c):
         c.state = "collect"

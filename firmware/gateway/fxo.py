@@ -121,6 +121,9 @@ class FxoAgent(PortAgent):
         if target == "auto-attendant":
             target = gw.settings.attendant_ext   # the call server's attendant (a commit check)
         if not target:
+            # no DID target: the attendant, else the operator, never a line left ringing
+            target = gw.settings.attendant_ext or gw.settings.operator
+        if not target:
             self.log("no DID target for the call; ignoring it")
             self.state = REJECTED
             return

@@ -152,8 +152,9 @@ def test_no_input_replays_then_goes_to_the_operator_or_hangs_up(tmp_path):
         w.phones["2009"].ring_ms = 500
         c = w.phones["2001"].call("500")
         w.run_until(lambda: c.state == "connected", 3000)
-        # greeting (~1 s) + 3 s, replayed once, then the operator
-        w.run_until(lambda: _incoming(w, "2009"), 12000)
+        # the shipped greeting (prompts/aa-greeting.ul, ~5.6 s) + 3 s, replayed
+        # once, then the operator
+        w.run_until(lambda: _incoming(w, "2009"), 22000)
         assert w.cs.attendant.counters["no_input"] == 2
         w.run_until(lambda: _incoming(w, "2009")[0].state == "connected", 3000)
         w.phones["2001"].hangup(c)
@@ -162,7 +163,7 @@ def test_no_input_replays_then_goes_to_the_operator_or_hangs_up(tmp_path):
         w.app.config.load_file("no-op", "delete services convergence-services "
                                         "auto-attendant operator\n")
         c2 = w.phones["2001"].call("500")
-        w.run_until(lambda: c2.state == "terminated", 15000)
+        w.run_until(lambda: c2.state == "terminated", 25000)
         assert c2.end_reason == "bye_received", c2.end_reason
         assert w.cs.attendant.counters["hung_up"] == 1
         w.assert_no_leaks(bindings=3)
