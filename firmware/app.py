@@ -46,6 +46,8 @@ class Appliance:
         self._domain = None       # `sip domain` committed before SIP is bound
         from firmware.voice.control import Control
         self.control = Control(self)   # who is in control of calls: the one owner
+        from firmware.cdr.stream import CallEvents
+        self.calls = CallEvents(self)  # the one call-event stream (docs/cdr.md)
         self.board = None
         self.hardware = None
         self.state_dir = opts.state
