@@ -125,13 +125,16 @@ class CallEvents:
         if rec is not None and rec.end is None:
             self._tell("call_event", rec, "ringing")
 
-    def answered(self, rec, call_id=None, dst=None):
+    def answered(self, rec, call_id=None, dst=None, at=None):
+        """at: the monotonic instant of the answer, when reported late."""
         if rec is None or rec.end is not None or rec.answer is not None:
             return
         rec.add_call_id(call_id)
         if dst is not None:
             rec.dst_kind, rec.dst = dst[0], str(dst[1])
         rec.answer = self._now(rec)
+        if at is not None:
+            rec.answer -= max(0, self.app.clock.now() - at)
         self.counters["answered"] += 1
         self._tell("call_answered", rec)
 
