@@ -33,6 +33,10 @@ MAX_LIVE_CALLS = const(256)   # records of calls not yet ended; beyond: the olde
 _BUSY = (486, 600)
 _NO_ANSWER = (408, 480)
 _CANCELLED = (487,)
+# the cause of a refusal given without words
+REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 480: "Temporarily Unavailable",
+           484: "Address Incomplete", 486: "Busy Here", 488: "Not Acceptable Here",
+           500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
 
 
 def disposition_for(status, answered):
@@ -175,7 +179,7 @@ class CallEvents:
         rec = self.setup(source, calling, called, src, dst, call_id)
         self.counters["rejected"] += 1
         # busy stays busy (a station in a call); every other refusal is "rejected"
-        self.ended(rec, status, cause or str(status), "system",
+        self.ended(rec, status, cause or REASONS.get(status, str(status)), "system",
                    "busy" if status in _BUSY else "rejected")
         return rec
 
