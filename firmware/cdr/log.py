@@ -28,7 +28,7 @@ torn_bytes); a bad frame inside an older segment skips that segment's rest
 import struct
 from binascii import crc32
 
-from firmware.compat import const, fsync_file
+from firmware.compat import const, fsync_file, mkdirs
 from firmware.config.store import FileFlash
 from firmware.cdr import record as R
 
@@ -95,6 +95,7 @@ class SegmentFlash(FileFlash):
     """FileFlash plus appending to one open file and its fsync."""
 
     def __init__(self, path):
+        mkdirs(path)            # the state directory may not exist yet (tools, tests)
         FileFlash.__init__(self, path)
         self._name = None
         self._f = None
