@@ -49,7 +49,7 @@ class Recorder:
         if sched is not None:
             from firmware.sched import Event
             self.event = Event(sched)
-            self.task = sched.spawn(self._syncer(), "cdr-sync")
+            self.task = sched.spawn(self._syncer, "cdr-sync")
 
     def configure(self, size, segments, batch, interval_ms, syslog):
         self.log.configure(size, segments, batch)
