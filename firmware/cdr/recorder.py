@@ -71,8 +71,9 @@ class Recorder:
 
     async def _syncer(self):
         while True:
-            self.event.clear()
-            await self.event.wait()
+            if not self.log.unsynced:
+                self.event.clear()
+                await self.event.wait()
             await self.app.sched.sleep(self.interval_ms)
             self.log.sync()
 
