@@ -305,3 +305,47 @@ def test_gateway_mode_calls_through_the_peer(tmp_path):
         assert w.app.calls.live == []
     finally:
         w.close()
+
+
+def test_transferred_by_the_attendant_and_forwarded_by_a_hunt_group(tmp_path):
+    from tests.sim.test_callserver_attendant import AA, Caller
+    from tests.sim.test_callserver_groups import _group
+    w = CsWorld(tmp_path, seed=157, sip_exts=("2001", "2002", "2003", "2009"),
+                extra=AA + _group("ops", "603", ("2003",), "ring-all", ring_s=5,
+                                  extra=("no-answer-target 2009",)))
+    seen = Seen()
+    w.app.calls.subscribe(seen)
+    try:
+        w.register_all()
+        w.phones["2002"].ring_ms = 1000
+        caller = Caller(w, "2001")
+        c = w.phones["2001"].call("500")                 # the attendant answers
+        w.run_until(lambda: c.state == "connected", 3000)
+        w.run(400)
+        caller.rfc4733("1")                              # menu 1: 2002
+        w.run_until(lambda: w.cs.attendant.calls == [] and [
+            x for x in w.cs.b2b.calls if x.state == "connected"], 5000)
+        w.run(2000)
+        w.phones["2001"].hangup(c)
+        w.run(2000)
+        caller.close()
+        w.phones["2003"].ring_ms = None
+        w.phones["2009"].ring_ms = 1000
+        g = w.phones["2001"].call("603")                 # nobody in ops answers: 2009
+        w.run_until(lambda: g.state == "connected", 10000)
+        w.run(1000)
+        w.phones["2001"].hangup(g)
+        w.run(2000)
+        got = seen.ended
+        assert [(r["called"], r["original_called"], r["redirect"], r["disposition"])
+                for r in got] == [("2002", "500", "transferred", "answered"),
+                                  ("2009", "603", "forwarded", "answered")], got
+        assert got[0]["dst"] == "s2002" and got[0]["billsec"] >= 2, got[0]
+        assert got[1]["dst"] == "s2009", got[1]
+        kinds = [k for k, r in seen.log if r == got[0]["id"]]
+        assert "transferred" in kinds, kinds
+        out = w.cli("show cdr")
+        assert "2002 (transferred 500)" in out and "2009 (forwarded 603)" in out, out
+        w.assert_no_leaks(bindings=4)
+    finally:
+        w.close()
