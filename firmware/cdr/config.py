@@ -1,7 +1,7 @@
 """`system accounting cdr` statements: the CDR log on flash.
 
     set system accounting cdr log-size 256        KB of flash for the log (16..16384)
-    set system accounting cdr segments 8          files it rotates over (2..64)
+    set system accounting cdr segments 8          files it rotates over (2..64; each at most 256 KB)
     set system accounting cdr batch-size 8        records per fsync (1..256)
     set system accounting cdr batch-interval 5    seconds a record waits at most for its fsync
     set system accounting cdr syslog              a summary of each record to the syslog hosts
@@ -34,6 +34,12 @@ S.register("system accounting", S.Container("cdr", "Call detail records on flash
 
 
 def check(app, old, new):
+    size, n = new.get(BASE + "log-size") * 1024, new.get(BASE + "segments")
+    if size > n * L.MAX_SEGMENT_BYTES:
+        raise S.ConfigError(BASE + "segments", n, "log-size %d KB needs at least %d segments "
+                            "(a segment is at most %d KB: it is read whole)" % (
+                                size // 1024, -(-size // L.MAX_SEGMENT_BYTES),
+                                L.MAX_SEGMENT_BYTES // 1024))
     if new.get(BASE + "syslog") and not new.entries("system syslog host"):
         raise S.ConfigError(BASE + "syslog", None, "needs a receiver: set system syslog host ADDRESS")
 

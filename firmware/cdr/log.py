@@ -40,6 +40,7 @@ MAX_LOG_BYTES = const(16777216)
 MIN_SEGMENTS = const(2)
 MAX_SEGMENTS = const(64)
 MAX_BATCH = const(256)
+MAX_SEGMENT_BYTES = const(262144)  # one segment is read whole (boot, show cdr): RAM bound
 DEFAULT_LOG_BYTES = const(262144)  # about 2500 records of 100 bytes
 DEFAULT_SEGMENTS = const(8)
 DEFAULT_BATCH = const(8)
@@ -142,6 +143,7 @@ class CdrLog:
 
     def configure(self, size, segments, batch):
         self.size = max(MIN_LOG_BYTES, min(MAX_LOG_BYTES, size))
+        segments = max(segments, -(-self.size // MAX_SEGMENT_BYTES))   # never a segment too big to read
         self.max_segments = max(MIN_SEGMENTS, min(MAX_SEGMENTS, segments))
         self.batch = max(1, min(MAX_BATCH, batch))
         self.seg_bytes = self.size // self.max_segments

@@ -179,6 +179,8 @@ def test_records_survive_a_restart_and_the_wall_clock_is_used_once_set(tmp_path)
         assert "2026-12-02 12:30:4" in w.cli("show cdr"), w.cli("show cdr")
         w.assert_refused(["set system accounting cdr syslog"], "needs a receiver")
         w.assert_refused(["set system accounting cdr batch-size 0"], "batch-size")
+        w.assert_refused(["set system accounting cdr log-size 16384"],
+                         "log-size 16384 KB needs at least 64 segments")
     finally:
         w.close()
     w = CsWorld(tmp_path, seed=153, sip_exts=("2001", "2002"))
