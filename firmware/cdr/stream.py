@@ -16,7 +16,7 @@ Producers (one line each at the place the thing happens):
 Consumers:
     app.calls.subscribe(listener)    listener.call_started(rec), .call_answered(rec),
                                      .call_ended(rec); optional .call_event(rec, kind)
-                                     for ringing/forwarded/transferred/parked
+                                     for ringing/forwarded/transferred/parked/rejected
 
 Every record is ended exactly once: ended() on an ended record does nothing,
 and a rejected call is started and ended at once.  A listener that raises
@@ -178,6 +178,7 @@ class CallEvents:
                  call_id=None):
         rec = self.setup(source, calling, called, src, dst, call_id)
         self.counters["rejected"] += 1
+        self._tell("call_event", rec, "rejected")
         # busy stays busy (a station in a call); every other refusal is "rejected"
         self.ended(rec, status, cause or REASONS.get(status, str(status)), "system",
                    "busy" if status in _BUSY else "rejected")

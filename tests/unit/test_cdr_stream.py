@@ -48,6 +48,11 @@ class _Listener:
         self.seen.append(("ended", rec.id))
 
 
+class _Events(_Listener):
+    def call_event(self, rec, kind):
+        self.seen.append((kind, rec.id))
+
+
 class _Broken:
     def call_started(self, rec):
         raise RuntimeError("boom")
@@ -80,11 +85,11 @@ def test_a_call_is_started_answered_and_ended_once():
 def test_refusals_and_dispositions_from_the_status():
     app = _App()
     app.control.state = PEER
-    l = _Listener()
+    l = _Events()
     app.calls.subscribe(l)
     r = app.calls.rejected("gateway", "1001", "1004", 486, "", ("peer", "hq"), ("fxs", 4))
     assert r.disposition == "busy" and r.cause == "Busy Here" and r.mode == "gateway"
-    assert l.seen == [("started", r.id), ("ended", r.id)]
+    assert l.seen == [("started", r.id), ("rejected", r.id), ("ended", r.id)]
     r = app.calls.rejected("callserver", "2001", "2999", 404)
     assert r.disposition == "rejected" and r.cause == "Not Found" and r.released_by == "system"
     for status, disp in ((486, "busy"), (600, "busy"), (480, "no-answer"), (408, "no-answer"),
