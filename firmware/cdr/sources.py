@@ -194,7 +194,11 @@ def gateway_event(agent, leg, event, value):
     elif event == "ended":
         _media(calls, rec, leg)
         far = "callee" if leg.outgoing else "caller"
-        calls.ended(rec, 0, "%s %s" % (far, value), far)
+        if rec.answer is None and value in ("cancel", "cancelled"):
+            calls.ended(rec, 487, "caller cancel", "caller", "cancelled")
+            return
+        st = 0 if rec.answer is not None else (getattr(leg.session, "final_status", None) or 0)
+        calls.ended(rec, st, "%s %s" % (far, value), far)
 
 
 def gateway_closed(agent, leg):

@@ -287,6 +287,13 @@ def test_gateway_mode_calls_through_the_peer(tmp_path):
         w.phones[3].on_hook()
         w.run(1500)
         w.phones[4].on_hook()
+        w.run(1500)
+        # 1001 gives up while 1003 rings: both legs cancelled
+        w.phones[1].off_hook()
+        w.run(200)
+        w.phones[1].dial_dtmf("1003")
+        w.run_until(lambda: w.phones[3].ringing, 8000)
+        w.phones[1].on_hook()
         w.run(7000)
         got = seen.ended
         rows = [(r["src_kind"], r["src"], r["dst_kind"], r["calling"], r["called"],
@@ -298,6 +305,10 @@ def test_gateway_mode_calls_through_the_peer(tmp_path):
         assert [r for r in rows if r[5] == "busy" and r[6] == 486 and r[2] == "fxs"], rows
         assert [r for r in rows if r[0] == "fxs" and r[1] == "1" and r[4] == "1004"
                 and r[5] == "busy"], rows
+        assert rows[-2:] == [("fxs", "1", "peer", "1001", "1003", "cancelled", 487),
+                             ("peer", "hq", "fxs", "1001", "1003", "cancelled", 487)] or \
+            rows[-2:] == [("peer", "hq", "fxs", "1001", "1003", "cancelled", 487),
+                          ("fxs", "1", "peer", "1001", "1003", "cancelled", 487)], rows
         for r in got:
             if r["disposition"] == "answered":
                 assert r["codec"] == "PCMU" and r["rtp_sent"] > 50, r
