@@ -91,6 +91,10 @@ def test_sip_to_sip_calls_give_one_record_per_attempt_with_each_disposition(tmp_
         w.run_until(lambda: w.cs.registrar.count == 2, 3000)
         gone = w.phones["2001"].call("2003")                 # 480: nobody registered
         w.run_until(lambda: gone.state == "terminated", 3000)
+        w.phones["2002"].busy = True
+        w.phones["2002"].busy_status = 503                   # the phone itself fails
+        bad = w.phones["2001"].call("2002")
+        w.run_until(lambda: bad.state == "terminated", 3000)
         w.run(6000)                                          # past the batch interval: fsynced
 
         got = seen.ended
@@ -98,7 +102,7 @@ def test_sip_to_sip_calls_give_one_record_per_attempt_with_each_disposition(tmp_
             ("2003", "2002", "busy", 486), ("2003", "2999", "rejected", 404),
             ("2001", "2002", "answered", 200), ("2001", "2003", "answered", 200),
             ("2001", "2002", "cancelled", 487), ("2001", "2002", "no-answer", 480),
-            ("2001", "2003", "rejected", 480)], got
+            ("2001", "2003", "rejected", 480), ("2001", "2002", "failed", 503)], got
         ans = got[2]
         assert ans["src_kind"] == "station" and ans["src"] == "s2001", ans
         assert ans["dst_kind"] == "station" and ans["dst"] == "s2002", ans
@@ -146,11 +150,11 @@ def test_sip_to_sip_calls_give_one_record_per_attempt_with_each_disposition(tmp_
         assert [x for x, _ in _args(w.app, ["disposition"], "n")] == ["no-answer"]
         assert comp is None or comp
         s = w.cli("show cdr summary")
-        assert "Call records on flash: 7" in s and "Answer-seizure ratio: 28.5% (2 of 7" in s, s
+        assert "Call records on flash: 8" in s and "Answer-seizure ratio: 25.0% (2 of 8" in s, s
         tenths = (got[2]["billsec"] + got[3]["billsec"]) * 10 // 2
         assert "Average duration of answered calls: %d.%d s" % (tenths // 10, tenths % 10) in s, s
-        assert "Records without the time of day (clock not set): 7" in s, s
-        assert "Dispositions: answered 2, busy 1, no-answer 1, cancelled 1, rejected 2" in s, s
+        assert "Records without the time of day (clock not set): 8" in s, s
+        assert "Dispositions: answered 2, busy 1, no-answer 1, failed 1, cancelled 1, rejected 2" in s, s
         # the host tool reads the same records from the state directory
         assert T.read_path(str(tmp_path / "state"), print) == got
         w.assert_no_leaks(bindings=2)
