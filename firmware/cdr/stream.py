@@ -18,7 +18,8 @@ Consumers:
                                      .call_ended(rec); optional .call_event(rec, kind)
                                      for ringing/forwarded/transferred/parked/rejected
 
-Every record is ended exactly once: ended() on an ended record does nothing,
+Every record is ended exactly once: ended() on an ended record does nothing
+(app.close() ends the live ones: end_all, "appliance shutdown"),
 and a rejected call is started and ended at once.  A listener that raises
 is logged and the others still run.
 """
@@ -183,6 +184,11 @@ class CallEvents:
         self.ended(rec, status, cause or REASONS.get(status, str(status)), "system",
                    "busy" if status in _BUSY else "rejected")
         return rec
+
+    def end_all(self, cause):
+        """Shutdown: every live call ends now, released by the system."""
+        for rec in list(self.live):
+            self.ended(rec, 0 if rec.answer is not None else 503, cause, "system")
 
     def statistics(self):
         out = [("calls live", len(self.live)), ("listeners", len(self.listeners))]

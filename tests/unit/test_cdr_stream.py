@@ -120,6 +120,18 @@ def test_the_live_table_is_bounded_the_oldest_is_ended_as_failed():
     assert ("ended", first.id) in l.seen
 
 
+def test_shutdown_ends_every_live_call():
+    app = _App()
+    a = app.calls.setup("callserver", "1", "2")
+    b = app.calls.setup("callserver", "1", "3")
+    app.calls.answered(b)
+    app.calls.end_all("appliance shutdown")
+    assert app.calls.live == []
+    assert (a.disposition, a.sip_status, b.disposition, b.sip_status) == (
+        "failed", 503, "answered", 200)
+    assert a.cause == "appliance shutdown" and b.released_by == "system"
+
+
 def test_listeners_are_bounded():
     app = _App()
     for i in range(S.MAX_LISTENERS):
