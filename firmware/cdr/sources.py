@@ -84,7 +84,7 @@ def _call_dst(call):
         return _port_of(b)
     if call.group is not None:
         return ("station", "group " + call.group.name)
-    return ("trunk", "fxo") if call.callee is None else None
+    return ("trunk", "")          # an outside number: the line is known once it answers
 
 
 def callserver_changed(cs, call):
