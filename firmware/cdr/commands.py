@@ -199,9 +199,7 @@ def _need_log(fn):
     return run
 
 
-def register_commands(reg):
-    reg.register("show cdr", _need_log(show_cdr),
-                 "Show call detail records: last N, filtered by station, number or disposition",
-                 args=_args)
-    reg.register("show cdr summary", _need_log(show_summary),
-                 "Show calls, answer-seizure ratio, average duration, busiest hour, log counters")
+# the console's entry points (registered lazily by firmware/cdr/config.py)
+show_cdr_cmd = _need_log(show_cdr)
+show_summary_cmd = _need_log(show_summary)
+complete = _args

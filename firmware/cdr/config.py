@@ -55,17 +55,32 @@ def apply(app, old, new):
         if not getattr(app, "state_dir", None) or not hasattr(app, "calls"):
             return
         from firmware.cdr.recorder import Recorder
-        from firmware.cdr import commands
         try:
             app.cdr = Recorder(app)
         except OSError as e:
             app.cdr = None
             app.log.write("error", "CDR log in %s/cdr cannot be opened: %s" % (app.state_dir, e))
             return
-        commands.register_commands(app.commands)
+        _register_commands(app.commands)
     app.cdr.configure(new.get(BASE + "log-size") * 1024, new.get(BASE + "segments"),
                       new.get(BASE + "batch-size"), new.get(BASE + "batch-interval") * 1000,
                       bool(new.get(BASE + "syslog")))
+
+
+def _lazy(name):
+    """The console's CDR commands load firmware/cdr/commands.py at first use (heap at boot)."""
+    def fn(*args):
+        from firmware.cdr import commands
+        return getattr(commands, name)(*args)
+    return fn
+
+
+def _register_commands(reg):
+    reg.register("show cdr", _lazy("show_cdr_cmd"),
+                 "Show call detail records: last N, filtered by station, number or disposition",
+                 args=_lazy("complete"))
+    reg.register("show cdr summary", _lazy("show_summary_cmd"),
+                 "Show calls, answer-seizure ratio, average duration, busiest hour, log counters")
 
 
 S.on_commit("cdr", apply, check=check)
