@@ -144,11 +144,11 @@ def test_sip_to_sip_calls_give_one_record_per_attempt_with_each_disposition(tmp_
                 assert why in str(e), (bad, str(e))
             else:
                 raise AssertionError(bad)
-        comp = w.app.commands.complete if hasattr(w.app.commands, "complete") else None
-        from firmware.cdr.commands import _args
-        assert [x for x, _ in _args(w.app, [], "")] == ["last", "station", "number", "disposition"]
-        assert [x for x, _ in _args(w.app, ["disposition"], "n")] == ["no-answer"]
-        assert comp is None or comp
+        complete = w.app.commands.commands[("show", "cdr")][2]     # the registered args= completer
+        assert [x for x, _ in complete(w.app, [], "")] == ["last", "station", "number", "disposition"]
+        assert [x for x, _ in complete(w.app, ["disposition"], "n")] == ["no-answer"]
+        assert [x for x, _ in complete(w.app, ["last", "5"], "")] == ["station", "number", "disposition"]
+        assert complete(w.app, ["station"], "") == [("<name>", "Records of a station (name, extension or FXS port)")]
         s = w.cli("show cdr summary")
         assert "Call records on flash: 8" in s and "Answer-seizure ratio: 25.0% (2 of 8" in s, s
         tenths = (got[2]["billsec"] + got[3]["billsec"]) * 10 // 2
