@@ -46,6 +46,8 @@ class Appliance:
         self._domain = None       # `sip domain` committed before SIP is bound
         from firmware.voice.control import Control
         self.control = Control(self)   # who is in control of calls: the one owner
+        from firmware.cdr.stream import CallEvents
+        self.calls = CallEvents(self)  # the one call-event stream (docs/cdr.md)
         self.board = None
         self.hardware = None
         self.state_dir = opts.state
@@ -324,6 +326,9 @@ class Appliance:
         self.sched.stop()
 
     def close(self):
+        self.calls.end_all("appliance shutdown")    # their CDRs, then the log's last fsync
+        if getattr(self, "cdr", None) is not None:
+            self.cdr.close()
         if self.console_stream is not None:
             self.console_stream.close()
         if getattr(self, "sip_transports", None) is not None:
