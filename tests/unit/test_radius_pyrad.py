@@ -5,41 +5,14 @@ decodes to the value the CDR has, and pyrad's Accounting-Response passes our
 response check (with the wrong secret it does not)."""
 import pytest
 
-from pyrad import dictionary, packet as pp
+from pyrad import packet as pp
 
 from firmware.radius import packet as P, records as R
 from firmware.radius.client import Client, Server
 from firmware.radius.journal import Journal
+from tests.sim.radius_server import radius_dictionary
 
 SECRET = b"s3cret-shared"
-
-# the attributes we send, in pyrad's dictionary format (RFC 2865/2866, Cisco 9)
-DICT = """
-ATTRIBUTE User-Name 1 string
-ATTRIBUTE NAS-IP-Address 4 ipaddr
-ATTRIBUTE Vendor-Specific 26 octets
-ATTRIBUTE Called-Station-Id 30 string
-ATTRIBUTE Calling-Station-Id 31 string
-ATTRIBUTE NAS-Identifier 32 string
-ATTRIBUTE Acct-Status-Type 40 integer
-ATTRIBUTE Acct-Delay-Time 41 integer
-ATTRIBUTE Acct-Session-Id 44 string
-ATTRIBUTE Acct-Session-Time 46 integer
-ATTRIBUTE Acct-Terminate-Cause 49 integer
-ATTRIBUTE Event-Timestamp 55 date
-ATTRIBUTE NAS-Port-Type 61 integer
-VALUE Acct-Status-Type Start 1
-VALUE Acct-Status-Type Stop 2
-VALUE Acct-Status-Type Interim-Update 3
-VALUE Acct-Terminate-Cause User-Request 1
-VALUE Acct-Terminate-Cause Session-Timeout 5
-VALUE Acct-Terminate-Cause NAS-Reboot 11
-VALUE Acct-Terminate-Cause Host-Request 18
-VENDOR Cisco 9
-BEGIN-VENDOR Cisco
-ATTRIBUTE Cisco-AVPair 1 string
-END-VENDOR Cisco
-"""
 
 CDR = {"id": "0123456789abcdef", "call_ids": ["a84b4c76e66710@pc33", "b2"], "calling": "1001",
        "called": "1002", "original_called": "1003", "src_kind": "station", "src": "alice",
@@ -51,10 +24,8 @@ CDR = {"id": "0123456789abcdef", "call_ids": ["a84b4c76e66710@pc33", "b2"], "cal
 
 
 @pytest.fixture(scope="module")
-def rdict(tmp_path_factory):
-    p = tmp_path_factory.mktemp("dict") / "dictionary"
-    p.write_text(DICT)
-    return dictionary.Dictionary(str(p))
+def rdict():
+    return radius_dictionary()
 
 
 def _decode(rdict, data, secret=SECRET):
