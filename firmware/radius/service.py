@@ -37,6 +37,7 @@ class RadiusService:
         self.tasks = []
         self.event = None
         self.send_errors = 0
+        self.recv_errors = 0
         self.subscribed = False
 
     # --- configuration ------------------------------------------------------
@@ -220,15 +221,18 @@ class RadiusService:
                 pass
 
     async def _receiver(self):
-        from firmware.sipstack.transport import peer
+        from firmware.sipstack.transport import peer, _errno, _EAGAIN
         app = self.app
         while True:
             await self._readable()
             for _ in range(RECV_BATCH):      # bounded work per wake-up
                 try:
                     data, raw = self.sock.recvfrom(MAX_ANSWER)
-                except OSError:
-                    break
+                except OSError as e:
+                    if _errno(e) is None or _errno(e) in _EAGAIN:
+                        break
+                    self.recv_errors += 1   # an ICMP error reported here: consumed, read on
+                    continue
                 addr = raw if isinstance(raw, tuple) else peer(raw)
                 if self.client is not None and self.client.receive(data, addr[:2], app.clock.now()):
                     self._wake()
@@ -263,8 +267,8 @@ class RadiusService:
             extra.append("%d journal write errors" % j.write_errors)
         if self.untracked:
             extra.append("%d calls without Interim-Update (more than %d live)" % (self.untracked, MAX_SESSIONS))
-        if self.send_errors:
-            extra.append("%d send errors" % self.send_errors)
+        if self.send_errors or self.recv_errors:
+            extra.append("%d send errors, %d receive errors" % (self.send_errors, self.recv_errors))
         if extra:
             out.append("  " + "; ".join(extra))
         return "\n".join(out)
