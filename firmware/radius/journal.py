@@ -175,6 +175,8 @@ class Journal:
         out.append({"q": r.seq, "k": list(key), "a": attrs, "w": wall})
         self._append(out)
         self.pending.append(r)
+        if self.size > MAX_FILE_BYTES:      # every server down for long: keep the file bounded
+            self.compact()
         return r
 
     def _make_room(self, status, out):

@@ -239,3 +239,29 @@ def test_delay_of_a_record_from_before_a_reboot_counts_on_the_wall_clock():
         assert MAX_BACKOFF_MS >= 1000
     finally:
         rmtree(d)
+
+
+def test_a_power_cut_at_every_byte_of_an_append_keeps_every_earlier_record():
+    d, j = _journal("radius-j4")
+    try:
+        for i in range(3):
+            j.add(("p%d" % i, P.START, 0), _attrs("p%d" % i), None, 0)
+        with open(j.path) as f:
+            whole = f.read()
+        j.add(("cut", P.STOP, 0), _attrs("cut", P.STOP), None, 0, j.opened("cut", {"id": "cut"}))
+        with open(j.path) as f:
+            tail = f.read()[len(whole):]          # the batch of the last append: two lines
+        first_line = tail.index("\n") + 1
+        for n in range(len(tail) + 1):
+            with open(j.path, "w") as f:
+                f.write(whole + tail[:n])
+            j2 = Journal(d, 64)
+            found = j2.load(0)
+            if n == len(tail):
+                assert found == 4 and j2.pending[-1].key == ("cut", 2, 0), n
+            else:
+                assert [r.key[0] for r in j2.pending] == ["p0", "p1", "p2"], n
+                assert ("cut" in j2.open) == (n >= first_line), n
+                assert j2.torn == (0 if n in (0, first_line) else 1), n
+    finally:
+        rmtree(d)
