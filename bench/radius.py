@@ -22,6 +22,7 @@ from firmware.compat import md5
 from firmware.radius import packet as P, records as R
 from firmware.radius.client import Client, Server
 from firmware.radius.journal import Journal
+from firmware.radius.service import _REBOOT_FIELDS
 
 MPY = sys.implementation.name == "micropython"
 CALLS = 200
@@ -48,7 +49,7 @@ def _answer(req):
 
 
 class _NoFlash(Journal):
-    def _append(self, objs):
+    def _append(self, objs, sync=True):
         pass
 
 
@@ -79,17 +80,24 @@ def main():
                 ("journal after %d calls (compacted when idle past 16 KB)" % CALLS, "%d bytes" % size)]
         if MPY:
             # the CallRecord is the stream's; RADIUS adds its session entry and the
-            # journal's open entry (a copy of the CDR dict, for the reboot Stop)
+            # journal's open entry (the CDR fields a reboot Stop needs)
             from firmware.cdr.record import CallRecord
-            recs = [CallRecord("%016x" % i) for i in range(50)]
+            recs = []
+            for i in range(50):
+                r = CallRecord("%016x" % i)
+                r.calling, r.called, r.src_kind, r.src = "1001", "1002", "station", "alice"
+                r.dst_kind, r.dst, r.start = "station", "bob", 1796212800000 + i
+                r.add_call_id("c%d@branch" % i)
+                recs.append(r)
             sessions, opened = {}, {}
             gc.collect()
             before = gc.mem_alloc()
             for r in recs:
                 sessions[r.id] = [r, None, 0]
-                opened[r.id] = [r.as_dict(), 0]
+                cdr = r.as_dict()
+                opened[r.id] = [dict((k, cdr[k]) for k in _REBOOT_FIELDS if cdr.get(k)), 0]
             gc.collect()
-            rows.append(("heap kept per live call (session + open entry with its CDR copy)",
+            rows.append(("heap kept per live call (session + open entry)",
                          "%d bytes" % ((gc.mem_alloc() - before) // 50)))
         impl = sys.implementation.name
         out = ["RADIUS accounting cost (%s)" % impl] + ["  %-62s %s" % r for r in rows]

@@ -20,6 +20,8 @@ from firmware.radius import records as R
 MAX_SESSIONS = MAX_OPEN     # calls followed for Interim-Update; beyond: none for that call
 RECV_BATCH = const(8)       # datagrams read per wake-up
 MAX_ANSWER = const(4096)
+_REBOOT_FIELDS = ("id", "calling", "called", "src", "src_kind", "dst", "dst_kind", "call_ids",
+                  "mode", "start")
 
 
 class RadiusService:
@@ -97,8 +99,12 @@ class RadiusService:
             self.sessions[sid] = [rec, None, 0]
         else:
             self.untracked += 1
+        keep = {}       # what a Stop after a reboot needs, not the whole CDR (heap, flash)
+        for k in _REBOOT_FIELDS:
+            if d.get(k):
+                keep[k] = d[k]
         self._queue(sid, P.START, 0, R.attributes(d, P.START, self._nas(), self._event_s()),
-                    self.journal.opened(sid, d))
+                    self.journal.opened(sid, keep))
 
     def call_answered(self, rec):
         s = self.sessions.get(rec.id)
