@@ -318,6 +318,9 @@ class Appliance:
         self.sched.stop()
 
     def close(self):
+        self.calls.end_all("appliance shutdown")    # their CDRs, then the log's last fsync
+        if getattr(self, "cdr", None) is not None:
+            self.cdr.close()
         if self.console_stream is not None:
             self.console_stream.close()
         if getattr(self, "sip_transports", None) is not None:

@@ -69,6 +69,7 @@ from firmware.compat import const
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
+from firmware.cdr import sources as cdr
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
 MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
@@ -382,6 +383,7 @@ class B2bua:
         return self.active.get(name, 0)
 
     def changed(self, call):
+        cdr.callserver_changed(self.cs, call)     # call accounting (docs/cdr.md)
         if self.on_change is not None:
             try:
                 self.on_change(call)
@@ -449,19 +451,23 @@ class B2bua:
         self.counters["invites"] += 1
         if len(self.calls) >= s.max_calls or (len(self.calls) + 1) * 2 > s.max_dialogs:
             self.counters["over_limit"] += 1
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, 503, "Call Limit Reached")
             sreq.respond(503, "Call Limit Reached", (("Retry-After", "10"),))
             return
         if not number:
             self.counters["not_found"] += 1
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, 404)
             sreq.respond(404)
             return
         route = self._resolve(number, caller, trunk_call)
         if route[0] not in ("station", "trunk", "group", "attendant"):
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, route[0], route[1])
             sreq.respond(route[0], route[1])
             return
         callee = route[1] if route[0] == "station" else None
         if callee is not None and self.busy(callee.name) and not callee.call_waiting:
             self.counters["busy"] += 1
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, 486, "busy")
             sreq.respond(486)
             return
         self.next_id += 1
@@ -483,6 +489,7 @@ class B2bua:
         if route[0] == "attendant":
             if call.delayed:
                 self.counters["no_offer"] += 1    # the attendant answers with media: it needs the offer
+                cdr.callserver_refused(cs, sreq, caller, caller_num, number, 488, "SDP Offer Required")
                 a.reject(488, "SDP Offer Required")
                 call.state = "ended"
                 return
@@ -501,6 +508,7 @@ class B2bua:
             self.hunt(call)
             return
         if not self._ring(call, route):
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, 503, "No Route Available")
             a.reject(503, "No Route Available")
             call.state = "ended"
             return
@@ -698,6 +706,7 @@ class B2bua:
             self.rotor[g.name] = g.members.index(st.extension) + 1
 
     def ended(self, call, why):
+        cdr.callserver_ended(self.cs, call, why)
         if call.aa is not None:
             self.cs.attendant.release(call)
         if call in self.calls:

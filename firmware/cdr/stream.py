@@ -16,9 +16,10 @@ Producers (one line each at the place the thing happens):
 Consumers:
     app.calls.subscribe(listener)    listener.call_started(rec), .call_answered(rec),
                                      .call_ended(rec); optional .call_event(rec, kind)
-                                     for ringing/forwarded/transferred/parked
+                                     for ringing/forwarded/transferred/parked/rejected
 
-Every record is ended exactly once: ended() on an ended record does nothing,
+Every record is ended exactly once: ended() on an ended record does nothing
+(app.close() ends the live ones: end_all, "appliance shutdown"),
 and a rejected call is started and ended at once.  A listener that raises
 is logged and the others still run.
 """
@@ -33,6 +34,10 @@ MAX_LIVE_CALLS = const(256)   # records of calls not yet ended; beyond: the olde
 _BUSY = (486, 600)
 _NO_ANSWER = (408, 480)
 _CANCELLED = (487,)
+# the cause of a refusal given without words
+REASONS = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 480: "Temporarily Unavailable",
+           484: "Address Incomplete", 486: "Busy Here", 488: "Not Acceptable Here",
+           500: "Server Internal Error", 503: "Service Unavailable", 603: "Decline"}
 
 
 def disposition_for(status, answered):
@@ -125,13 +130,16 @@ class CallEvents:
         if rec is not None and rec.end is None:
             self._tell("call_event", rec, "ringing")
 
-    def answered(self, rec, call_id=None, dst=None):
+    def answered(self, rec, call_id=None, dst=None, at=None):
+        """at: the monotonic instant of the answer, when reported late."""
         if rec is None or rec.end is not None or rec.answer is not None:
             return
         rec.add_call_id(call_id)
         if dst is not None:
             rec.dst_kind, rec.dst = dst[0], str(dst[1])
         rec.answer = self._now(rec)
+        if at is not None:
+            rec.answer -= max(0, self.app.clock.now() - at)
         self.counters["answered"] += 1
         self._tell("call_answered", rec)
 
@@ -171,10 +179,16 @@ class CallEvents:
                  call_id=None):
         rec = self.setup(source, calling, called, src, dst, call_id)
         self.counters["rejected"] += 1
+        self._tell("call_event", rec, "rejected")
         # busy stays busy (a station in a call); every other refusal is "rejected"
-        self.ended(rec, status, cause or str(status), "system",
+        self.ended(rec, status, cause or REASONS.get(status, str(status)), "system",
                    "busy" if status in _BUSY else "rejected")
         return rec
+
+    def end_all(self, cause):
+        """Shutdown: every live call ends now, released by the system."""
+        for rec in list(self.live):
+            self.ended(rec, 0 if rec.answer is not None else 503, cause, "system")
 
     def statistics(self):
         out = [("calls live", len(self.live)), ("listeners", len(self.listeners))]

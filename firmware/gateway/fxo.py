@@ -29,6 +29,7 @@ from firmware.compat import const
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
+from firmware.cdr import sources as cdr
 from sip.errors import SipError
 
 IDLE = "idle"
@@ -72,6 +73,7 @@ class FxoAgent(PortAgent):
         except OSError:
             pass
         if self.leg is not None:
+            cdr.gateway_closed(self, self.leg)
             self.leg.close()
             self.leg = None
         self.state = IDLE
@@ -144,6 +146,7 @@ class FxoAgent(PortAgent):
         leg.session = sess
         leg.number = number
         leg.name = name
+        cdr.gateway_started(self, leg, number or "anonymous", target)
         self.leg = leg
         self.state = OFFERING
         self.log("inbound call from %s %s to %s" % (number, name or "", target))
@@ -151,9 +154,11 @@ class FxoAgent(PortAgent):
     # -- outbound
     def incoming(self, sreq, digits):
         if self.state != IDLE:
+            cdr.gateway_refused(self.gw, sreq, 486, "line busy", ("fxo", self.port))
             sreq.respond(486)
             return
         if not self.gw.port_ready("fxo", self.port):
+            cdr.gateway_refused(self.gw, sreq, 503, "Port Not Ready", ("fxo", self.port))
             sreq.respond(503, "Port Not Ready")
             return
         sess = accept(self.gw.ua, sreq, None)
@@ -175,6 +180,7 @@ class FxoAgent(PortAgent):
             leg.close()
             return
         self.leg = leg
+        cdr.gateway_started(self, leg, sess.remote_identity[0] or "anonymous", digits)
         self.calls_out += 1
         self.dial_string = digits
         try:
@@ -238,6 +244,7 @@ class FxoAgent(PortAgent):
 
     # -- SIP events
     def leg_event(self, leg, event, value):
+        cdr.gateway_event(self, leg, event, value)
         if leg is not self.leg:
             return
         if event == "answer":

@@ -66,6 +66,7 @@ from firmware.voice import dialplan as DP
 from firmware.media.leg import Leg
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
+from firmware.cdr import sources as cdr
 from sip.usage.invite import InviteSession
 from sip.errors import SipError
 from hal.drivers.si3210 import SlicError
@@ -341,6 +342,7 @@ class FxsAgent(PortAgent):
             self._reorder()
             return
         leg.session = sess
+        cdr.gateway_started(self, leg, st.extension, number)   # through the peer: a CDR
         leg.state = "calling"
         self.legs.append(leg)
         gw.kick()
@@ -349,6 +351,7 @@ class FxsAgent(PortAgent):
         self.log("calling %s" % number)
 
     def _drop(self, leg):
+        cdr.gateway_closed(self, leg)
         leg.close()
         if leg in self.legs:
             self.legs.remove(leg)
@@ -361,9 +364,11 @@ class FxsAgent(PortAgent):
                       and st is not None and st.call_waiting)
         ready = self.gw.port_ready("fxs", self.port)
         if not ready:
+            cdr.gateway_refused(self.gw, sreq, 503, "Port Not Ready", ("fxs", self.port))
             sreq.respond(503, "Port Not Ready")
             return
         if not (self.state == IDLE and not self.drv.off_hook) and not waiting_ok:
+            cdr.gateway_refused(self.gw, sreq, 486, "busy", ("fxs", self.port))
             sreq.respond(486)
             return
         sess = accept(self.gw.ua, sreq, None)
@@ -383,6 +388,7 @@ class FxsAgent(PortAgent):
             leg.close()
             return
         self.legs.append(leg)
+        cdr.gateway_started(self, leg, num, st.extension if st is not None else "")
         leg.state = "ringing"
         sess.ring()
         if waiting_ok:
@@ -716,6 +722,7 @@ class FxsAgent(PortAgent):
 
     # -- SIP events of our legs
     def leg_event(self, leg, event, value):
+        cdr.gateway_event(self, leg, event, value)
         if event == "progress":
             if self.state == CALLING and leg.outgoing:
                 if leg.session.remote_sdp is not None and value == 183:

@@ -40,6 +40,7 @@ from sip.usage.registration import Registration
 from firmware.sipstack.router import Module, GATEWAY
 from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent
+from firmware.cdr import sources as cdr
 
 FRAME_MS = const(20)
 
@@ -271,6 +272,7 @@ class GatewayService:
                 sec.record(sreq.source.addr[0], sreq.source.addr[1],
                            (f.uri.user if f is not None else None) or "-",
                            "call to an analog port not from the call server", self.app.clock.now())
+            cdr.gateway_refused(self, sreq, 403, "Not From The Call Server", None)
             sreq.respond(403, "Forbidden (Not From The Call Server)")
             return True
         return self.route_call(sreq, _ruri_user(sreq.request))
@@ -338,9 +340,11 @@ class GatewayService:
             a.incoming(offer, digits)
             return True
         if busy is not None:
+            cdr.gateway_refused(self, offer, 486, "every line busy", ("fxo", busy.port))
             offer.respond(486)
             return True
         if down is not None:
+            cdr.gateway_refused(self, offer, 503, "Trunk Out Of Service", ("fxo", down.port))
             offer.respond(503, "Trunk Out Of Service")
             return True
         self.counters["not_found"] += 1
