@@ -9,6 +9,7 @@ LOST_CARRIER = 2
 IDLE_TIMEOUT = 4
 SESSION_TIMEOUT = 5
 ADMIN_RESET = 6
+ADMIN_REBOOT = 7
 NAS_ERROR = 9
 NAS_REQUEST = 10
 NAS_REBOOT = 11
@@ -29,8 +30,8 @@ def terminate_cause(d):
     cause = str(d.get("cause") or "").lower()
     if "timeout" in cause or "timer" in cause or "expired" in cause:
         return SESSION_TIMEOUT
-    if "reboot" in cause:
-        return NAS_REBOOT
+    if "shutdown" in cause or "reboot" in cause:
+        return ADMIN_REBOOT     # the appliance stops on request (app.close ends live calls)
     if "table full" in cause:
         return NAS_ERROR
     if "admin" in cause or "console" in cause:

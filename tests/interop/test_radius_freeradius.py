@@ -270,17 +270,17 @@ def test_freeradius_receives_every_field_and_the_whole_backlog_after_an_outage(r
     live = app.calls.setup("callserver", "1099", "2099", ("station", "s1099"), ("station", "s2099"))
     app.calls.answered(live)
     app.sched.run(until=app.clock.now() + 100)
-    app.close()
+    app.close()                 # request system reboot: the live call ends (Admin-Reboot)
     app.radius.stop()           # the process ends: sockets and tasks gone
     apps.remove(app)
 
     app = boot(state)           # the same flash: configuration and backlog
     apps.append(app)
     app.time.set(int(time.time() * 1000), app.clock.now())
-    assert app.radius.loaded == 17
+    assert app.radius.loaded == 18
     for s in servers:
         s.start()
-    made = 4 + 16 + 1 + 1       # + the Start of the live call and its NAS-Reboot Stop
+    made = 4 + 16 + 1 + 1       # + the Start of the live call and its Stop at the shutdown
     run_until(app, lambda: not app.radius.journal.pending, 30, "the backlog replayed")
     got = servers[0].records() + servers[1].records()
     keys = [(g["Acct-Session-Id"][0], g["Acct-Status-Type"][0]) for g in got]
@@ -292,7 +292,8 @@ def test_freeradius_receives_every_field_and_the_whole_backlog_after_an_outage(r
     # the replay went to one server (the first that answered), in the order made
     replay = servers[0].records()[4:] or servers[1].records()
     assert [(g["Acct-Session-Id"][0], g["Acct-Status-Type"][0]) for g in replay] == want[4:]
-    assert replay[-1]["Acct-Terminate-Cause"] == ["NAS-Reboot"]
+    assert replay[-1]["Acct-Terminate-Cause"] == ["Admin-Reboot"]
+    assert "cause=appliance shutdown" in replay[-1]["Cisco-AVPair"]
     assert int(replay[0]["Acct-Delay-Time"][0]) >= 1      # it waited through the outage
     s = app.radius.client.servers
     assert sum(x.acked for x in s) == made - 4

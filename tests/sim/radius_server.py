@@ -29,6 +29,7 @@ VALUE Acct-Status-Type Interim-Update 3
 VALUE Acct-Terminate-Cause User-Request 1
 VALUE Acct-Terminate-Cause Idle-Timeout 4
 VALUE Acct-Terminate-Cause Session-Timeout 5
+VALUE Acct-Terminate-Cause Admin-Reboot 7
 VALUE Acct-Terminate-Cause NAS-Error 9
 VALUE Acct-Terminate-Cause NAS-Reboot 11
 VALUE Acct-Terminate-Cause Host-Request 18

@@ -165,7 +165,7 @@ def test_backlog_survives_a_reboot_and_is_replayed_in_order_once(tmp_path):
     assert len(w.app.radius.journal.pending) == 11 * 2 + 1 + 1
     assert "Backlog: 24 of 1024" in w.show()
     before = len(w.r1.arrived) + len(w.r2.arrived)
-    w.app.close()               # power cut: nothing more from this appliance
+    w.app.radius.stop()         # power cut: nothing more from this appliance, no shutdown
 
     down = w.app.clock.now() + 120000           # the first life, then two minutes off
     # the same flash: configuration and backlog
@@ -186,3 +186,21 @@ def test_backlog_survives_a_reboot_and_is_replayed_in_order_once(tmp_path):
     # delays span the reboot on the wall clock: the first Start waited for minutes
     assert u[0].delay == (down - 10) // 1000
     assert not w2.app.radius.journal.pending and before > 0
+
+
+def test_a_shutdown_ends_live_calls_with_an_admin_reboot_stop_sent_after_the_boot(tmp_path):
+    w = World(tmp_path)
+    w.r1.up = w.r2.up = False
+    rec = w.call()
+    w.run(5000)
+    w.app.close()               # request system reboot: the stream ends the live call
+    down = w.app.clock.now() + 60000
+    w2 = World(tmp_path, seed=4, configure=False, wall=T0 + down)
+    assert w2.app.radius.loaded == 2
+    w2.run(10000)
+    u = w2.r1.unique() + w2.r2.unique()
+    assert [(a.status, a.sid) for a in u] == [("Start", rec.id), ("Stop", rec.id)]
+    stop = u[1].pkt
+    assert stop["Acct-Session-Time"] == [5] and stop["Acct-Terminate-Cause"] == ["Admin-Reboot"]
+    assert "cause=appliance shutdown" in stop["Cisco-AVPair"]
+    assert len(w2.r1.answered) + len(w2.r2.answered) == 2      # no NAS-Reboot Stop besides
