@@ -204,3 +204,49 @@ def test_a_shutdown_ends_live_calls_with_an_admin_reboot_stop_sent_after_the_boo
     assert stop["Acct-Session-Time"] == [5] and stop["Acct-Terminate-Cause"] == ["Admin-Reboot"]
     assert "cause=appliance shutdown" in stop["Cisco-AVPair"]
     assert len(w2.r1.answered) + len(w2.r2.answered) == 2      # no NAS-Reboot Stop besides
+
+
+def test_real_sip_calls_through_the_call_server_are_accounted_as_their_cdrs(tmp_path):
+    from tests.sim.cs_world import CsWorld
+    w = CsWorld(tmp_path, seed=161, sip_exts=("2001", "2002", "2003"),
+                extra=(A + "server %s secret one-secret" % S1,
+                       A + "nas-identifier branch-sip"))
+    srv = SimRadiusServer(w.network, w.app.sched, S1, b"one-secret")
+    ended = []
+
+    class Seen:
+        def call_ended(self, rec):
+            ended.append(rec.as_dict())
+    w.app.calls.subscribe(Seen())
+    try:
+        w.register_all(("2001", "2002", "2003"))
+        c = w.phones["2001"].call("2002")
+        w.run_until(lambda: c.state == "connected", 5000)
+        waiting = w.phones["2003"].call("2002")     # call waiting: rings, then the caller gives up
+        w.run(2000)
+        w.phones["2003"].hangup(waiting)
+        unknown = w.phones["2003"].call("2999")     # 404: refused before a call exists
+        w.run_until(lambda: unknown.state == "terminated", 3000)
+        w.run(7000)
+        w.phones["2001"].hangup(c)
+        w.run(3000)
+        assert len(ended) == 3
+        u = srv.unique()
+        for d in ended:
+            mine = [a for a in u if a.sid == d["id"]]
+            assert [a.status for a in mine] == ["Start", "Stop"], (d, mine)
+            stop = mine[1].pkt
+            assert stop["Calling-Station-Id"] == [d["calling"]]
+            assert stop["Called-Station-Id"] == [d["called"]]
+            assert stop["Acct-Session-Time"] == [d["billsec"]]
+            assert stop["NAS-Identifier"] == ["branch-sip"]
+            pairs = stop["Cisco-AVPair"]
+            assert "disposition=%s" % d["disposition"] in pairs
+            assert "sip-status=%d" % d["sip_status"] in pairs
+            if d["call_ids"]:
+                assert "call-id=%s" % ",".join(d["call_ids"]) in pairs
+        answered = [d for d in ended if d["disposition"] == "answered"]
+        assert len(answered) == 1 and answered[0]["billsec"] >= 7
+        assert not w.app.radius.journal.pending
+    finally:
+        w.close()
