@@ -19,8 +19,7 @@ to any transmission of the record to that server acknowledges it.
 """
 from firmware.compat import const
 from firmware.radius import packet as P
-
-MAX_SERVERS = const(4)
+from firmware.radius.config import MAX_SERVERS
 MAX_BACKOFF_MS = const(32000)
 MAX_TRANSMISSIONS = const(12)     # packets remembered for one record on one server
 

@@ -10,9 +10,13 @@
 The secret is a reversible $9$ secret (shown obfuscated).  The service
 (firmware/radius/service.py) is loaded once a server is configured.
 """
+from firmware.compat import const
 from firmware.config import schema as S
-from firmware.radius.client import MAX_SERVERS
-from firmware.radius.journal import MAX_BACKLOG
+
+# here, not in client.py / journal.py: this module is loaded at every boot, they only
+# once a server is configured
+MAX_SERVERS = const(4)          # accounting servers (failover in configuration order)
+MAX_BACKLOG = const(4096)       # records the backlog on flash can be configured to keep
 
 BASE = "system accounting radius"
 
@@ -49,36 +53,23 @@ S.register("system accounting", S.Container("radius", "RADIUS accounting (RFC 28
 )))
 
 
-class RadiusSettings:
-    def __init__(self, cfg):
-        b = BASE + " "
-        self.servers = [(a, cfg.get(b + "server %s port" % a), cfg.get(b + "server %s secret" % a))
-                        for a in cfg.entries(BASE + " server")]
-        self.timeout_ms = cfg.get(b + "timeout") * 1000
-        self.retries = cfg.get(b + "retries")
-        self.dead_ms = cfg.get(b + "dead-time") * 1000
-        self.interim_ms = cfg.get(b + "interim-interval") * 1000
-        self.backlog = cfg.get(b + "backlog-size")
-        self.nas_id = cfg.get(b + "nas-identifier")
-        self.nas_ip = cfg.get(b + "nas-ip-address")
-
-
 def _show(app, args):
     from firmware.app import _no_args
     _no_args("show accounting radius", args)
     r = getattr(app, "radius", None)
-    if r is None:
-        return "RADIUS accounting: no server configured"
-    return r.show()
+    return r.show() if r is not None else "RADIUS accounting: no server configured"
 
 
 def apply(app, old, new):
-    s = RadiusSettings(new)
     if hasattr(app, "commands"):
         app.commands.register("show accounting radius", _show,
                               "Show RADIUS accounting: servers, state, counters, backlog")
+    if getattr(app, "radius", None) is None and not new.entries(BASE + " server"):
+        return      # nothing configured, nothing running: the service's code stays unloaded
+    from firmware.radius.service import RadiusSettings
+    s = RadiusSettings(new)
     if s.servers and getattr(app, "radius", None) is None and hasattr(app, "sched"):
-        from firmware.radius.service import RadiusService     # loaded once a server is configured
+        from firmware.radius.service import RadiusService
         app.radius = RadiusService(app)
     if getattr(app, "radius", None) is not None:
         app.radius.configure(s)

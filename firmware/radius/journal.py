@@ -27,8 +27,7 @@ import json
 import os
 
 from firmware.compat import const, fsync_file, fsync_dir
-
-MAX_BACKLOG = const(4096)
+from firmware.radius.config import MAX_BACKLOG
 MAX_OPEN = const(512)
 MAX_RECENT = const(256)
 COMPACT_BYTES = const(16384)

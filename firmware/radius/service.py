@@ -16,12 +16,28 @@ from firmware.radius import packet as P
 from firmware.radius.client import Client, Server
 from firmware.radius.journal import Journal, MAX_OPEN
 from firmware.radius import records as R
+from firmware.radius.config import BASE
 
 MAX_SESSIONS = MAX_OPEN     # calls followed for Interim-Update; beyond: none for that call
 RECV_BATCH = const(8)       # datagrams read per wake-up
 MAX_ANSWER = const(4096)
 _REBOOT_FIELDS = ("id", "calling", "called", "src", "src_kind", "dst", "dst_kind", "call_ids",
                   "mode", "start")
+
+
+class RadiusSettings:
+    """The committed `system accounting radius` statements."""
+    def __init__(self, cfg):
+        b = BASE + " "
+        self.servers = [(a, cfg.get(b + "server %s port" % a), cfg.get(b + "server %s secret" % a))
+                        for a in cfg.entries(BASE + " server")]
+        self.timeout_ms = cfg.get(b + "timeout") * 1000
+        self.retries = cfg.get(b + "retries")
+        self.dead_ms = cfg.get(b + "dead-time") * 1000
+        self.interim_ms = cfg.get(b + "interim-interval") * 1000
+        self.backlog = cfg.get(b + "backlog-size")
+        self.nas_id = cfg.get(b + "nas-identifier")
+        self.nas_ip = cfg.get(b + "nas-ip-address")
 
 
 class RadiusService:
