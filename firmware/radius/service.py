@@ -7,7 +7,8 @@ simulation the socket comes from the simulated network (app.network).
 
 A call whose Start was never acknowledged still gets its Stop (the backlog
 sends both, in order); a call ended by a timeout ends through the stream
-like any other; a call live when the appliance went down gets a Stop with
+like any other, and so does a call live at a requested shutdown (app.close);
+a call live when the appliance lost power or crashed gets a Stop with
 Acct-Terminate-Cause NAS-Reboot and its last known session time at the next
 boot (the journal remembers open sessions).
 """
@@ -47,7 +48,7 @@ class RadiusService:
         self.client = None
         self.journal = Journal(app.state_dir, log=app.log.write)
         self.loaded = self.journal.load(app.clock.now())
-        self.reboot_open = list(self.journal.open.items())   # live at the last shutdown
+        self.reboot_open = list(self.journal.open.items())   # live at a power cut or crash
         self.sessions = {}          # session id -> [CallRecord, next interim ms, interim count]
         self.untracked = 0          # calls beyond MAX_SESSIONS (no Interim-Update)
         self.made = 0               # records queued since boot
