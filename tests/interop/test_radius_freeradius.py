@@ -1,5 +1,5 @@
 """RADIUS accounting against a real FreeRADIUS (Debian `freeradius`) on
-loopback: two servers (127.0.0.1 and 127.0.0.2, each `freeradius -X -d DIR`
+loopback: two servers (127.0.0.1 and 127.0.0.2, each `freeradius -f -l stdout -d DIR`
 with a minimal configuration generated in a temporary directory, its own
 secret, and a `detail` module that writes every accounting request it
 accepts to a file).  The appliance runs in-process on the real clock with
@@ -27,6 +27,7 @@ import pytest
 from firmware import cli
 from firmware.app import Appliance
 from firmware.sched import RealClock
+from tests.harness import read_line
 
 SECRETS = {"127.0.0.1": "first-Secret-1", "127.0.0.2": "second-Secret-2"}
 A = "set system accounting radius "
@@ -109,20 +110,21 @@ class FreeRadius:
         self.proc = None
 
     def start(self, deadline_s=20):
-        self.log = open(os.path.join(self.dir, "radiusd.out"), "ab")
-        self.proc = subprocess.Popen(["freeradius", "-X", "-d", self.dir],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        # -f: foreground, normal log level (no per-request debug output to fill the pipe);
+        # readiness is the "Ready to process requests" line, read with a deadline
+        self.proc = subprocess.Popen(["freeradius", "-f", "-l", "stdout", "-d", self.dir],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.out = []
         end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            assert self.proc.poll() is None, "freeradius exited: %s" % self.output()[-2000:]
-            if "Ready to process requests" in self.output():
+        while True:
+            try:
+                line = read_line(self.proc.stdout, end)
+            except TimeoutError:
+                raise AssertionError("freeradius not ready in %d s: %s" % (deadline_s, "".join(self.out)))
+            assert line, "freeradius exited: %s" % "".join(self.out)
+            self.out.append(line)
+            if "Ready to process requests" in line:
                 return
-            time.sleep(0.05)
-        raise AssertionError("freeradius not ready in %d s: %s" % (deadline_s, self.output()[-2000:]))
-
-    def output(self):
-        with open(os.path.join(self.dir, "radiusd.out"), errors="replace") as f:
-            return f.read()
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -132,10 +134,9 @@ class FreeRadius:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None:
+            self.proc.stdout.close()
         self.proc = None
-        if getattr(self, "log", None):
-            self.log.close()
-            self.log = None
 
     def records(self):
         """The detail file: one dict per accounting request (attribute -> value)."""
