@@ -25,6 +25,7 @@ FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.c
             "firmware.voice.events_config",
             "firmware.sipstack.tlsconfig",
             "firmware.cdr.config",
+            "firmware.radius.config",
             ]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
