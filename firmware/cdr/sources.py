@@ -94,11 +94,12 @@ def callserver_changed(cs, call):
         if call.state == "ended" or call.a is None:
             return
         dialled = _dialled(call.a)
+        target = getattr(call, "fwd_target", None) or call.number
         rec = call.cdr = calls.setup("callserver", call.caller_num, dialled or call.number,
                                      _source(call.caller, call.a), _call_dst(call),
                                      _cid(call.a))
-        if dialled and dialled != call.number:
-            calls.redirected(rec, "forwarded", call.number)   # forward-unreachable
+        if dialled and dialled != target:
+            calls.redirected(rec, "forwarded", target)   # forwarded before it rang
     _follow(calls, rec, call)
     if call.state == "ringing":
         calls.ringing(rec)
@@ -110,7 +111,10 @@ def _follow(calls, rec, call):
     """The number the call went on to: the attendant's transfer changes
     call.number and the To URI, a group's no-answer target only the To URI
     (forward-unreachable is seen at setup: the dialled number differs)."""
-    target = _user(getattr(call, "to_uri", "")) or call.number
+    # a station's forward (firmware/callserver/forward.py) keeps the number
+    # dialled in call.number and the To URI: where it went is call.fwd_target
+    target = getattr(call, "fwd_target", None) or _user(getattr(call, "to_uri", "")) \
+        or call.number
     if target and target != rec.called:
         calls.redirected(rec, "transferred" if call.number == target else "forwarded", target)
 
