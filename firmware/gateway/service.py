@@ -42,6 +42,9 @@ from firmware.gateway.fxs import FxsAgent
 from firmware.gateway.fxo import FxoAgent
 
 FRAME_MS = const(20)
+# a change of the call server in control (failover, failback) starts the FXS
+# registrations again spread over this window, never all in one burst
+REREGISTER_SPREAD_MS = const(4000)
 
 # How the peer call server addresses the ports: the FXS stations register a
 # Contact with ;line=fxsN (the peer's INVITE comes back to it), the FXO
@@ -119,14 +122,16 @@ class GatewayService:
 
     def _reregister(self, *changed):
         """The call server in control or our own address changed: every
-        registration starts again, toward the new one and with a new Contact."""
+        registration starts again, toward the new one and with a new Contact,
+        each at a random moment of REREGISTER_SPREAD_MS (a failback must not
+        send the peer a burst of REGISTERs)."""
         if self.started:
             for r in self.registrations.values():
                 r.stop(self.app.clock.now())
             self.registrations = {}
-            self._sync_registrations()
+            self._sync_registrations(REREGISTER_SPREAD_MS)
 
-    def _sync_registrations(self):
+    def _sync_registrations(self, spread_ms=0):
         s = self.settings
         srv = self.call_server
         want = {}
@@ -154,7 +159,8 @@ class GatewayService:
                              contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)))
             r.secret_id = st.secret_id
             self.registrations[ext] = r
-            r.start(self.app.clock.now())
+            r.start_after(self.app.clock.now(),
+                          self.app.rng.randbelow(spread_ms) if spread_ms > 0 else 0)
 
     def _reg_state(self, reg):
         if reg.state in ("registered", "failed"):
@@ -255,8 +261,9 @@ class GatewayService:
         appliance's own (local) or the peer's host.  Anyone else could ring
         the phones, seize an FXO line past the class of restriction, or take
         over a call with Replaces."""
+        from firmware.voice.peers import resolved_addresses
         for p in (self.settings.peers if self.settings is not None else ()):
-            if src.addr[0] in (p["address"], p["registrar"]):   # primary or backup
+            if src.addr[0] in resolved_addresses(p):   # primary or backup, literal or resolved
                 return True
         return False
 

@@ -9,6 +9,11 @@
     m.failed(addr, why, now)           passive: a transaction to it timed out, a
                                       TCP connection was refused or reset, ICMP
                                       unreachable
+    m.peer_failed(name, why, now)      passive, for a whole peer: its DNS name
+                                      did not resolve
+    m.set_addresses(name, addrs, now)  a peer's addresses changed (DNS): the
+                                      statistics of those kept stay, new ones
+                                      are probed at once
     m.on_timer(now) -> [(peer name or None, cause), ...]   changes of the best
                                       live peer (None: no peer is alive)
     m.next_deadline()
@@ -33,6 +38,8 @@ runs) or HOLD (the window met the threshold: the hold-down runs).
 - HOLD, at the end of the hold-down: the same test over the hold-down ->
   UP; else back to RECOVERING.  Silence for failure-timeout in RECOVERING or
   HOLD -> DOWN.
+A peer whose name resolves to nothing has no address to probe: nothing is
+heard, so the failure timeout takes it down as any silent peer.
 Only a change to or from UP changes control, so a WAN that drops every
 other probe cannot pass the window and cannot bounce control: one change at
 most (UP -> DOWN).  Bounds: MAX_PEERS peers, MAX_ADDRESSES addresses each,
@@ -92,7 +99,8 @@ class Peer:
             raise ValueError("peer %s: more than %d addresses" % (name, MAX_ADDRESSES))
         self.name = name
         self.priority = priority
-        self.addrs = [Address(a) for a in addrs]
+        self.addrs = [Address(a) for a in addrs]   # may start empty (a name to resolve)
+        self.failures = 0         # passive failures of the whole peer (DNS)
         self.state = UP           # assumed alive at start: the failure timeout decides
         self.since = now
         self.cause = "start"
@@ -198,8 +206,40 @@ class Monitor:
         if p is None:
             return
         a.failures += 1
+        self._passive(p, "%s (%s)" % (why, _hp(addr)), now)
+
+    def _passive(self, p, cause, now):
+        # a passive failure right after something alive was heard is stale news
         if p.state == UP and now - p.last_alive >= self.t.interval_ms:
-            self._set(p, DOWN, now, "%s (%s)" % (why, _hp(addr)))
+            self._set(p, DOWN, now, cause)
+
+    def _peer(self, name):
+        for p in self.peers:
+            if p.name == name:
+                return p
+        return None
+
+    def peer_failed(self, name, why, now):
+        p = self._peer(name)
+        if p is not None:
+            p.failures += 1
+            self._passive(p, why, now)
+
+    def set_addresses(self, name, addrs, now):
+        p = self._peer(name)
+        if p is None:
+            return
+        old = {}
+        for a in p.addrs:
+            old[a.addr] = a
+        keep = []
+        for addr in addrs[:MAX_ADDRESSES]:
+            a = old.pop(addr, None)
+            keep.append(a if a is not None else Address(addr))
+        for a in old.values():          # gone: its probes in flight are forgotten
+            for pid in a.inflight:
+                self.probes.pop(pid, None)
+        p.addrs = keep
 
     # -- states
     def _set(self, p, state, now, cause):

@@ -21,9 +21,16 @@ survivability LED is on while the local call server is in control with a
 peer configured.  `show survivability`: state, since when, cause, probe
 statistics and last RTT per address.
 """
+from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.proxy.monitor import Monitor, Timers, UP
+from firmware.sipstack.dns import is_ip
+
+
+def _literal(p):
+    """The addresses of a peer given by IP (a name's come from DNS)."""
+    return [(p["address"], p["port"])] if is_ip(p["address"]) else []
 
 BASE = "services convergence-services"
 
@@ -62,8 +69,16 @@ def check(cfg):
                           "must be at least twice probe-interval (%d s)" % (t.interval_ms // 1000))
 
 
+_KEY_FIELDS = ("name", "priority", "address", "port", "port_set", "transport", "registrar",
+               "register", "expires")
+
+
 def _peer_key(peers):
-    return tuple((p["name"], p["priority"], p["address"], p["port"]) for p in peers)
+    # every field: a change to any of them restarts the monitor and control
+    return tuple(tuple(p.get(k) for k in _KEY_FIELDS) for p in peers)
+
+
+DNS_RETRY_MS = const(5000)     # a name that failed to resolve is asked again after this
 
 
 class Survival:
@@ -75,7 +90,10 @@ class Survival:
         self._key = None
         self._timer = None
         self._deadline = None
-        self.counters = {"probes": 0, "probe_send_failures": 0, "changes": 0}
+        self._dns_timers = {}     # (peer name, "address" or "registrar") -> timer
+        self.generation = 0       # of the configuration: stale DNS answers are dropped
+        self.counters = {"probes": 0, "probe_send_failures": 0, "changes": 0,
+                         "dns_lookups": 0, "dns_failures": 0}
         app.control.subscribe(self._led)
         core = getattr(app, "sip", None)
         if core is not None:
@@ -96,12 +114,112 @@ class Survival:
             ctl.configure(None)
             return
         now = self.app.clock.now()
-        self.monitor = Monitor(timers, [(p["name"], p["priority"], [(p["address"], p["port"])])
+        self.generation += 1
+        for p in peers:
+            p["resolved"] = []
+        self.monitor = Monitor(timers, [(p["name"], p["priority"], _literal(p))
                                         for p in peers], now)
-        ctl.configure(peers[0])
+        first = self._control_peer(peers[0])
+        if first is None:
+            ctl.configure(None, "configuration: resolving %s" % peers[0]["address"])
+        else:
+            ctl.configure(first)
         self.app.log.info("survivability: monitoring %s (%s)" % (
             ", ".join(p["name"] for p in peers), timers.describe()))
+        for p in peers:
+            for what in ("address", "registrar"):
+                if not is_ip(p[what]) and (what == "address" or p[what] != p["address"]):
+                    self._resolve(p, what, self.generation)
         self._run()
+
+    # -- DNS (firmware/sipstack/resolver.py): names of peers and registrars
+    def _resolve(self, p, what, gen):
+        from firmware.sipstack import resolver
+        c = resolver.get(self.app)
+        port = p["port"] if (p["port_set"] or what == "registrar") else None
+
+        def done(addrs, ttl_s, error, now, p=p, what=what, gen=gen):
+            if gen != self.generation:
+                return          # an answer for a configuration that is gone
+            self._resolved(p, what, addrs, ttl_s, error, now, gen)
+        self.counters["dns_lookups"] += 1
+        c.targets(p[what], port, p["transport"], done)
+
+    def _resolved(self, p, what, addrs, ttl_s, error, now, gen):
+        m = self.monitor
+        if error is not None or not addrs:
+            # keep the addresses we had (serve stale) and count a passive
+            # failure; ask again soon
+            self.counters["dns_failures"] += 1
+            self.app.log.write("warning", "survivability: %s %s of peer %s did not resolve: %s"
+                               % (what, p[what], p["name"], error))
+            if what == "address":
+                m.peer_failed(p["name"], "passive: DNS %s: %s" % (p[what], error), now)
+            delay = DNS_RETRY_MS
+        else:
+            key = "resolved" if what == "address" else "registrar_resolved"
+            if p.get(key) != addrs:
+                self.app.log.info("survivability: %s %s of peer %s is %s (ttl %d s)" % (
+                    what, p[what], p["name"], " ".join("%s:%d" % a for a in addrs), ttl_s))
+            p[key] = addrs
+            if what == "address":
+                m.set_addresses(p["name"], addrs, now)
+            delay = ttl_s * 1000     # re-resolve when the answer expires
+        core = self.app.sip
+        self._dns_timers[(p["name"], what)] = core.call_later(
+            delay, lambda: gen == self.generation and self._resolve(p, what, gen))
+        self._sync_control("DNS")
+        self._decide(now)
+        self._run()
+
+    def _control_peer(self, p):
+        """The settings dict control gets for peer p: with a name, its best
+        resolved address (the last one heard alive) in place of the name;
+        None while it has none."""
+        if is_ip(p["address"]) and is_ip(p["registrar"]):
+            return p
+        q = dict(p)
+        if not is_ip(p["address"]):
+            addrs = p.get("resolved") or []
+            if not addrs:
+                return None
+            best = addrs[0]
+            m = self.monitor
+            seen = -1
+            for pe in (m.peers if m is not None else ()):
+                if pe.name == p["name"]:
+                    for a in pe.addrs:
+                        if a.last_alive is not None and a.last_alive > seen:
+                            seen, best = a.last_alive, a.addr
+            q["address"], q["port"] = best
+        if p["registrar"] == p["address"]:
+            q["registrar"] = q["address"]
+        elif not is_ip(p["registrar"]):
+            r = p.get("registrar_resolved") or []
+            if not r:
+                return None
+            q["registrar"] = r[0][0]
+        return q
+
+    def _sync_control(self, why):
+        """A name resolved anew: control follows when its peer is the best."""
+        m = self.monitor
+        ctl = self.app.control
+        if m is None or m.best is None:
+            return
+        for p in self.peers:
+            if p["name"] != m.best:
+                continue
+            q = self._control_peer(p)
+            cur = ctl.peer
+            if q is None:
+                return
+            addrs = p.get("resolved") or [(q["address"], q["port"])]
+            if cur is not None and cur["name"] == p["name"] and \
+                    (cur["address"], cur["port"]) in addrs and cur["registrar"] == q["registrar"]:
+                return          # still one of its addresses: no change of control
+            ctl.select(q, "survivability: peer %s at %s:%d (%s)" % (
+                p["name"], q["address"], q["port"], why))
 
     # -- the task: probes, timers, control
     def _cancel(self):
@@ -109,6 +227,9 @@ class Survival:
             self._timer.cancel()
             self._timer = None
         self._deadline = None
+        for t in self._dns_timers.values():
+            t.cancel()
+        self._dns_timers = {}
 
     def _run(self):
         m = self.monitor
@@ -167,7 +288,7 @@ class Survival:
             peer = None
             for p in self.peers:
                 if p["name"] == best:
-                    peer = p
+                    peer = self._control_peer(p)
             self.app.log.info("survivability: %s" % cause)
             self.app.control.select(peer, "survivability: " + cause)
 
@@ -192,6 +313,11 @@ class Survival:
         for p in m.peers:
             lines.append("Peer %s (priority %d): %s since %s (%s)" % (
                 p.name, p.priority, p.state, _ago(now, p.since), p.cause))
+            for cfg in self.peers:
+                if cfg["name"] == p.name and not is_ip(cfg["address"]):
+                    lines.append("  DNS %s: %s; %d failure(s) to resolve" % (
+                        cfg["address"], " ".join("%s:%d" % a for a in cfg.get("resolved") or ())
+                        or "not resolved", p.failures))
             lines.append("  %-22s %6s %8s %8s %7s %8s %10s" % (
                 "address", "sent", "answered", "failures", "skipped", "last rtt", "last alive"))
             for a in p.addrs:

@@ -3,6 +3,8 @@
     services convergence-services {
         peer-call-server hq {                 # the central call server; at most two:
             address 192.0.2.10; port 5060; transport udp;   # primary and backup
+                                              # address: IP or DNS name (system
+                                              # name-server); no port + name: SRV
             priority 100;                     # lower is preferred (two peers: must differ)
             registrar-address 192.0.2.11;     # optional, default: address
             registration enable;              # REGISTER the FXS stations (disable: don't)
@@ -48,6 +50,8 @@ from firmware.config import voice  # noqa: F401  (declares `services` after `sys
 from firmware.config.schema import ConfigError
 from firmware.voice.dialplan import check_pattern
 from firmware.proxy import survival as _survival  # noqa: F401  (declares `survivability`)
+from firmware.sipstack import resolver as _resolver  # noqa: F401  (system name-server; its hook first)
+from firmware.voice.peers import SipHost
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")
@@ -72,10 +76,12 @@ def _did_ok(value, view, path):
 S.register(BASE, S.List(
     "peer-call-server", "The central call server the analog ports register and send calls to",
     key=S.Name(), max_entries=2, key_help="Peer call server name", children=(
-        S.Leaf("address", S.IPv4Address(), mandatory=True, help="Address of the peer call server"),
-        S.Leaf("port", S.Port(), default=5060, help="SIP port of the peer call server"),
+        S.Leaf("address", SipHost(), mandatory=True,
+               help="Address or DNS name of the peer call server (every address is probed)"),
+        S.Leaf("port", S.Port(), default=5060,
+               help="SIP port (not set, with a DNS name: found by SRV, RFC 3263)"),
         S.Leaf("transport", S.Enum(("udp", "tcp")), default="udp", help="SIP transport toward the peer"),
-        S.Leaf("registrar-address", S.IPv4Address(), help="Registrar address (default: address)"),
+        S.Leaf("registrar-address", SipHost(), help="Registrar address or name (default: address)"),
         S.Leaf("registration", S.Enum(_ENA), default="enable",
                help="Register the FXS stations with the peer call server"),
         S.Leaf("register-expires", S.Integer(60, 86400, "seconds"), default=3600,
@@ -276,6 +282,7 @@ class GatewaySettings:
                 "name": name,
                 "address": cfg.get(p + "address"),
                 "port": cfg.get(p + "port"),
+                "port_set": cfg.has(p + "port"),    # unset with a name: SRV decides
                 "transport": cfg.get(p + "transport"),
                 "registrar": cfg.get(p + "registrar-address") or cfg.get(p + "address"),
                 "register": cfg.get(p + "registration") != "disable",
