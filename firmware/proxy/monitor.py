@@ -29,7 +29,8 @@ runs) or HOLD (the window met the threshold: the hold-down runs).
 - UP -> DOWN: nothing alive from any of its addresses within failure-timeout,
   or a passive failure after at least one probe interval of silence.
 - DOWN -> RECOVERING: a probe is answered.
-- RECOVERING, at the end of the window: the share of its probes (sent in
+- RECOVERING, at the end of the window: the share of its probes to its
+  best address (sent in
   the window, at least one interval before its end) that were answered
   within one probe interval (a late answer, after retransmissions, keeps
   the peer alive but does not count here) at or above failback-threshold %
@@ -109,15 +110,20 @@ class Peer:
         self.phase_end = None
 
     def share(self, start, end):
-        """(answered, counted) of the probes sent in [start, end)."""
-        n = ok = 0
+        """(answered, counted) of the probes sent in [start, end) to the
+        peer's best address: one address that answers is enough to reach
+        it (a name may resolve to addresses that never will)."""
+        best = (0, 0)
         for a in self.addrs:
+            n = ok = 0
             for at, good in a.log:
                 if start <= at < end:
                     n += 1
                     if good:
                         ok += 1
-        return ok, n
+            if n and (best[1] == 0 or ok * best[1] > best[0] * n):
+                best = (ok, n)
+        return best
 
 
 class Monitor:
@@ -319,4 +325,6 @@ class Monitor:
 
 
 def _hp(addr):
+    if ":" in addr[0]:
+        return "[%s]:%d" % (addr[0], addr[1])
     return "%s:%d" % (addr[0], addr[1])

@@ -24,7 +24,7 @@ statistics and last RTT per address.
 from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
-from firmware.proxy.monitor import Monitor, Timers, UP
+from firmware.proxy.monitor import Monitor, Timers, UP, _hp
 from firmware.sipstack.dns import is_ip
 
 
@@ -109,6 +109,7 @@ class Survival:
         self.peers = peers
         self.timers = timers
         self._cancel()
+        self._cancel_dns()
         if not peers:
             self.monitor = None
             ctl.configure(None)
@@ -160,7 +161,7 @@ class Survival:
             key = "resolved" if what == "address" else "registrar_resolved"
             if p.get(key) != addrs:
                 self.app.log.info("survivability: %s %s of peer %s is %s (ttl %d s)" % (
-                    what, p[what], p["name"], " ".join("%s:%d" % a for a in addrs), ttl_s))
+                    what, p[what], p["name"], " ".join(_hp(a) for a in addrs), ttl_s))
             p[key] = addrs
             if what == "address":
                 m.set_addresses(p["name"], addrs, now)
@@ -227,6 +228,8 @@ class Survival:
             self._timer.cancel()
             self._timer = None
         self._deadline = None
+
+    def _cancel_dns(self):
         for t in self._dns_timers.values():
             t.cancel()
         self._dns_timers = {}
@@ -255,7 +258,7 @@ class Survival:
         from firmware.sipstack.dialogs import user_agent
         ua = user_agent(self.app)
         m = self.monitor
-        uri = "sip:%s:%d" % addr
+        uri = "sip:%s" % _hp(addr)
         frm = "sip:survivability@%s" % ua.hostport()
         req = ua.new_request("OPTIONS", uri, frm, uri)
         req.add("Accept", "application/sdp")
@@ -267,7 +270,13 @@ class Survival:
             self._decide(now)
 
         self.counters["probes"] += 1
-        if ua.send(req, addr, done, now) is None:
+        try:
+            sent = ua.send(req, addr, done, now)
+        except (OSError, ValueError) as e:      # e.g. no IPv6 on this host
+            sent = None
+            self.app.log.write("warning", "survivability: probe to %s not sent: %s" % (
+                _hp(addr), e))
+        if sent is None:
             self.counters["probe_send_failures"] += 1
             m.forget(pid)
 
@@ -316,13 +325,13 @@ class Survival:
             for cfg in self.peers:
                 if cfg["name"] == p.name and not is_ip(cfg["address"]):
                     lines.append("  DNS %s: %s; %d failure(s) to resolve" % (
-                        cfg["address"], " ".join("%s:%d" % a for a in cfg.get("resolved") or ())
+                        cfg["address"], " ".join(_hp(a) for a in cfg.get("resolved") or ())
                         or "not resolved", p.failures))
             lines.append("  %-22s %6s %8s %8s %7s %8s %10s" % (
                 "address", "sent", "answered", "failures", "skipped", "last rtt", "last alive"))
             for a in p.addrs:
                 lines.append("  %-22s %6d %8d %8d %7d %8s %10s" % (
-                    "%s:%d" % a.addr, a.sent, a.answered, a.failures, a.skipped,
+                    _hp(a.addr), a.sent, a.answered, a.failures, a.skipped,
                     "-" if a.last_rtt is None else "%d ms" % a.last_rtt,
                     "-" if a.last_alive is None else _ago(now, a.last_alive)))
         return "\n".join(lines)

@@ -62,7 +62,10 @@ class SipHost(S.Type):
 def resolved_addresses(peer):
     """The host addresses a peer's messages may come from (its own and its
     registrar's, literal or resolved)."""
-    out = list(peer.get("resolved") or ())
+    out = []
+    for a in list(peer.get("resolved") or ()) + list(peer.get("registrar_resolved") or ()):
+        if a[0] not in out:
+            out.append(a[0])
     for k in ("address", "registrar"):
         if is_ip(peer[k]) and peer[k] not in out:
             out.append(peer[k])
