@@ -140,6 +140,17 @@ class CallServer:
 
     def _route(self, sreq):
         req = sreq.request
+        from firmware.voice.trunks import inbound
+        got = inbound(self.app, sreq, self.emergency())
+        if got is not None:
+            # a SIP trunk's DID call: ours in both modes, like a local line's
+            if got[1] is not None:
+                sreq.respond(got[0], got[1])
+            else:
+                f = req.from_
+                self.b2b.incoming(sreq, got[0], None, f.uri.user or "anonymous", f.display,
+                                  True, None)
+            return True
         if not self.in_control and _number(req) not in self.emergency():
             return False        # a station's emergency call is ours even while a peer is
         src = sreq.source

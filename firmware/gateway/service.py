@@ -250,6 +250,10 @@ class GatewayService:
             return True
         if self.app.control.local and getattr(self.app, "callserver", None) is not None:
             return False        # the local call server's
+        trunks = getattr(self.app, "sip_trunks", None)
+        if trunks is not None and trunks.trunk_from(sreq.source.addr[0]) is not None \
+                and getattr(self.app, "callserver", None) is not None:
+            return False        # a SIP trunk's DID call (firmware/voice/trunks.py)
         if (not self.from_call_server(sreq.source) and self.settings is not None
                 and _ruri_user(sreq.request) in self.settings.emergency
                 and getattr(self.app, "callserver", None) is not None):

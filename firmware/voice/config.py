@@ -52,6 +52,7 @@ from firmware.voice.dialplan import check_pattern
 from firmware.proxy import survival as _survival  # noqa: F401  (declares `survivability`)
 from firmware.sipstack import resolver as _resolver  # noqa: F401  (system name-server; its hook first)
 from firmware.voice.peers import SipHost
+from firmware.voice import trunks as _trunks  # noqa: F401  (declares `sip-trunk`)
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")
