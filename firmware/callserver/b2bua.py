@@ -553,11 +553,15 @@ class B2bua:
         leg = cs.ua.invite(ruri, frm, ruri, dest, call.body, call, cs.now(),
                            display=call.caller_name,
                            auth=(t.username, t.password) if t.username and t.password else None,
-                           contact_user=call.caller_num or "anonymous")
+                           contact_user=call.caller_num or "anonymous",
+                           transport=t.transport.upper())
         if leg is None:
             return 0
         leg.user = None
         leg.delay_ack = call.delayed
+        if t.transport == "tcp":            # in-dialog requests over the same connection
+            leg.flow = dest
+            leg.flow_transport = "TCP"
         call.legs.append(leg)
         svc.counters["calls_out"] += 1
         return 1

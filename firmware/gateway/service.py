@@ -156,7 +156,8 @@ class GatewayService:
                 continue
             r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
                              st.password, expires, self._reg_state, contact_user=ext,
-                             contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)))
+                             contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)),
+                             transport=srv.transport)
             r.secret_id = st.secret_id
             self.registrations[ext] = r
             r.start_after(self.app.clock.now(),
@@ -384,7 +385,8 @@ class GatewayService:
             user = TRUNK_CONTACT_PREFIX + trunk.name
         return self.ua.invite("sip:%s@%s" % (number, srv.hostport()), frm,
                               "sip:%s@%s" % (number, srv.domain()), srv.dest(), body, owner, now,
-                              display=display, auth=auth, contact_user=user)
+                              display=display, auth=auth, contact_user=user,
+                              transport=srv.transport)
 
     def port_status(self, kind, port):
         a = (self.fxs if kind == "fxs" else self.fxo).get(port)

@@ -260,7 +260,8 @@ class Survival:
         m = self.monitor
         uri = "sip:%s" % _hp(addr)
         frm = "sip:survivability@%s" % ua.hostport()
-        req = ua.new_request("OPTIONS", uri, frm, uri)
+        tp = "TCP" if self._transport_of(m, pid) == "tcp" else "UDP"
+        req = ua.new_request("OPTIONS", uri, frm, uri, transport=tp)
         req.add("Accept", "application/sdp")
 
         def done(resp, now, pid=pid, m=m):
@@ -271,7 +272,7 @@ class Survival:
 
         self.counters["probes"] += 1
         try:
-            sent = ua.send(req, addr, done, now)
+            sent = ua.send(req, addr, done, now, tp)
         except (OSError, ValueError) as e:      # e.g. no IPv6 on this host
             sent = None
             self.app.log.write("warning", "survivability: probe to %s not sent: %s" % (
@@ -279,6 +280,13 @@ class Survival:
         if sent is None:
             self.counters["probe_send_failures"] += 1
             m.forget(pid)
+
+    def _transport_of(self, m, pid):
+        pa = m.probes.get(pid)
+        for p in self.peers:
+            if pa is not None and p["name"] == pa[0].name:
+                return p["transport"]
+        return "udp"
 
     def _passive(self, kind, addr, now):
         m = self.monitor

@@ -36,8 +36,8 @@ Validation at commit (precise errors): a port that this board lacks, two
 stations on one FXS port, two trunks on one FXO port, duplicate extensions,
 a trunk prefix that collides with an extension, a DID target that is no
 station's extension, a bad dial pattern, flash window min >= max, an odd
-or inverted RTP port range, transport tcp (outgoing TCP is not available
-yet in the SIP transport).
+or inverted RTP port range.  Transport tcp: the appliance opens the
+connection to the peer (reused, and opened again after it closed).
 
 The apply hook keeps a GatewaySettings on app.gateway_settings and hands it
 to app.gateway (GatewayService) when it runs.  The service (and the code of
@@ -418,10 +418,6 @@ def check(app, old, new):
     if s.rtp_min % 2 or s.rtp_max <= s.rtp_min:
         raise ConfigError(BASE + " media rtp-port-min", s.rtp_min,
                           "must be even and below rtp-port-max (%d)" % s.rtp_max)
-    for p in s.peers:
-        if p["transport"] == "tcp":
-            raise ConfigError("%s peer-call-server %s transport" % (BASE, p["name"]), "tcp",
-                              "outgoing SIP over TCP is not available yet; use udp")
     if len(s.peers) == 2 and s.peers[0]["priority"] == s.peers[1]["priority"]:
         raise ConfigError("%s peer-call-server %s priority" % (BASE, s.peers[1]["name"]),
                           s.peers[1]["priority"],

@@ -131,9 +131,6 @@ def check(app, old, new):
     dids = {}
     for t in trunks:
         p = "%s sip-trunk %s " % (BASE, t.name)
-        if t.transport == "tcp":
-            raise ConfigError(p + "transport", "tcp",
-                              "outgoing SIP over TCP is not available yet; use udp")
         if t.register and not (t.username and t.password):
             raise ConfigError(p + "registration", "enable",
                               "registration needs username and password")
@@ -271,7 +268,8 @@ class SipTrunkService:
         from firmware.sipstack.dialogs import user_agent
         from sip.usage.registration import Registration
         ts.reg = Registration(user_agent(self.app), t.username, t.registrar, ts.reg_dest,
-                              t.username, t.password, t.expires, self._reg_state(ts))
+                              t.username, t.password, t.expires, self._reg_state(ts),
+                              transport=t.transport.upper())
         ts.reg.start(self.now())
 
     def _reg_state(self, ts):
@@ -308,7 +306,8 @@ class SipTrunkService:
         from firmware.proxy.monitor import _hp
         ua = user_agent(self.app)
         uri = "sip:%s" % _hp(dest)
-        req = ua.new_request("OPTIONS", uri, "sip:health@%s" % ua.hostport(), uri)
+        req = ua.new_request("OPTIONS", uri, "sip:health@%s" % ua.hostport(), uri,
+                             transport=t.transport.upper())
         sent_at = now
 
         def done(resp, now, ts=ts):
@@ -330,7 +329,7 @@ class SipTrunkService:
         self.counters["probes"] += 1
         ts.sent += 1
         try:
-            ok = ua.send(req, dest, done, now) is not None
+            ok = ua.send(req, dest, done, now, t.transport.upper()) is not None
         except (OSError, ValueError):
             ok = False
         if ok:

@@ -2,7 +2,7 @@
 
     reg = Registration(agent, user, domain, dest, username=None, password=None,
                        expires=3600, on_state=fn(reg), contact_user=None,
-                       contact_params="")
+                       contact_params="", transport="UDP")
     reg.start(now) / reg.stop(now)   REGISTER (digest on 401/407); stop
                                      unregisters a registered contact
     reg.state in ("idle", "registering", "registered", "failed"), reg.status,
@@ -37,8 +37,10 @@ class Registration:
     """One AoR's registration with a registrar (RFC 3261 §10.2)."""
 
     def __init__(self, ua, user, domain, dest, username=None, password=None,
-                 expires=3600, on_state=None, contact_user=None, contact_params=""):
+                 expires=3600, on_state=None, contact_user=None, contact_params="",
+                 transport="UDP"):
         self.ua = ua
+        self.transport = transport     # "UDP" or "TCP" (a connection the shell opens)
         self.contact_params = contact_params
         self.secret_id = None
         self.user = user
@@ -102,7 +104,8 @@ class Registration:
         self.cseq += 1
         ruri = "sip:%s" % self.domain
         aor = "sip:%s@%s" % (self.user, self.domain)
-        req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq)
+        req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq,
+                             transport=self.transport)
         req.add("Contact", "%s;expires=%d" % (ua.contact(self.contact_user, self.contact_params),
                                                expires))
         req.add("Expires", str(expires))
@@ -112,7 +115,8 @@ class Registration:
             req.add("Proxy-Authorization" if is_proxy else "Authorization", val)
         if expires:
             self._set("registering")
-        ua.send(req, self.dest, lambda r, n, e=expires: self._response(r, n, e), now)
+        ua.send(req, self.dest, lambda r, n, e=expires: self._response(r, n, e), now,
+                self.transport)
 
     def _response(self, resp, now, expires):
         st = resp.status

@@ -177,3 +177,56 @@ def test_refreshes_spread_over_80_to_100_percent_and_failback_re_registers_sprea
         assert max(times) - min(times) >= 500, "a burst: %r" % times
     finally:
         w.close()
+
+
+def _tcp_world(tmp_path, seed):
+    from tests.sim.tcppeer import TcpPeer
+    w = World(tmp_path, seed=seed, extra=RECOMMENDED)
+    w.tcp = TcpPeer(w.network, "192.0.2.30")
+    port = w.tcp.start(w.app.sched)
+    w.app.config.load_file("tcp.conf", "\n".join((
+        B + "peer-call-server hq address 192.0.2.30",
+        B + "peer-call-server hq port %d" % port,
+        B + "peer-call-server hq transport tcp")))
+    return w
+
+
+def test_a_tcp_peer_gets_one_connection_reused_and_reopened_after_it_closed(tmp_path):
+    w = _tcp_world(tmp_path, 88)
+    try:
+        tcp = w.tcp
+        w.run_until(lambda: sorted(tcp.bindings) == ["1001", "1002", "1003", "1004"], 10000)
+        w.run(5000)
+        probes = [t for m, t in tcp.log if m == "OPTIONS"]
+        assert len(probes) >= 5 and set(probes) == {"TCP"}, probes
+        assert set(t for m, t in tcp.log if m == "REGISTER") == {"TCP"}
+        assert tcp.accepted == 1, "every message reuses the one connection"
+        assert not w.app.control.local
+        # the peer closes it: the next probe opens a new one, control stays
+        tcp.drop_connections()
+        w.run(3000)
+        assert tcp.accepted == 2, tcp.accepted
+        assert not w.app.control.local
+        assert w.app.sip.transports.counters["tcp_connected"] == 2
+    finally:
+        w.tcp.close()
+        w.close()
+
+
+def test_a_tcp_connection_reset_or_refused_is_a_passive_failure(tmp_path):
+    w = _tcp_world(tmp_path, 89)
+    try:
+        w.run_until(lambda: sorted(w.tcp.bindings) == ["1001", "1002", "1003", "1004"], 10000)
+        w.run(3000)
+        ctl = w.app.control
+        # the peer's host reboots: connections reset, new ones refused
+        w.network.partition("appliance", "192.0.2.30", reset=True)
+        t0 = w.now()
+        t = w.run_until(lambda: ctl.local, 5000, step=10)
+        causes = " ".join(c for _, _, c in ctl.history)
+        assert "tcp connection re" in causes, causes
+        assert t - t0 < 3000, "faster than the failure timeout: %d ms" % (t - t0)
+        assert w.app.sip.transports.counters["tcp_conn_errors"] >= 1
+    finally:
+        w.tcp.close()
+        w.close()

@@ -227,8 +227,8 @@ def test_commit_errors_for_sip_trunks(tmp_path):
         assert "proxy" in e, e
         e = _commit_error(w.app, [t + "proxy sip.itsp.example", t + "registration enable"])
         assert "sip-trunk itsp registration enable: registration needs username and password" in e, e
-        e = _commit_error(w.app, [t + "proxy 192.0.2.70", t + "transport tcp"])
-        assert "outgoing SIP over TCP is not available yet" in e, e
+        e = _commit_error(w.app, [t + "proxy 192.0.2.70", t + "transport sctp"])
+        assert "transport sctp" in e, e
         e = _commit_error(w.app, [t + "proxy 192.0.2.70", t + "prefix 2"])
         assert "sip-trunk itsp prefix 2: extension 2001 starts with the trunk prefix" in e, e
         e = _commit_error(w.app, [t + "proxy 192.0.2.70", t + "did 5550100",
