@@ -13,8 +13,12 @@
 The core is firmware/proxy/monitor.py (sans-I/O); this module sends its
 probes as OPTIONS client transactions of the appliance's user agent,
 feeds it the responses and the passive signals of the SIP core (every
-response from a peer address is alive; a transaction to it that times out
-is a failure), runs its timer on the core's TU timer table, and drives the
+response from a peer address is alive; a transaction to it that times out,
+an outgoing TCP connection to it refused or reset, ICMP unreachable for
+a UDP peer address (a connected "sentinel" socket per address, up to
+MAX_SENTINELS, sends a CRLF keep-alive with each probe: Linux reports ICMP
+errors only to connected sockets, on both interpreters), and a peer name
+that fails to resolve are failures), runs its timer on the core's TU timer table, and drives the
 one owner of control (firmware/voice/control.py): the best live peer, else
 the local call server.  Every change is logged with its cause; the
 survivability LED is on while the local call server is in control with a
@@ -79,6 +83,10 @@ def _peer_key(peers):
 
 
 DNS_RETRY_MS = const(5000)     # a name that failed to resolve is asked again after this
+MAX_SENTINELS = const(4)       # connected UDP sockets hearing ICMP errors (more addresses: none)
+_SENTINEL_PING = b"\r\n\r\n"   # a keep-alive SIP servers ignore (RFC 5626 §4.4.1 style)
+_ICMP = {111: "ICMP port unreachable", 113: "ICMP host unreachable",
+         101: "ICMP network unreachable"}
 
 
 class Survival:
@@ -93,7 +101,9 @@ class Survival:
         self._dns_timers = {}     # (peer name, "address" or "registrar") -> timer
         self.generation = 0       # of the configuration: stale DNS answers are dropped
         self.counters = {"probes": 0, "probe_send_failures": 0, "changes": 0,
-                         "dns_lookups": 0, "dns_failures": 0}
+                         "dns_lookups": 0, "dns_failures": 0, "icmp_errors": 0,
+                         "sentinels_full": 0}
+        self._sentinels = {}      # (host, port) -> UDP socket connected to it
         app.control.subscribe(self._led)
         core = getattr(app, "sip", None)
         if core is not None:
@@ -110,6 +120,7 @@ class Survival:
         self.timers = timers
         self._cancel()
         self._cancel_dns()
+        self._close_sentinels()
         if not peers:
             self.monitor = None
             ctl.configure(None)
@@ -280,6 +291,56 @@ class Survival:
         if sent is None:
             self.counters["probe_send_failures"] += 1
             m.forget(pid)
+        if tp == "UDP":
+            self._sentinel(addr, now)
+
+    # -- ICMP unreachable (UDP peers)
+    def _sentinel(self, addr, now):
+        """Linux reports an ICMP error for a UDP datagram only to a socket
+        connected to its destination: one such socket per peer address sends
+        a CRLF keep-alive with every probe, and an error it reports (on the
+        next read or send) is a passive failure of that address."""
+        s = self._sentinels.get(addr)
+        if s is None:
+            if len(self._sentinels) >= MAX_SENTINELS:
+                self.counters["sentinels_full"] += 1
+                return
+            from firmware.sipstack.resolver import udp_socket, _sockaddr
+            s = None
+            try:
+                s = udp_socket(self.app, ":" in addr[0])
+                s.connect(_sockaddr(addr[0], addr[1]))
+            except OSError as e:
+                self.app.log.write("warning", "survivability: no ICMP watch of %s: %s" % (
+                    _hp(addr), e))
+                if s is not None:
+                    s.close()
+                return
+            self._sentinels[addr] = s
+        err = None
+        for _ in range(8):              # what comes back is read away (bounded)
+            try:
+                s.recv(64)
+            except OSError as e:
+                err = e.args[0] if e.args else None
+                break
+        if err not in _ICMP:
+            try:
+                s.send(_SENTINEL_PING)
+            except OSError as e:
+                err = e.args[0] if e.args else None
+        if err in _ICMP:
+            self.counters["icmp_errors"] += 1
+            self.monitor.failed(addr, "passive: %s" % _ICMP[err], now)
+            self._decide(now)
+
+    def _close_sentinels(self):
+        for s in self._sentinels.values():
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._sentinels = {}
 
     def _transport_of(self, m, pid):
         pa = m.probes.get(pid)

@@ -55,26 +55,13 @@ class DnsClient:
     def _open(self):
         if self.sock is not None:
             return True
-        tp = self.app.sip.transports
-        host = tp.host if ":" not in tp.host else "0.0.0.0"
-        import socket
-        err = None
-        for _ in range(_PORT_TRIES):
-            s = None
-            try:
-                s = tp._sock(socket.AF_INET, socket.SOCK_DGRAM)
-                s.bind(_sockaddr(host, 20000 + self.app.rng.randbelow(40000)))
-                s.setblocking(False)
-            except OSError as e:
-                err = e
-                if s is not None:
-                    s.close()
-                continue
-            self.sock = s
-            self.task = self.app.sched.spawn(self._reader, "dns", RESTART)
-            return True
-        self.error = "socket: %s" % err
-        return False
+        try:
+            self.sock = udp_socket(self.app, False)
+        except OSError as e:
+            self.error = "socket: %s" % e
+            return False
+        self.task = self.app.sched.spawn(self._reader, "dns", RESTART)
+        return True
 
     def _flush(self):
         out = self.res.take()
@@ -152,6 +139,31 @@ def _fmt(v):
     if isinstance(v, tuple):
         return "%d/%d %s:%d" % (v[0], v[1], v[3], v[2])
     return str(v)
+
+
+def udp_socket(app, ipv6):
+    """A non-blocking UDP socket made as the SIP transports make theirs (the
+    simulated network's too), bound to the SIP host on a random port from the
+    injected random source (RFC 5452; MicroPython cannot read back port 0).
+    Raises OSError after _PORT_TRIES ports in use."""
+    import socket
+    tp = app.sip.transports
+    host = tp.host
+    if ipv6 != (":" in host):
+        host = "::" if ipv6 else "0.0.0.0"
+    err = None
+    for _ in range(_PORT_TRIES):
+        s = None
+        try:
+            s = tp._sock(socket.AF_INET6 if ipv6 else socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(_sockaddr(host, 20000 + app.rng.randbelow(40000)))
+            s.setblocking(False)
+            return s
+        except OSError as e:
+            err = e
+            if s is not None:
+                s.close()
+    raise err
 
 
 def _sockaddr(host, port):

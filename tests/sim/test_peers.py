@@ -230,3 +230,23 @@ def test_a_tcp_connection_reset_or_refused_is_a_passive_failure(tmp_path):
     finally:
         w.tcp.close()
         w.close()
+
+
+def test_icmp_port_unreachable_from_a_dead_peer_process_is_a_passive_failure(tmp_path):
+    # the peer's host is up but its SIP process is gone: the host answers our
+    # datagrams with ICMP port unreachable, seen by a connected UDP socket
+    w = World(tmp_path, seed=90, extra=RECOMMENDED + (
+        B + "survivability failure-timeout 10",))
+    try:
+        w.run_until(lambda: _registered(w), 10000)
+        w.run(3000)
+        ctl = w.app.control
+        w.peer.close()
+        t0 = w.now()
+        t = w.run_until(lambda: ctl.local, 5000, step=10)
+        assert t - t0 <= 3000, "ICMP, not the 10 s failure timeout: %d ms" % (t - t0)
+        causes = " ".join(c for _, _, c in ctl.history)
+        assert "ICMP port unreachable" in causes, causes
+        assert w.app.survival.counters["icmp_errors"] >= 1
+    finally:
+        w.close()
