@@ -155,7 +155,7 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
-        self.overflow = []            # outbound routes still to try (firmware/voice/trunks.py)
+        self.overflow = None          # outbound routes still to try (firmware/voice/trunks.py)
 
     def _now(self):
         return self.b2b.cs.now()
