@@ -27,6 +27,7 @@ statistics and last RTT per address.
 """
 from firmware.compat import const
 from firmware.config import schema as S
+from firmware.config import voice as _voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.proxy.monitor import Monitor, Timers, UP, _hp
 from firmware.sipstack.dns import is_ip

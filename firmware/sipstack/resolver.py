@@ -18,6 +18,7 @@ servers, the cache and the counters.
 """
 from firmware.compat import const
 from firmware.config import schema as S
+from firmware.config import system as _system  # noqa: F401  (declares `system`, with its help)
 from firmware.sched import RESTART
 from firmware.sipstack import dns
 

@@ -40,6 +40,7 @@ beyond), one probe in flight per trunk.
 """
 from firmware.compat import const
 from firmware.config import schema as S
+from firmware.config import voice as _voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.sipstack.dns import is_ip
 from firmware.voice.peers import SipHost

@@ -23,6 +23,7 @@ addresses and MAX_TRUSTED_NUMBERS patterns each (commit refused beyond).
 """
 from firmware.compat import const
 from firmware.config import schema as S
+from firmware.config import voice as _voice  # noqa: F401  (declares `services` after `system`)
 from firmware.sipstack.security import parse_prefix, ipv4_halves
 from firmware.voice.dialplan import check_pattern, _elements, _match, _FULL, _VAR
 
