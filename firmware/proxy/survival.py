@@ -30,7 +30,7 @@ from firmware.config import schema as S
 from firmware.config import voice as _voice  # noqa: F401  (declares `services` after `system`)
 from firmware.config.schema import ConfigError
 from firmware.proxy.monitor import Monitor, Timers, UP, _hp
-from firmware.sipstack.dns import is_ip
+from sip.transport import is_ip
 
 
 def _literal(p):

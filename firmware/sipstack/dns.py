@@ -35,6 +35,7 @@ A question is sent to each server in turn, QUERY_TIMEOUT_MS apart, for
 QUERY_TRIES rounds; then it fails with "timeout".
 """
 from firmware.compat import const
+from sip.transport import is_ip
 
 A = const(1)
 CNAME = const(5)
@@ -56,19 +57,6 @@ _MAX_POINTERS = const(16)      # compression pointers followed in one name (loop
 
 RCODES = {1: "format error", 2: "server failure", 3: "no such name", 4: "not implemented",
           5: "refused"}
-
-
-def is_ip(host):
-    """An IPv4 or IPv6 literal (no lookup needed)?"""
-    if ":" in host:
-        return True
-    parts = host.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not p.isdigit() or len(p) > 3 or int(p) > 255:
-            return False
-    return True
 
 
 def encode_name(name):

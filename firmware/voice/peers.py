@@ -11,7 +11,7 @@ the best of them.  A name that does not resolve is a passive failure of
 the peer.
 """
 from firmware.config import schema as S
-from firmware.sipstack.dns import is_ip
+from sip.transport import is_ip
 
 _LABEL = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 _HEX = "0123456789abcdefABCDEF"
