@@ -70,6 +70,7 @@ from firmware.compat import const
 from sip.transport import is_reliable
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
+from firmware.voice.trunks import OVERFLOW_STATUSES
 from firmware.callserver.config import MAX_HUNT_GROUPS
 from firmware.cdr import sources as cdr
 
@@ -159,6 +160,7 @@ class Call:
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
         self.chain = None             # diversions [(Station, kind)] (firmware/callserver/forward.py)
         self.fwd_target = None        # where the last diversion sent the call
+        self.overflow = None          # outbound routes still to try (firmware/voice/trunks.py)
 
     def _now(self):
         return self.b2b.cs.now()
@@ -212,6 +214,8 @@ class Call:
             if self.group is not None:
                 self.b2b.hunt(self)
                 return
+            if self.overflow and status in OVERFLOW_STATUSES and self.b2b.next_trunk(self):
+                return       # busy or unavailable SIP trunk: the next route
             if self.b2b.cs.forwarding.after_ring(self, self._best()):
                 return                  # forward-busy took it
             self.fail(self._best())
@@ -430,11 +434,13 @@ class B2bua:
             if caller is None:
                 self.counters["restricted"] += 1
                 return (403, "Emergency Calls Only From Local Stations")
-            if not s.trunks:
+            if not self._trunk_plan(number):
                 return (503, "No Trunk For Emergency Calls")
             return ("trunk", number)      # as dialled, on any line (firmware/voice/routing.py)
-        t, digits = s.trunk_for(number)
-        if t is not None:
+        plan = self._trunk_plan(number)   # FXO and in-service SIP trunks, in order
+        if plan:
+            t = plan[0][0]
+            digits = number[len(t.prefix):]
             # every caller has a class: a station its own, a trunk or
             # unknown-source call the call server's trunk-call class
             cor = caller.cor if caller is not None else s.trunk_cor
@@ -548,7 +554,55 @@ class B2bua:
         """Start the legs of a station or trunk route: how many started."""
         if route[0] == "station":
             return self._fork(call, None, self.targets(route[1]))
-        return self._fork(call, None, (_Trunk(route[1]),))
+        call.overflow = self._trunk_plan(route[1])
+        return self.next_trunk(call)
+
+    def _trunk_plan(self, number):
+        from firmware.voice.trunks import plan
+        return plan(self.cs.app, self.cs.settings.trunks, number, self.cs.emergency())
+
+    def next_trunk(self, call):
+        """Start the next route of call.overflow (firmware/voice/trunks.py):
+        the FXO lines go to the gateway, which overflows between them
+        itself; a SIP trunk gets an INVITE.  How many legs started."""
+        while call.overflow:
+            t, digits = call.overflow.pop(0)
+            if getattr(t, "kind", "fxo") != "sip":
+                call.overflow = [r for r in call.overflow if getattr(r[0], "kind", "fxo") == "sip"]
+                n = self._fork(call, None, (_Trunk(call.number),))
+            else:
+                n = self._sip_trunk_leg(call, t, digits)
+            if n:
+                return n
+        return 0
+
+    def _sip_trunk_leg(self, call, t, digits):
+        cs = self.cs
+        svc = getattr(cs.app, "sip_trunks", None)
+        ts = svc.state_of(t.name) if svc is not None else None
+        dest = ts.dest() if ts is not None else None
+        if dest is None:
+            return 0
+        host = t.proxy if ":" not in t.proxy else "[%s]" % t.proxy
+        if t.port != 5060:
+            host = "%s:%d" % (host, t.port)
+        ruri = "sip:%s@%s" % (digits, host)
+        frm = "sip:%s@%s" % (t.username or call.caller_num or "anonymous", host)
+        leg = cs.ua.invite(ruri, frm, ruri, dest, call.body, call, cs.now(),
+                           display=call.caller_name,
+                           auth=(t.username, t.password) if t.username and t.password else None,
+                           contact_user=call.caller_num or "anonymous",
+                           transport=t.transport.upper())
+        if leg is None:
+            return 0
+        leg.user = None
+        leg.delay_ack = call.delayed
+        if t.transport == "tcp":            # in-dialog requests over the same connection
+            leg.flow = dest
+            leg.flow_transport = "TCP"
+        call.legs.append(leg)
+        svc.counters["calls_out"] += 1
+        return 1
 
     def targets(self, st):
         """Where station st rings: its analog port (in process) while the

@@ -48,6 +48,7 @@ from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.voice.config import BASE, settings_of, realm_of, _ENA
 from firmware.voice.routing import trunk_routes
+from firmware.voice.trusted import parse as parse_trusted, check as check_trusted
 
 MAX_BINDINGS = const(1024)      # registered contacts, hard ceiling of max-registrations
 MAX_CALLS = const(256)          # concurrent calls, ceiling of max-calls
@@ -176,6 +177,7 @@ class CallServerSettings:
         self.min_expires = cfg.get(c + "registration min-expires")
         self.max_expires = cfg.get(c + "registration max-expires")
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
+        self.trusted = parse_trusted(cfg)     # firmware/voice/trusted.py
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
@@ -224,6 +226,9 @@ def _settings(app, cfg):
 
 def check(app, old, new):
     s = _settings(app, new)
+    bad = check_trusted(new)
+    if bad is not None:
+        raise ConfigError(*bad)
     if not s.min_expires <= s.default_expires <= s.max_expires:
         raise ConfigError(BASE + " call-server registration default-expires", s.default_expires,
                           "must lie between min-expires (%d) and max-expires (%d)" % (

@@ -27,6 +27,9 @@ Caller identification for a new INVITE (issue 12 items 3 and 4):
     like a failed registration.  A From that names no station gets the very
     same 407 as one that does (and a wrong answer the same 407 again), so an
     unauthenticated caller cannot tell which extensions exist;
+  - a trusted peer's source (`trusted-peer NAME address`, firmware/voice/
+    trusted.py) without credentials: a trunk call to one of its
+    allowed-number patterns, 403 to anything else;
   - `call-server unknown-source trunk`: an INVITE without credentials to a
     local destination (a station's extension or DID, a hunt group, the auto
     attendant: reachable_by_trunk) is a trunk call, whatever its From says;
@@ -67,7 +70,8 @@ class CallServer:
         self.max_bindings = MAX_BINDINGS
         self.security = app.security        # built with the SIP core (app._start_security)
         self.counters = {"calls_from_unknown": 0, "invite_challenges": 0, "invite_auth_failures": 0,
-                         "calls_trusted_by_source": 0}
+                         "calls_trusted_by_source": 0, "calls_from_trusted_peer": 0,
+                         "trusted_refused": 0}
         self.attendant = None     # built once an auto-attendant extension is configured
         self.configure(app.callserver_settings)
         self.core.router.add(Module("registrar", REGISTRAR, ("REGISTER",), take=self._register))
@@ -141,6 +145,17 @@ class CallServer:
 
     def _route(self, sreq):
         req = sreq.request
+        from firmware.voice.trunks import inbound
+        got = inbound(self.app, sreq, self.emergency())
+        if got is not None:
+            # a SIP trunk's DID call: ours in both modes, like a local line's
+            if got[1] is not None:
+                sreq.respond(got[0], got[1])
+            else:
+                f = req.from_
+                self.b2b.incoming(sreq, got[0], None, f.uri.user or "anonymous", f.display,
+                                  True, None)
+            return True
         if not self.in_control and _number(req) not in self.emergency():
             return False        # a station's emergency call is ours even while a peer is
         src = sreq.source
@@ -156,6 +171,9 @@ class CallServer:
                 self.counters["calls_trusted_by_source"] += 1
                 self._station_call(sreq, st, b.dest if b.nat else None)
                 return True
+        if s.trusted and req.get("proxy-authorization") is None and \
+                self._trusted_call(sreq, fuser, f.display):
+            return True
         now = self.now()
         srv = self.digest()
         bind = nonce_bind(src)
@@ -189,6 +207,22 @@ class CallServer:
             self.counters["invite_challenges"] += 1
         sreq.respond(407, None, [("Proxy-Authenticate", c) for c in srv.challenge(
             now, stale=res.outcome == digest.STALE, bind=bind)])
+        return True
+
+    def _trusted_call(self, sreq, fuser, display):
+        """A trusted peer's call (firmware/voice/trusted.py): a trunk call to
+        an allowed number, 403 to any other; False: not a trusted source."""
+        from firmware.voice.trusted import trusted_for
+        t = trusted_for(self.settings.trusted, sreq.source.addr[0])
+        if t is None:
+            return False
+        number = _number(sreq.request)
+        if not t.allows(number) or number in self.emergency():
+            self.counters["trusted_refused"] += 1
+            sreq.respond(403, "Forbidden (Number Not Allowed For Trusted Peer)")
+            return True
+        self.counters["calls_from_trusted_peer"] += 1
+        self.b2b.incoming(sreq, number, None, fuser, display, True, None)
         return True
 
     def _station_call(self, sreq, st, flow):

@@ -590,7 +590,8 @@ class FxsAgent(PortAgent):
         sess = gw.ua.invite(sub.target, "sip:%s@%s" % (st.extension, srv.domain()),
                             sub.target, srv.dest(), nl.offer(), nl, self.now(),
                             display=st.display_name,
-                            auth=auth, headers=hs, contact_user=st.extension)
+                            auth=auth, headers=hs, contact_user=st.extension,
+                            transport=srv.transport)
         if sess is None:
             nl.refer_sub = None
             self._drop(nl)

@@ -43,6 +43,9 @@ from firmware.gateway.fxo import FxoAgent
 from firmware.cdr import sources as cdr
 
 FRAME_MS = const(20)
+# a change of the call server in control (failover, failback) starts the FXS
+# registrations again spread over this window, never all in one burst
+REREGISTER_SPREAD_MS = const(4000)
 
 # How the peer call server addresses the ports: the FXS stations register a
 # Contact with ;line=fxsN (the peer's INVITE comes back to it), the FXO
@@ -120,14 +123,16 @@ class GatewayService:
 
     def _reregister(self, *changed):
         """The call server in control or our own address changed: every
-        registration starts again, toward the new one and with a new Contact."""
+        registration starts again, toward the new one and with a new Contact,
+        each at a random moment of REREGISTER_SPREAD_MS (a failback must not
+        send the peer a burst of REGISTERs)."""
         if self.started:
             for r in self.registrations.values():
                 r.stop(self.app.clock.now())
             self.registrations = {}
-            self._sync_registrations()
+            self._sync_registrations(REREGISTER_SPREAD_MS)
 
-    def _sync_registrations(self):
+    def _sync_registrations(self, spread_ms=0):
         s = self.settings
         srv = self.call_server
         want = {}
@@ -152,10 +157,12 @@ class GatewayService:
                 continue
             r = Registration(self.ua, ext, srv.domain(), srv.registrar_dest(), st.user_id,
                              st.password, expires, self._reg_state, contact_user=ext,
-                             contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)))
+                             contact_params=";%s=%s" % (LINE_PARAM, port_line(st.fxs_port)),
+                             transport=srv.transport)
             r.secret_id = st.secret_id
             self.registrations[ext] = r
-            r.start(self.app.clock.now())
+            r.start_after(self.app.clock.now(),
+                          self.app.rng.randbelow(spread_ms) if spread_ms > 0 else 0)
 
     def _reg_state(self, reg):
         if reg.state in ("registered", "failed"):
@@ -245,6 +252,10 @@ class GatewayService:
             return True
         if self.app.control.local and getattr(self.app, "callserver", None) is not None:
             return False        # the local call server's
+        trunks = getattr(self.app, "sip_trunks", None)
+        if trunks is not None and trunks.trunk_from(sreq.source.addr[0]) is not None \
+                and getattr(self.app, "callserver", None) is not None:
+            return False        # a SIP trunk's DID call (firmware/voice/trunks.py)
         if (not self.from_call_server(sreq.source) and self.settings is not None
                 and _ruri_user(sreq.request) in self.settings.emergency
                 and getattr(self.app, "callserver", None) is not None):
@@ -256,8 +267,9 @@ class GatewayService:
         appliance's own (local) or the peer's host.  Anyone else could ring
         the phones, seize an FXO line past the class of restriction, or take
         over a call with Replaces."""
+        from firmware.voice.peers import resolved_addresses
         for p in (self.settings.peers if self.settings is not None else ()):
-            if src.addr[0] in (p["address"], p["registrar"]):   # primary or backup
+            if src.addr[0] in resolved_addresses(p):   # primary or backup, literal or resolved
                 return True
         return False
 
@@ -377,7 +389,8 @@ class GatewayService:
             user = TRUNK_CONTACT_PREFIX + trunk.name
         return self.ua.invite("sip:%s@%s" % (number, srv.hostport()), frm,
                               "sip:%s@%s" % (number, srv.domain()), srv.dest(), body, owner, now,
-                              display=display, auth=auth, contact_user=user)
+                              display=display, auth=auth, contact_user=user,
+                              transport=srv.transport)
 
     def port_status(self, kind, port):
         a = (self.fxs if kind == "fxs" else self.fxo).get(port)

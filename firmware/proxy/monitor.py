@@ -9,6 +9,11 @@
     m.failed(addr, why, now)           passive: a transaction to it timed out, a
                                       TCP connection was refused or reset, ICMP
                                       unreachable
+    m.peer_failed(name, why, now)      passive, for a whole peer: its DNS name
+                                      did not resolve
+    m.set_addresses(name, addrs, now)  a peer's addresses changed (DNS): the
+                                      statistics of those kept stay, new ones
+                                      are probed at once
     m.on_timer(now) -> [(peer name or None, cause), ...]   changes of the best
                                       live peer (None: no peer is alive)
     m.next_deadline()
@@ -24,7 +29,8 @@ runs) or HOLD (the window met the threshold: the hold-down runs).
 - UP -> DOWN: nothing alive from any of its addresses within failure-timeout,
   or a passive failure after at least one probe interval of silence.
 - DOWN -> RECOVERING: a probe is answered.
-- RECOVERING, at the end of the window: the share of its probes (sent in
+- RECOVERING, at the end of the window: the share of its probes to its
+  best address (sent in
   the window, at least one interval before its end) that were answered
   within one probe interval (a late answer, after retransmissions, keeps
   the peer alive but does not count here) at or above failback-threshold %
@@ -33,6 +39,8 @@ runs) or HOLD (the window met the threshold: the hold-down runs).
 - HOLD, at the end of the hold-down: the same test over the hold-down ->
   UP; else back to RECOVERING.  Silence for failure-timeout in RECOVERING or
   HOLD -> DOWN.
+A peer whose name resolves to nothing has no address to probe: nothing is
+heard, so the failure timeout takes it down as any silent peer.
 Only a change to or from UP changes control, so a WAN that drops every
 other probe cannot pass the window and cannot bounce control: one change at
 most (UP -> DOWN).  Bounds: MAX_PEERS peers, MAX_ADDRESSES addresses each,
@@ -92,7 +100,8 @@ class Peer:
             raise ValueError("peer %s: more than %d addresses" % (name, MAX_ADDRESSES))
         self.name = name
         self.priority = priority
-        self.addrs = [Address(a) for a in addrs]
+        self.addrs = [Address(a) for a in addrs]   # may start empty (a name to resolve)
+        self.failures = 0         # passive failures of the whole peer (DNS)
         self.state = UP           # assumed alive at start: the failure timeout decides
         self.since = now
         self.cause = "start"
@@ -101,15 +110,20 @@ class Peer:
         self.phase_end = None
 
     def share(self, start, end):
-        """(answered, counted) of the probes sent in [start, end)."""
-        n = ok = 0
+        """(answered, counted) of the probes sent in [start, end) to the
+        peer's best address: one address that answers is enough to reach
+        it (a name may resolve to addresses that never will)."""
+        best = (0, 0)
         for a in self.addrs:
+            n = ok = 0
             for at, good in a.log:
                 if start <= at < end:
                     n += 1
                     if good:
                         ok += 1
-        return ok, n
+            if n and (best[1] == 0 or ok * best[1] > best[0] * n):
+                best = (ok, n)
+        return best
 
 
 class Monitor:
@@ -198,8 +212,40 @@ class Monitor:
         if p is None:
             return
         a.failures += 1
+        self._passive(p, "%s (%s)" % (why, _hp(addr)), now)
+
+    def _passive(self, p, cause, now):
+        # a passive failure right after something alive was heard is stale news
         if p.state == UP and now - p.last_alive >= self.t.interval_ms:
-            self._set(p, DOWN, now, "%s (%s)" % (why, _hp(addr)))
+            self._set(p, DOWN, now, cause)
+
+    def _peer(self, name):
+        for p in self.peers:
+            if p.name == name:
+                return p
+        return None
+
+    def peer_failed(self, name, why, now):
+        p = self._peer(name)
+        if p is not None:
+            p.failures += 1
+            self._passive(p, why, now)
+
+    def set_addresses(self, name, addrs, now):
+        p = self._peer(name)
+        if p is None:
+            return
+        old = {}
+        for a in p.addrs:
+            old[a.addr] = a
+        keep = []
+        for addr in addrs[:MAX_ADDRESSES]:
+            a = old.pop(addr, None)
+            keep.append(a if a is not None else Address(addr))
+        for a in old.values():          # gone: its probes in flight are forgotten
+            for pid in a.inflight:
+                self.probes.pop(pid, None)
+        p.addrs = keep
 
     # -- states
     def _set(self, p, state, now, cause):
@@ -279,4 +325,6 @@ class Monitor:
 
 
 def _hp(addr):
+    if ":" in addr[0]:
+        return "[%s]:%d" % (addr[0], addr[1])
     return "%s:%d" % (addr[0], addr[1])

@@ -45,7 +45,9 @@ The transaction user plugs in through the router (firmware/sipstack/router.py):
     core.stat_sections.append((title, fn))   more lines for show sip statistics
     core.watch(fn)   fn(kind, dest, now) for every client transaction:
         kind "response" (a response came back from dest) or "transaction timeout" (Timer
-        B/F); the survivability monitor's passive signals (MAX_WATCHERS)
+        B/F); and for every outgoing TCP connection refused or reset ("tcp connection
+        refused" / "tcp connection reset" / "tcp connection failed (errno N)"); the
+        survivability monitor's passive signals (MAX_WATCHERS)
 
 Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
   0. the router's screen (security: allow list, blocked sources, rate limit)
@@ -186,6 +188,7 @@ class SipCore:
         self.app = app
         self.transports = transports
         transports.on_message = self.on_message
+        transports.on_conn_error = self._conn_failed
         self.layer = TransactionLayer(app.rng, max_transactions=MAX_SERVER_TRANSACTIONS)
         self.router = Router()
         self.timers = TimerTable(MAX_TU_TIMERS)
@@ -250,9 +253,17 @@ class SipCore:
             raise ValueError("more than %d SIP core watchers" % MAX_WATCHERS)
         self.watchers.append(fn)
 
+    def _conn_failed(self, kind, addr):
+        """An outgoing TCP connection was refused or reset (transports)."""
+        self._tell_addr(kind, addr)
+
     def _tell(self, kind, txn):
         dest = getattr(txn, "dest", None)
-        if dest is None or not self.watchers:
+        if dest is not None:
+            self._tell_addr(kind, dest)
+
+    def _tell_addr(self, kind, dest):
+        if not self.watchers:
             return
         now = self.app.clock.now()
         for fn in self.watchers:

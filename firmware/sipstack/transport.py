@@ -19,7 +19,10 @@ Source / destination: `Source(transport, addr, conn=None)`; transport is
 TcpConnection a request came on.  A response to a TCP request goes back over
 that connection (§18.2.2); when it has gone, the response is dropped and
 counted ("tcp_no_connection": opening a new connection towards the Via is not
-implemented yet).
+implemented yet).  A request to a TCP destination with no open connection
+opens one (`connect`: reused by later messages to that address, opened anew
+after it closed; on_conn_error(kind, addr) reports an outgoing connection
+refused or reset, for the survivability monitor).
 
 Receive policy
   * RFC 3581 and symmetric responses: the top Via of every incoming request
@@ -126,6 +129,9 @@ _IPPROTO_IPV6 = const(41)
 _IPV6_TCLASS = const(67)
 _IPV6_V6ONLY = const(26)
 _EAGAIN = (11, 35, 115)              # EAGAIN/EWOULDBLOCK, EINPROGRESS
+_ECONNREFUSED = const(111)
+_ECONNRESET = const(104)
+_EPIPE = const(32)
 
 COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
             "requests_received", "responses_received", "parse_errors",
@@ -134,7 +140,8 @@ COUNTERS = ("udp_received", "udp_sent", "tcp_received", "tcp_sent",
             "send_errors", "recv_errors", "tcp_accepted", "tcp_refused", "tcp_closed",
             "tcp_refused_source", "tcp_refused_per_source", "tcp_evicted",
             "tcp_message_timeout", "tcp_idle_closed", "tcp_framing_errors", "tcp_outbuf_overflow",
-            "tcp_no_connection", "handler_errors", "dscp_errors", "tls_accepted",
+            "tcp_no_connection", "handler_errors", "dscp_errors", "tcp_connected",
+            "tcp_connect_failed", "tcp_conn_errors", "tls_accepted",
             "tls_handshake_failed", "keepalive_pings")
 
 
@@ -193,7 +200,7 @@ def stamp_via(msg, src):
 
 class TcpConnection:
     __slots__ = ("sock", "addr", "framer", "outbuf", "last", "task", "open", "family",
-                 "flushing", "due", "messages", "tls", "transport")
+                 "flushing", "due", "messages", "outgoing", "error", "tls", "transport")
 
     def __init__(self, sock, addr, family, now, message_ms=TCP_MESSAGE_TIMEOUT_MS, tls=None):
         self.tls = tls                 # a TlsStream: bytes go through it
@@ -209,6 +216,8 @@ class TcpConnection:
         self.flushing = False
         self.due = now + message_ms    # a whole message by then; None: no message begun
         self.messages = 0              # whole messages framed on this connection
+        self.outgoing = False          # we connected (a peer's responses and requests come on it)
+        self.error = None              # errno that ended it, for on_conn_error
 
     def __repr__(self):
         return "<%sConnection %s:%d>" % ((self.transport,) + tuple(self.addr))
@@ -238,6 +247,8 @@ class Transports:
         self.message_ms = message_ms
         self.on_message = None
         self.admit = None              # admit((host, port)): None, or why it is refused
+        self.on_conn_error = None      # fn(kind, (host, port)): an outgoing connection was
+                                       # refused or reset (the survivability monitor's signal)
         self.udp = []                  # [(sock, family)]
         self.listeners = []            # [(sock, family)]
         self.tls_listeners = []        # [(sock, family)] (enable_tls)
@@ -640,6 +651,7 @@ class Transports:
                 except OSError as e:
                     if _errno(e) in _EAGAIN:
                         continue
+                    c.error = _errno(e)
                     break
                 except Exception as e:     # TlsError: handshake or record refused
                     self.count("tls_handshake_failed")
@@ -701,6 +713,8 @@ class Transports:
         if not c.open:
             return
         c.open = False
+        if c.outgoing and c.error is not None:
+            self._conn_error(c.error, c.addr)
         try:
             if c.tls is not None:
                 c.tls.close()
@@ -731,6 +745,7 @@ class Transports:
         except OSError as e:
             if _errno(e) not in _EAGAIN:
                 self.count("send_errors")
+                c.error = _errno(e)
                 self.close_connection(c)
                 return False
             n = 0
@@ -767,6 +782,7 @@ class Transports:
                 except OSError as e:
                     if _errno(e) in _EAGAIN:
                         continue
+                    c.error = _errno(e)
                     self.close_connection(c)
                     return
                 except Exception:      # TlsError
@@ -790,8 +806,11 @@ class Transports:
             if c is None or not c.open:
                 c = self.find_connection(dest.addr, dest.transport)
             if c is None:
-                self.count("tcp_no_connection")
-                return False
+                if dest.transport != "TCP":
+                    # no outgoing TLS yet: a TLS peer is reached over its own connection
+                    self.count("tcp_no_connection")
+                    return False
+                return self.connect(dest.addr, data)
             return self._tcp_send(c, data)
         fam = socket.AF_INET6 if ":" in host else socket.AF_INET
         for s, f in self.udp:
@@ -805,6 +824,79 @@ class Transports:
                 return True
         self.count("send_errors")
         return False
+
+    def connect(self, addr, data):
+        """Open an outgoing TCP connection to addr and send data on it once
+        it is up (RFC 3261 §18.1.1); later messages to addr reuse it, and a
+        send after it closed opens a new one.  False when it cannot be
+        opened (table full: counted "tcp_no_connection"; the OS refused at
+        once: "tcp_connect_failed" and on_conn_error)."""
+        if len(self.conns) >= self.max_connections:
+            self.count("tcp_no_connection")
+            return False
+        fam = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
+        s = None
+        try:
+            s = self._sock(fam, socket.SOCK_STREAM)
+            if self.host not in ("0.0.0.0", "::") and (":" in self.host) == (fam != socket.AF_INET):
+                # from our own address (the SIP host), as the listeners are
+                s.bind(sockaddr(self.host, 0))
+            s.setblocking(False)
+            try:
+                s.connect(sockaddr(addr[0], addr[1]))
+            except OSError as e:
+                if _errno(e) not in _EAGAIN:       # EINPROGRESS is the usual answer
+                    raise
+        except OSError as e:
+            self.count("tcp_connect_failed")
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            self._conn_error(_errno(e), addr)
+            return False
+        try:
+            s.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
+        except OSError:
+            pass
+        c = TcpConnection(s, addr, fam, self.sched.clock.now(), self.message_ms)
+        c.outgoing = True
+        c.due = None               # the peer owes us no message: it answers when asked
+        self._mark(s, fam)
+        try:
+            c.task = self.sched.spawn(self._conn_task(c), "sip-tcp-%s:%d" % addr)
+        except TaskTableFull:
+            self.count("tcp_no_connection")
+            s.close()
+            return False
+        self.conns.append(c)
+        self.count("tcp_connected")
+        # the first bytes wait for the connection to be writable (established)
+        c.outbuf = data
+        c.flushing = True
+        try:
+            self.sched.spawn(self._flush_task(c), "sip-tcp-flush")
+        except TaskTableFull:
+            self.count("tcp_outbuf_overflow")
+            self.close_connection(c)
+            return False
+        self.count("tcp_sent")
+        return True
+
+    def _conn_error(self, err, addr):
+        self.count("tcp_conn_errors")
+        kind = ("tcp connection refused" if err == _ECONNREFUSED else
+                "tcp connection reset" if err in (_ECONNRESET, _EPIPE) else
+                "tcp connection failed (errno %s)" % err)
+        fn = self.on_conn_error
+        if fn is not None:
+            try:
+                fn(kind, addr)
+            except Exception as e:  # a broken watcher must not end a connection task
+                self.count("handler_errors")
+                self.log("error", "SIP: connection error handler failed: %s: %s" % (
+                    type(e).__name__, e))
 
     def find_connection(self, addr, transport=None):
         for c in self.conns:

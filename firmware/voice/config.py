@@ -3,6 +3,8 @@
     services convergence-services {
         peer-call-server hq {                 # the central call server; at most two:
             address 192.0.2.10; port 5060; transport udp;   # primary and backup
+                                              # address: IP or DNS name (system
+                                              # name-server); no port + name: SRV
             priority 100;                     # lower is preferred (two peers: must differ)
             registrar-address 192.0.2.11;     # optional, default: address
             registration enable;              # REGISTER the FXS stations (disable: don't)
@@ -34,8 +36,8 @@ Validation at commit (precise errors): a port that this board lacks, two
 stations on one FXS port, two trunks on one FXO port, duplicate extensions,
 a trunk prefix that collides with an extension, a DID target that is no
 station's extension, a bad dial pattern, flash window min >= max, an odd
-or inverted RTP port range, transport tcp (outgoing TCP is not available
-yet in the SIP transport).
+or inverted RTP port range.  Transport tcp: the appliance opens the
+connection to the peer (reused, and opened again after it closed).
 
 The apply hook keeps a GatewaySettings on app.gateway_settings and hands it
 to app.gateway (GatewayService) when it runs.  The service (and the code of
@@ -48,6 +50,9 @@ from firmware.config import voice  # noqa: F401  (declares `services` after `sys
 from firmware.config.schema import ConfigError
 from firmware.voice.dialplan import check_pattern
 from firmware.proxy import survival as _survival  # noqa: F401  (declares `survivability`)
+from firmware.sipstack import resolver as _resolver  # noqa: F401  (system name-server; its hook first)
+from firmware.voice.peers import SipHost
+from firmware.voice import trunks as _trunks  # noqa: F401  (declares `sip-trunk`)
 
 BASE = "services convergence-services"
 _ENA = ("enable", "disable")
@@ -72,10 +77,12 @@ def _did_ok(value, view, path):
 S.register(BASE, S.List(
     "peer-call-server", "The central call server the analog ports register and send calls to",
     key=S.Name(), max_entries=2, key_help="Peer call server name", children=(
-        S.Leaf("address", S.IPv4Address(), mandatory=True, help="Address of the peer call server"),
-        S.Leaf("port", S.Port(), default=5060, help="SIP port of the peer call server"),
+        S.Leaf("address", SipHost(), mandatory=True,
+               help="Address or DNS name of the peer call server (every address is probed)"),
+        S.Leaf("port", S.Port(), default=5060,
+               help="SIP port (not set, with a DNS name: found by SRV, RFC 3263)"),
         S.Leaf("transport", S.Enum(("udp", "tcp")), default="udp", help="SIP transport toward the peer"),
-        S.Leaf("registrar-address", S.IPv4Address(), help="Registrar address (default: address)"),
+        S.Leaf("registrar-address", SipHost(), help="Registrar address or name (default: address)"),
         S.Leaf("registration", S.Enum(_ENA), default="enable",
                help="Register the FXS stations with the peer call server"),
         S.Leaf("register-expires", S.Integer(60, 86400, "seconds"), default=3600,
@@ -281,6 +288,7 @@ class GatewaySettings:
                 "name": name,
                 "address": cfg.get(p + "address"),
                 "port": cfg.get(p + "port"),
+                "port_set": cfg.has(p + "port"),    # unset with a name: SRV decides
                 "transport": cfg.get(p + "transport"),
                 "registrar": cfg.get(p + "registrar-address") or cfg.get(p + "address"),
                 "register": cfg.get(p + "registration") != "disable",
@@ -423,10 +431,6 @@ def check(app, old, new):
     if s.rtp_min % 2 or s.rtp_max <= s.rtp_min:
         raise ConfigError(BASE + " media rtp-port-min", s.rtp_min,
                           "must be even and below rtp-port-max (%d)" % s.rtp_max)
-    for p in s.peers:
-        if p["transport"] == "tcp":
-            raise ConfigError("%s peer-call-server %s transport" % (BASE, p["name"]), "tcp",
-                              "outgoing SIP over TCP is not available yet; use udp")
     if len(s.peers) == 2 and s.peers[0]["priority"] == s.peers[1]["priority"]:
         raise ConfigError("%s peer-call-server %s priority" % (BASE, s.peers[1]["name"]),
                           s.peers[1]["priority"],

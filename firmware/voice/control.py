@@ -42,6 +42,8 @@ class CallServerRef:
         return (self.registrar, self.port)
 
     def hostport(self):
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
         return "%s:%d" % (self.host, self.port)
 
     def domain(self):

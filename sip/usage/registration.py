@@ -2,15 +2,17 @@
 
     reg = Registration(agent, user, domain, dest, username=None, password=None,
                        expires=3600, on_state=fn(reg), contact_user=None,
-                       contact_params="")
+                       contact_params="", transport="UDP")
     reg.start(now) / reg.stop(now)   REGISTER (digest on 401/407); stop
                                      unregisters a registered contact
     reg.state in ("idle", "registering", "registered", "failed"), reg.status,
     reg.granted (s), reg.count (successes), reg.failures
 
-Refresh: at a random REFRESH_MIN_PCT..REFRESH_MAX_PCT of the granted expiry
-(at least MIN_REFRESH_MS), so that many stations registered together spread
-their refreshes instead of sending a burst.  Failure: retry after RETRY_MS,
+Refresh: at a random REFRESH_MIN_PERMILLE..REFRESH_MAX_PERMILLE (80-100 %,
+in steps of 0.1 %) of the granted expiry (at least MIN_REFRESH_MS), so that
+many stations registered together spread their refreshes over a fifth of the
+interval instead of sending a burst.  reg.start_after(now, ms) starts later
+(a caller spreading many registrations, e.g. after a failback).  Failure: retry after RETRY_MS,
 doubling with each failure in a row up to MAX_RETRY_MS.  423 raises the
 expiry to the registrar's Min-Expires and tries again at once.
 """
@@ -26,8 +28,8 @@ from sip.usage.agent import MAX_AUTH_TRIES
 
 RETRY_MS = const(30000)
 MAX_RETRY_MS = const(300000)
-REFRESH_MIN_PCT = const(80)
-REFRESH_MAX_PCT = const(95)
+REFRESH_MIN_PERMILLE = const(800)
+REFRESH_MAX_PERMILLE = const(999)   # below 100 %: the binding must not lapse first
 MIN_REFRESH_MS = const(5000)
 
 
@@ -35,8 +37,10 @@ class Registration:
     """One AoR's registration with a registrar (RFC 3261 §10.2)."""
 
     def __init__(self, ua, user, domain, dest, username=None, password=None,
-                 expires=3600, on_state=None, contact_user=None, contact_params=""):
+                 expires=3600, on_state=None, contact_user=None, contact_params="",
+                 transport="UDP"):
         self.ua = ua
+        self.transport = transport     # "UDP" or "TCP" (a connection the shell opens)
         self.contact_params = contact_params
         self.secret_id = None
         self.user = user
@@ -72,6 +76,13 @@ class Registration:
         self.tries = 0
         self._send(None, self.expires, now)
 
+    def start_after(self, now, ms):
+        """Start in ms (at once when ms <= 0)."""
+        if ms <= 0:
+            self.start(now)
+        else:
+            self._later(now, ms, self.start)
+
     def stop(self, now):
         self._cancel_timer()
         self.tries = 0
@@ -93,7 +104,8 @@ class Registration:
         self.cseq += 1
         ruri = "sip:%s" % self.domain
         aor = "sip:%s@%s" % (self.user, self.domain)
-        req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq)
+        req = ua.new_request("REGISTER", ruri, aor, aor, call_id=self.call_id, cseq=self.cseq,
+                             transport=self.transport)
         req.add("Contact", "%s;expires=%d" % (ua.contact(self.contact_user, self.contact_params),
                                                expires))
         req.add("Expires", str(expires))
@@ -103,7 +115,8 @@ class Registration:
             req.add("Proxy-Authorization" if is_proxy else "Authorization", val)
         if expires:
             self._set("registering")
-        ua.send(req, self.dest, lambda r, n, e=expires: self._response(r, n, e), now)
+        ua.send(req, self.dest, lambda r, n, e=expires: self._response(r, n, e), now,
+                self.transport)
 
     def _response(self, resp, now, expires):
         st = resp.status
@@ -136,8 +149,9 @@ class Registration:
             self.registered_at = now
             self._set("registered", st)
             self.failures_in_row = 0
-            pct = REFRESH_MIN_PCT + self.ua.rng.randbelow(REFRESH_MAX_PCT - REFRESH_MIN_PCT + 1)
-            self._later(now, max(MIN_REFRESH_MS, granted * 10 * pct), self.start)
+            pm = REFRESH_MIN_PERMILLE + self.ua.rng.randbelow(
+                REFRESH_MAX_PERMILLE - REFRESH_MIN_PERMILLE + 1)
+            self._later(now, max(MIN_REFRESH_MS, granted * pm), self.start)
             return
         if st == 423:
             m = resp.min_expires

@@ -40,7 +40,11 @@ then for each copy latency + uniform jitter and reordering (held back by
 reorder_ms more, so later datagrams overtake it; the others keep the link's
 FIFO order).  A datagram in flight when its link is cut is dropped on arrival.
 No listener at the destination: dropped, counted ("no_listener"); an address
-no host has: counted in net.counters["no_route"].
+no host has: counted in net.counters["no_route"].  ICMP port unreachable: a
+datagram socket connect()ed to its destination (connect sets the default
+destination, send() uses it) gets ECONNREFUSED on its next recv or send
+after one of its datagrams found no listener, as Linux reports it (counted
+"icmp_unreachable"; not while the way back is cut).
 
 Streams: reliable and in order, as TCP is.  Loss delays a segment by
 STREAM_RTO_MS per loss drawn (the later ones wait behind it); a silent
@@ -69,7 +73,7 @@ run, datagram for datagram (tests/sim/test_sim_replay.py checks it).
 
 Per-link statistics: sent, delivered, bytes, lost, duplicated, reordered,
 partitioned, no_listener, rx_overflow, in_flight_overflow, segments,
-retransmits, resets.
+retransmits, resets, icmp_unreachable.
 """
 import heapq
 
@@ -121,7 +125,7 @@ def take_seeds():
 
 LINK_STATS = ("sent", "delivered", "bytes", "lost", "duplicated", "reordered",
               "partitioned", "no_listener", "rx_overflow", "in_flight_overflow",
-              "segments", "retransmits", "resets")
+              "segments", "retransmits", "resets", "icmp_unreachable")
 
 
 def _err(code):
@@ -428,6 +432,12 @@ class SimNetwork:
         s = self._bound.get((SOCK_DGRAM, dst[0], dst[1]))
         if s is None:
             ln.count("no_listener")
+            back = self._bound.get((SOCK_DGRAM, src[0], src[1]))
+            if back is not None and back.remote == dst and \
+                    not self._cut.get((ln.dst, ln.src)):
+                ln.count("icmp_unreachable")
+                back.error = ECONNREFUSED
+                back._signal()
             return
         if len(s.rxq) >= SOCKET_QUEUE:
             ln.count("rx_overflow")
@@ -638,6 +648,9 @@ class SimSocket:
     def recvfrom(self, n, flags=0):
         if self.kind == SOCK_STREAM:
             return (self.recv(n), self.remote)
+        if self.error is not None:          # an ICMP error, reported once
+            e, self.error = self.error, None
+            raise _err(e)
         if not self.rxq:
             raise _err(EBADF if self.closed else EAGAIN)
         data, src = self.rxq[0] if flags & MSG_PEEK else self.rxq.pop(0)
@@ -696,11 +709,21 @@ class SimSocket:
     def connect(self, addr):
         if self.closed:
             raise _err(EBADF)
+        if self.kind == SOCK_DGRAM:         # the default destination; ICMP errors come back
+            if self.port is None:
+                self.net._ephemeral(self)
+            self.remote = norm_addr(addr)
+            return
         self.net._connect(self, norm_addr(addr))
 
     def send(self, data):
         if self.kind == SOCK_DGRAM:
-            raise _err(ENOTCONN)
+            if self.remote is None:
+                raise _err(ENOTCONN)
+            if self.error is not None:
+                e, self.error = self.error, None
+                raise _err(e)
+            return self.sendto(data, self.remote)
         if self.error is not None:
             raise _err(self.error)
         p = self.peer_end
@@ -810,7 +833,7 @@ class SimSocket:
     # -- readiness
     def readable(self):
         if self.kind == SOCK_DGRAM:
-            return bool(self.rxq) or self.closed
+            return bool(self.rxq) or self.closed or self.error is not None
         if self.listening:
             return bool(self.backlog) or self.closed
         return bool(self.rx) or self.eof or self.error is not None or self.closed

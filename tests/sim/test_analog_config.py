@@ -38,9 +38,8 @@ def test_commit_errors_are_precise(tmp_path):
         assert "pattern 9.1: '.' must end the pattern" in e, e
         e = _commit_error(app, [B + "analog hook-flash-min 900"])
         assert "hook-flash-min 900: must be less than hook-flash-max (800)" in e, e
-        e = _commit_error(app, [B + "peer-call-server hq address 10.0.0.1",
-                                B + "peer-call-server hq transport tcp"])
-        assert "outgoing SIP over TCP is not available yet" in e, e
+        e = _commit_error(app, [B + "peer-call-server hq address hq-.example.com"])
+        assert "a label may not start or end with -" in e, e
         e = _commit_error(app, [B + "media rtp-port-min 20001"])
         assert "must be even" in e, e
         # nothing of the refused commits was applied

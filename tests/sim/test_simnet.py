@@ -389,3 +389,36 @@ def test_sim_transports_keep_the_socket_transports_receive_policy():
     run(sched, 10)
     assert tp.conns == [] and tp.counters["tcp_closed"] == 1, tp.counters
     tp.close()
+
+
+def test_a_connected_udp_socket_hears_icmp_port_unreachable():
+    sched, net = make()
+    s = net.socket(N.AF_INET, N.SOCK_DGRAM)
+    s.bind(("10.0.0.1", 0))
+    s.connect(("10.0.0.2", 5060))          # nothing listens there
+    s.send(b"\r\n\r\n")
+    run(sched, 5)
+    assert s.readable()
+    e = raises(OSError, s.recv, 64)
+    assert e.args[0] == N.ECONNREFUSED, e
+    assert raises(OSError, s.recv, 64).args[0] == N.EAGAIN   # reported once
+    assert net.stats("a", "b")["icmp_unreachable"] == 1
+    # the error also shows on the next send; a listener: no error at all
+    s.send(b"x")
+    run(sched, 5)
+    assert raises(OSError, s.send, b"y").args[0] == N.ECONNREFUSED
+    u = udp(net, "10.0.0.2", 5060)
+    s.send(b"z")
+    run(sched, 5)
+    assert raises(OSError, s.recv, 64).args[0] == N.EAGAIN
+    assert drain(u)[-1][0] == b"z"
+    # an unconnected socket hears nothing; across a cut link: silence, no ICMP
+    t = udp(net, "10.0.0.1")
+    t.sendto(b"x", ("10.0.0.2", 5999))
+    run(sched, 5)
+    assert raises(OSError, t.recv, 64).args[0] == N.EAGAIN
+    u.close()
+    net.partition("a", "b")
+    s.send(b"w")
+    run(sched, 5)
+    assert raises(OSError, s.recv, 64).args[0] == N.EAGAIN

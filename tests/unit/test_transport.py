@@ -520,9 +520,77 @@ def test_tcp_full_table_evicts_the_oldest_connection_that_delivered_nothing():
         r.close()
 
 
-def test_tcp_send_without_connection_is_counted(rig):
-    assert not rig.tp.send(b"x", T.Source("TCP", ("127.0.0.1", 1)))
-    assert rig.tp.counters["tcp_no_connection"] == 1
+def _free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_tcp_send_without_connection_connects_and_a_refusal_is_reported(rig):
+    errors = []
+    rig.tp.on_conn_error = lambda kind, addr: errors.append((kind, addr))
+    port = _free_port()               # nothing listens there: the kernel refuses
+    assert rig.tp.send(b"x", T.Source("TCP", ("127.0.0.1", port)))
+    assert rig.tp.counters["tcp_connected"] == 1
+    for _ in range(50):
+        if errors:
+            break
+        rig.pump()
+    assert errors == [("tcp connection refused", ("127.0.0.1", port))], errors
+    assert rig.tp.conns == []
+
+
+def test_tcp_send_reuses_one_outgoing_connection_and_reconnects_after_close(rig):
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    ls.settimeout(2)
+    dest = T.Source("TCP", ls.getsockname())
+    try:
+        assert rig.tp.send(b"one ", dest)
+        rig.pump()
+        srv, _ = ls.accept()
+        srv.settimeout(2)
+        assert rig.tp.send(b"two", dest)
+        rig.pump()
+        got = b""
+        while len(got) < 7:
+            got += srv.recv(64)
+        assert got == b"one two"
+        assert rig.tp.counters["tcp_connected"] == 1     # reused
+        srv.close()                   # the far end closes: our side notices
+        for _ in range(50):
+            if not rig.tp.conns:
+                break
+            rig.pump()
+        assert rig.tp.conns == []
+        assert rig.tp.send(b"three", dest)
+        rig.pump()
+        srv2, _ = ls.accept()
+        srv2.settimeout(2)
+        assert srv2.recv(64) == b"three"
+        assert rig.tp.counters["tcp_connected"] == 2     # opened anew
+        srv2.close()
+    finally:
+        ls.close()
+
+
+def test_tcp_send_with_the_connection_table_full_is_counted():
+    r = Rig(max_connections=1)
+    try:
+        ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        ls.bind(("127.0.0.1", 0))
+        ls.listen(4)
+        try:
+            assert r.tp.send(b"x", T.Source("TCP", ls.getsockname()))
+            assert not r.tp.send(b"x", T.Source("TCP", ("127.0.0.1", _free_port())))
+            assert r.tp.counters["tcp_no_connection"] == 1
+        finally:
+            ls.close()
+    finally:
+        r.close()
 
 
 # --- DSCP ------------------------------------------------------------------------
