@@ -90,7 +90,7 @@ class Attendant:
         if self._media is None:
             from firmware.media.rtp import MediaManager
             gs = getattr(self.app, "gateway_settings", None)
-            self._media = MediaManager(self.app, self.cs.ua.host)
+            self._media = MediaManager(self.app, self.cs.ua.host, role="attendant")
             if gs is not None:
                 self._media.set_range(gs.rtp_min, gs.rtp_max)
         return self._media

@@ -30,6 +30,15 @@ a FIFO of PLAYOUT_FRAMES slots; when full the oldest frame is dropped
 PLAYOUT_FRAMES more packets arrive, so use it before the next poll().
 Bounds: MAX_SESSIONS open sessions (open() returns None beyond, counted in
 mm.refused), MAX_PACKETS_PER_POLL packets drained per poll.
+
+Marking (issue 14, feature 12): every socket open() makes carries the DSCP
+of the service class's `dscp-rtp` (IP_TOS, or IPV6_TCLASS on IPv6, = dscp
+<< 2).  Each manager registers under its role in app.media_managers (one
+per role: a rebuilt service replaces its old entry, so the table is bounded
+by the roles), and set_rtp_dscp(app, dscp) re-marks every open socket of
+every manager: a committed change applies to calls already up.  A socket
+that refuses the option is counted in mm.dscp_errors and still carries
+media.
 """
 import socket
 
@@ -46,6 +55,23 @@ HEADER = const(12)
 RX_BUF = const(1500)
 
 _EAGAIN = (11, 35)
+_IPPROTO_IP = const(0)
+_IP_TOS = const(1)
+_IPPROTO_IPV6 = const(41)
+_IPV6_TCLASS = const(67)
+DEFAULT_DSCP = const(46)         # EF, the service-class default
+
+
+def set_rtp_dscp(app, dscp):
+    """Mark every RTP socket of the appliance (open now or later) with `dscp`."""
+    dscp = int(dscp)
+    if not 0 <= dscp <= 63:
+        raise ValueError("DSCP must be 0..63, not %d" % dscp)
+    app.rtp_dscp = dscp
+    mms = getattr(app, "media_managers", None)
+    if mms:
+        for mm in mms.values():
+            mm.set_dscp(dscp)
 
 
 def _law_pt(law):
@@ -256,7 +282,8 @@ class RtpSession:
 
 
 class MediaManager:
-    def __init__(self, app, host="127.0.0.1", port_min=16384, port_max=16483, law="ulaw"):
+    def __init__(self, app, host="127.0.0.1", port_min=16384, port_max=16483, law="ulaw",
+                 role="gateway"):
         self.app = app
         self.host = host
         self.port_min = port_min
@@ -268,6 +295,30 @@ class MediaManager:
         self.send_errors = 0
         self.recv_errors = 0
         self.bind_errors = 0
+        self.dscp_errors = 0
+        self.dscp = getattr(app, "rtp_dscp", DEFAULT_DSCP)
+        mms = getattr(app, "media_managers", None)
+        if mms is None:
+            mms = {}
+            try:
+                app.media_managers = mms
+            except AttributeError:      # an app object without attributes (tests)
+                pass
+        mms[role] = self
+
+    def set_dscp(self, dscp):
+        self.dscp = dscp
+        for s in self.sessions:
+            self._mark(s.sock)
+
+    def _mark(self, s):
+        try:
+            if ":" in self.host:
+                s.setsockopt(_IPPROTO_IPV6, _IPV6_TCLASS, self.dscp << 2)
+            else:
+                s.setsockopt(_IPPROTO_IP, _IP_TOS, self.dscp << 2)
+        except (OSError, AttributeError):
+            self.dscp_errors += 1
 
     def set_range(self, lo, hi):
         self.port_min = lo
@@ -301,6 +352,7 @@ class MediaManager:
                 self.bind_errors += 1
                 continue
             s.setblocking(False)
+            self._mark(s)
             self._next = p
             sess = RtpSession(self, s, cand)
             self.sessions.append(sess)
