@@ -69,6 +69,7 @@ from firmware.compat import const
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
+from firmware.callserver import sessiontimer
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
 MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
@@ -154,6 +155,7 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
+        self.cutoff = None            # sessiontimer.Cutoff once connected
 
     def _now(self):
         return self.b2b.cs.now()
@@ -190,10 +192,13 @@ class Call:
                 leg.cancel(self._now())
         self.legs = [s]
         self._stop_timer()
-        if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow))) is None:
+        cut = sessiontimer.Cutoff(self, self.b2b.cs.settings)
+        if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow)), cut.answer_headers()) is None:
             s.bye(self._now())
             self.end("caller gone")
             return
+        self.cutoff = cut
+        cut.start()
         self.answered = self.b2b.cs.now()
         self.b2b.counters["answered"] += 1
         self._state("connected")
@@ -310,6 +315,8 @@ class Call:
 
         if not other.reinvite(body, self._now(), done):
             return None
+        if self.cutoff is not None:
+            self.cutoff.refreshed()       # RFC 4028: a re-INVITE refreshes the session
         self.b2b.counters["reinvites_relayed"] += 1
         return PENDING
 
@@ -359,6 +366,8 @@ class Call:
             return
         self.state = "ended"
         self._stop_timer()
+        if self.cutoff is not None:
+            self.cutoff.stop()
         self.b2b.ended(self, why)
         self.b2b.changed(self)
 
@@ -455,6 +464,8 @@ class B2bua:
             self.counters["not_found"] += 1
             sreq.respond(404)
             return
+        if sessiontimer.check_invite(sreq, s):
+            return                        # 422 (interval below min-se) or 400
         route = self._resolve(number, caller, trunk_call)
         if route[0] not in ("station", "trunk", "group", "attendant"):
             sreq.respond(route[0], route[1])

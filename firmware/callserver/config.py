@@ -88,6 +88,9 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
            help="How long a call rings before it ends with 480"),
 )))
 
+# session timers and max-call-duration, declared under call-server by their module
+from firmware.callserver.sessiontimer import CutoffSettings  # noqa: E402
+
 # on the station list of firmware/voice/config.py: only the call server reads it
 S.register(BASE + " station", S.Leaf(
     "caller-authentication", S.Enum(("digest", "registered-source")), default="digest",
@@ -176,6 +179,7 @@ class CallServerSettings:
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
+        self.cutoff = CutoffSettings(cfg)
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)

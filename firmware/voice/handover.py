@@ -141,7 +141,7 @@ class LocalSession(RemoteSdp, Hangup):
         self.pair.post(self.peer._progress, 183 if sdp is not None else 180, sdp)
         return self
 
-    def answer(self, sdp):
+    def answer(self, sdp, headers=()):
         if self.is_uac or self.state not in (CALLING, EARLY):
             return None
         self.local_sdp = sdp
