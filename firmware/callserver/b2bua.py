@@ -70,6 +70,7 @@ from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
 from firmware.callserver import sessiontimer
+from firmware.media import dtmf
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
 MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
@@ -326,7 +327,8 @@ class Call:
             sreq.respond(481)
             return
         if is_local(other):
-            sreq.respond(200)        # an analog port takes no INFO; its digits go in RTP
+            # an analog port: a DTMF INFO is regenerated on its line (415/400 otherwise)
+            sreq.respond(dtmf.info_to_port(other, sreq.request))
             return
         req = sreq.request
 

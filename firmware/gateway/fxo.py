@@ -41,6 +41,7 @@ ALERTING = "alerting"
 TALK = "talk"
 
 MAX_NUMBER = const(20)
+MAX_KEYS = const(16)      # far-end DTMF keys waiting for the DAA's dialler (beyond: dropped)
 
 
 class FxoAgent(PortAgent):
@@ -53,6 +54,9 @@ class FxoAgent(PortAgent):
         self.cid = None
         self.last_disconnect = None   # (reason, ms)
         self.dial_string = None
+        self.keys = ""              # far-end DTMF keys for the line (RFC 4733 / INFO)
+        self.keys_dialled = 0
+        self.keys_dropped = 0
 
     def set_trunk(self, trunk):
         self.trunk = trunk
@@ -236,9 +240,32 @@ class FxoAgent(PortAgent):
             leg.session.hangup(self.now())
         self._release()
 
+    def _keys_in(self, keys):
+        """DTMF from the far end goes to the line through the DAA's dialler."""
+        for k in keys:
+            if len(self.keys) >= MAX_KEYS:
+                self.keys_dropped += 1
+            else:
+                self.keys += k
+        self._dial_keys()
+
+    def _dial_keys(self):
+        if not self.keys or self.state not in (TALK, ALERTING) or self.drv.dialling:
+            return
+        keys, self.keys = self.keys, ""
+        try:
+            self.drv.dial(keys, self.now())
+            self.keys_dialled += len(keys)
+        except Exception as e:       # DialError / StateError: the line went
+            self.keys_dropped += len(keys)
+            self.log("cannot dial DTMF %s: %s" % (keys, e))
+
     # -- SIP events
     def leg_event(self, leg, event, value):
         if leg is not self.leg:
+            return
+        if event == "dtmf":
+            self._keys_in(value)
             return
         if event == "answer":
             if self.state == OFFERING:
@@ -268,6 +295,10 @@ class FxoAgent(PortAgent):
             return
         r = leg.rtp
         r.poll()
+        if r.digits:
+            self._keys_in(r.take_digits())
+        elif self.keys:
+            self._dial_keys()
         drv = self.drv
         if not leg.media_on:
             while r.pop() is not None:

@@ -10,7 +10,8 @@ RtpSession (media.py) and the SDP offer/answer glue.
 
 The session's owner is the leg; every SIP event goes to the agent as
 agent.leg_event(leg, event, value): "progress" (status), "answer", "failed"
-(status), "confirmed", "ended" (reason), "reoffer" (held: bool).
+(status), "confirmed", "ended" (reason), "reoffer" (held: bool), "dtmf"
+(key: a SIP INFO, or in process from the call server; firmware/media/dtmf.py).
 
 Transfer: leg.refer_sub is the ReferSubscription (sip/usage/refer.py) this leg's INVITE
 serves (transferee side): its final status is NOTIFYed from on_answer /
@@ -166,6 +167,21 @@ class Leg:
             sreq.respond(603)
             return
         fn(self, sreq)
+
+    def on_request(self, s, sreq):
+        """An in-dialog INFO: a DTMF key to regenerate on the line."""
+        from firmware.media.dtmf import parse_info, DtmfError
+        req = sreq.request
+        try:
+            key, ms = parse_info(req.content_type, req.body)
+        except DtmfError as e:
+            sreq.respond(e.status, str(e))
+            return
+        sreq.respond(200)
+        self.on_dtmf(key, ms)
+
+    def on_dtmf(self, key, ms=None):
+        self.agent.leg_event(self, "dtmf", key)
 
     def on_confirmed(self, s):
         self.agent.leg_event(self, "confirmed", None)

@@ -49,6 +49,11 @@ MAX_SESSIONS = const(16)
 PLAYOUT_FRAMES = const(8)
 MAX_PACKETS_PER_POLL = const(16)
 MAX_EVENT_DIGITS = const(16)     # RFC 4733 digits kept until taken (oldest dropped)
+MAX_TX_EVENTS = const(16)        # keys waiting to go out as events (beyond: refused, counted)
+EVENT_FRAMES = const(5)          # 100 ms of event packets per key
+EVENT_END_REPEATS = const(3)     # end packets sent three times (RFC 4733 §2.5.1.4)
+EVENT_GAP_FRAMES = const(2)      # audio between two keys
+EVENT_VOLUME = const(10)         # -10 dBm0
 _EVENT_KEYS = "0123456789*#ABCD"
 FRAME = const(160)
 HEADER = const(12)
@@ -153,6 +158,13 @@ class RtpSession:
         self.bad = 0
         self.events = 0
         self.digits = ""         # RFC 4733 key presses received, oldest first (take_digits)
+        self.tx_keys = ""        # keys to send as RFC 4733 events (send_digits)
+        self._ev_frame = 0       # packets of the current key sent (event + end)
+        self._ev_ts = 0          # the current key's timestamp (its start)
+        self._ev_gap = 0         # audio frames still due before the next key
+        self._evv = self._txv[:HEADER + 4]   # the event packet: the tx buffer's start
+        self.events_sent = 0
+        self.events_dropped = 0
         self._event_ts = None    # timestamp of the event last counted as a key press
         self.overflow = 0
         self.lost = 0
@@ -184,9 +196,56 @@ class RtpSession:
             self._xl_tx = xlat(law)
             self._xl_rx = xlat(other)
 
+    def send_digits(self, keys):
+        """Queue keys to go out as RFC 4733 events in place of the next
+        frames; False when the far end offered no telephone-event."""
+        if self.event_pt is None:
+            return False
+        for k in keys:
+            if len(self.tx_keys) >= MAX_TX_EVENTS or _EVENT_KEYS.find(k) < 0:
+                self.events_dropped += 1
+            else:
+                self.tx_keys += k
+        return True
+
+    def _send_event(self):
+        """One packet of the current key (RFC 4733 §2.5): the same timestamp,
+        a growing duration, the marker on the first, then the end packets."""
+        buf = self._tx
+        n = self._ev_frame
+        if n == 0:
+            self._ev_ts = self.ts
+        end = n >= EVENT_FRAMES - 1
+        dur = FRAME * (min(n, EVENT_FRAMES - 1) + 1)
+        build_header(buf, self.event_pt, self.seq, self._ev_ts, self.ssrc, n == 0)
+        buf[HEADER] = _EVENT_KEYS.find(self.tx_keys[0])
+        buf[HEADER + 1] = (0x80 if end else 0) | EVENT_VOLUME
+        buf[HEADER + 2] = (dur >> 8) & 0xFF
+        buf[HEADER + 3] = dur & 0xFF
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + FRAME) & 0xFFFFFFFF
+        self._ev_frame = n + 1
+        if self._ev_frame >= EVENT_FRAMES - 1 + EVENT_END_REPEATS:
+            self._ev_frame = 0
+            self.tx_keys = self.tx_keys[1:]
+            self._ev_gap = EVENT_GAP_FRAMES
+            self.events_sent += 1
+        try:
+            self.sock.sendto(self._evv, self.remote_addr)
+        except OSError:
+            self.mm.send_errors += 1
+            return False
+        self.sent += 1
+        return True
+
     def send(self, frame):
         if self.closed or self.remote_addr is None:
             return False
+        if self.tx_keys:
+            if self._ev_gap:
+                self._ev_gap -= 1
+            else:
+                return self._send_event()
         buf = self._tx
         build_header(buf, self.pt, self.seq, self.ts, self.ssrc, self.first)
         self.first = False

@@ -140,6 +140,9 @@ S.register(BASE, S.List(
                help="Number that gets the station's calls while it is not registered"),
         S.Leaf("call-waiting", S.Enum(_ENA), default="enable",
                help="Call waiting for a second call (disable: 486 Busy Here)"),
+        S.Leaf("dtmf-mode", S.Enum(("rfc4733", "info", "inband")), default="rfc4733",
+               help="How an analog station's keys pressed in a call leave: RFC 4733 events, "
+                    "SIP INFO or in-band tones (firmware/media/dtmf.py)"),
     )))
 
 S.register(BASE, S.List(
@@ -222,6 +225,7 @@ class Station:
         self.cor = c.get("class-of-restriction")
         self.forward_unreachable = c.get("forward-unreachable")
         self.call_waiting = c.get("call-waiting") != "disable"
+        self.dtmf_mode = c.get("dtmf-mode") or "rfc4733"
 
     def has_credentials(self):
         return self.secret is not None or self.ha1 is not None
