@@ -69,7 +69,7 @@ from firmware.compat import const
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
-from firmware.callserver import sessiontimer
+from firmware.callserver import sessiontimer, hold
 from firmware.media import dtmf
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
@@ -306,6 +306,11 @@ class Call:
         other = self.b if s is self.a else self.a
         if other is None or other.state != CONFIRMED or self.state != "connected":
             return None
+        took = hold.of(self.b2b.cs).offer(self, s, sdp)     # music on hold
+        if took is not hold.NOT_MINE:
+            if self.cutoff is not None:
+                self.cutoff.refreshed()
+            return took
         body = fix_sdp(s.remote_body, _public_of(s.flow))
 
         def done(status, s=s, other=other):
@@ -370,6 +375,9 @@ class Call:
         self._stop_timer()
         if self.cutoff is not None:
             self.cutoff.stop()
+        moh = getattr(self.b2b.cs, "hold", None)
+        if moh is not None:
+            moh.release(self)
         self.b2b.ended(self, why)
         self.b2b.changed(self)
 

@@ -90,6 +90,7 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
 
 # session timers and max-call-duration, declared under call-server by their module
 from firmware.callserver.sessiontimer import CutoffSettings  # noqa: E402
+from firmware.callserver import hold as _hold  # noqa: E402  (station music-on-hold)
 
 # on the station list of firmware/voice/config.py: only the call server reads it
 S.register(BASE + " station", S.Leaf(
@@ -193,6 +194,7 @@ class CallServerSettings:
         for st in self.stations:
             st.trust_source = cfg.get("%s station %s caller-authentication" % (
                 BASE, st.name)) == "registered-source"
+            st.music_on_hold = _hold.source_of(cfg, st.name)
             self.by_ext[st.extension] = st
             self.by_user[st.user_id] = st
             if st.did:
@@ -309,6 +311,7 @@ def _check_groups(app, s, dids):
             raise ConfigError(path + " no-answer-target", g.no_answer_target,
                               "is the group's own extension")
     _check_attendant(app, s)
+    _hold.check(app, s)
 
 
 def _claim_did(dids, path, did, owner):
