@@ -56,7 +56,8 @@ Hunt groups (an extension, or a DID for trunk calls, answered by member
 stations, SIP phones or FXS ports alike): ring-all forks to every member's
 contacts at once; linear rings one member after the other, each for
 ring-timeout; circular does the same starting after the member who
-answered the group's last call.  Members already in a call without call
+answered the group's last call; round-robin (the default) starts each call
+one member further than the previous call started, answered or not.  Members already in a call without call
 waiting are skipped (they count as 486), a member that refuses or fails
 passes the call on at once, a leg whose turn has passed is cancelled and
 ignored if it answers late (ACK + BYE).  When no member is left the call
@@ -157,6 +158,8 @@ class Call:
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
         self.cutoff = None            # sessiontimer.Cutoff once connected
+        self.chain = []               # diversions [(Station, kind)] (firmware/callserver/forward.py)
+        self.fwd_target = None        # where the last diversion sent the call
 
     def _now(self):
         return self.b2b.cs.now()
@@ -213,6 +216,8 @@ class Call:
             if self.group is not None:
                 self.b2b.hunt(self)
                 return
+            if self.b2b.cs.forwarding.after_ring(self, self._best()):
+                return                  # forward-busy took it
             self.fail(self._best())
 
     def fail(self, status, reason=None):
@@ -366,6 +371,8 @@ class Call:
             self.b2b.hunt(self)     # this member (ring-all: the group) rang long enough
             return
         if self.state in ("routing", "ringing") and self.b is None:
+            if self.b2b.cs.forwarding.after_ring(self):
+                return                  # forward-no-answer took it
             self.fail(480, "No Answer")
 
     def end(self, why):
@@ -408,8 +415,9 @@ class B2bua:
                 self.cs.app.log.write("error", "call state listener: %s: %s" % (
                     type(e).__name__, e))
 
-    def _resolve(self, number, caller, trunk_call, depth=0):
-        """-> ("station", Station) | ("trunk", ruri user) | (status, reason)."""
+    def _resolve(self, number, caller, trunk_call, depth=0, chain=None):
+        """-> ("station", Station) | ("trunk", ruri user) | (status, reason).
+        chain: a call's diversion list, extended by forward-unreachable."""
         s = self.cs.settings
         st = s.by_ext.get(number)
         if st is None and trunk_call:
@@ -423,10 +431,13 @@ class B2bua:
             return ("attendant", s.attendant)
         if st is not None:
             if not self.targets(st):
-                fwd = st.forward_unreachable
+                fwd = self.cs.forwarding.target(st, "unreachable")
                 if fwd and depth < MAX_FORWARD_HOPS:
                     self.counters["forwarded"] += 1
-                    return self._resolve(fwd, caller, trunk_call, depth + 1)
+                    if chain is not None:
+                        chain.append((st, "unreachable"))
+                    # the forwarding station's class of restriction applies
+                    return self._resolve(fwd, st, False, depth + 1, chain)
                 self.counters["unavailable"] += 1
                 return (480, None)
             return ("station", st)
@@ -460,9 +471,11 @@ class B2bua:
                 or number in s.group_by_did
                 or (number == s.attendant.extension and self.cs.attendant is not None))
 
-    def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow):
+    def incoming(self, sreq, number, caller, caller_num, caller_name, trunk_call, flow,
+                 features=True):
         """A new call; sreq is the SIP INVITE's ServerRequest or the callee
-        half of a local pair (both answer respond() when refused)."""
+        half of a local pair (both answer respond() when refused).
+        features=False: number is not looked up as a feature code."""
         cs = self.cs
         s = cs.settings
         self.counters["invites"] += 1
@@ -476,7 +489,13 @@ class B2bua:
             return
         if sessiontimer.check_invite(sreq, s):
             return                        # 422 (interval below min-se) or 400
-        route = self._resolve(number, caller, trunk_call)
+        # a station's dialled feature code (firmware/callserver/features.py)
+        if features and caller is not None and cs.features.dispatch(
+                sreq, number, caller, caller_num, caller_name, flow):
+            return
+        chain = []
+        route = self.cs.forwarding.settle(self, self._resolve(number, caller, trunk_call, 0, chain),
+                                          chain, caller)
         if route[0] not in ("station", "trunk", "group", "attendant"):
             sreq.respond(route[0], route[1])
             return
@@ -495,6 +514,10 @@ class B2bua:
             a.flow = src.addr
             a.flow_transport = "TCP"
         call.a = a
+        if chain:
+            call.chain = chain
+            call.fwd_target = call.number
+            call.number = number
         call.body = fix_sdp(a.remote_body, _public_of(flow))
         call.delayed = not call.body      # delayed offer: the callee's 2xx will offer
         if call.delayed:
@@ -577,6 +600,7 @@ class B2bua:
             tcp = getattr(b, "transport", "UDP") == "TCP"
             leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
                                cs.now(), display=call.caller_name,
+                               headers=cs.forwarding.headers(call),
                                contact_user=call.caller_num or "anonymous",
                                transport="TCP" if tcp else "UDP")
             if leg is None:
@@ -600,7 +624,7 @@ class B2bua:
             if st is not None:
                 self.active[st.name] = self.active.get(st.name, 0) + 1
         if ring and call.group is None:
-            self._ring_timer(call, s.no_answer_ms)
+            self._ring_timer(call, self.cs.forwarding.ring_ms(call))
         self.changed(call)
 
     def _ring_timer(self, call, ms):
@@ -619,9 +643,13 @@ class B2bua:
             return []
         if g.type == "ring-all":
             return [members]
-        if g.type == "circular":
+        if g.type in ("circular", "round-robin"):
             k = self.rotor.get(g.name, 0) % len(members)
             members = members[k:] + members[:k]
+            if g.type == "round-robin":       # the next call starts one member further
+                if g.name not in self.rotor and len(self.rotor) >= MAX_HUNT_GROUPS:
+                    self.rotor = {}
+                self.rotor[g.name] = k + 1
         return [[m] for m in members]
 
     def hunt(self, call):

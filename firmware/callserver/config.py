@@ -18,7 +18,7 @@ firmware/voice/config.py, shared with the analog gateway):
         hunt-group sales {
             extension 600;
             member [ 2001 2002 1001 ];  # station extensions (SIP or FXS), hunting order
-            type linear;                # linear | circular | ring-all
+            type linear;                # round-robin (default) | linear | circular | ring-all
             ring-timeout 15;            # per member (ring-all: the whole group)
             no-answer-target 2010;      # else 480 when nobody answers
             did 5550600;
@@ -107,9 +107,11 @@ S.register(BASE, S.List(
                help="Extension number of the group"),
         S.LeafList("member", S.String(2, 8, digits=True), max_items=MAX_GROUP_MEMBERS,
                    help="Station extensions, in hunting order (SIP phones or FXS ports)"),
-        S.Leaf("type", S.Enum(("linear", "circular", "ring-all")), default="linear",
-               help="linear: first member first; circular: after the last one who answered; "
-                    "ring-all: every member at once"),
+        S.Leaf("type", S.Enum(("round-robin", "linear", "circular", "ring-all")),
+               default="round-robin",
+               help="round-robin (default, as the SRX): each call starts at the member after "
+                    "the one the previous call started at; linear: first member first; "
+                    "circular: after the last one who answered; ring-all: every member at once"),
         S.Leaf("ring-timeout", S.Integer(5, 120, "seconds"), default=15,
                help="How long a member rings before the next (ring-all: the whole group)"),
         S.Leaf("no-answer-target", S.String(1, 24, charset="0123456789*#"),
@@ -426,3 +428,5 @@ def apply(app, old, new):
 
 
 S.on_commit("callserver", apply, check=check)
+
+from firmware.callserver import feature_config  # noqa: E402,F401  (feature-codes, after the call server)

@@ -40,6 +40,7 @@ from firmware.sipstack.dialogs import user_agent
 from firmware.sipstack.router import Module, REGISTRAR, CALL_SERVER
 from firmware.callserver.registrar import Registrar, nonce_bind
 from firmware.callserver.b2bua import B2bua
+from firmware.callserver.features import Features
 from sip import digest
 from sip.transport import uri_address
 
@@ -54,6 +55,9 @@ class CallServer:
         self.settings = None
         self.registrar = Registrar(self)
         self.b2b = B2bua(self)
+        self.features = Features(self)      # dialled feature codes
+        from firmware.callserver.forward import Forwarding
+        self.forwarding = Forwarding(self)  # forward and DND state (after settings)
         self._digest = None
         self._digest_realm = None
         self._timer = None
@@ -70,6 +74,7 @@ class CallServer:
         self.core.router.add(Module("call-server", CALL_SERVER, ("INVITE",), take=self._route))
         self.core.stat_sections.append(("Registrar", self.registrar.statistics))
         self.core.stat_sections.append(("Calls", self._call_stats))
+        self.core.stat_sections.append(("Feature codes", self.features.statistics))
         register_commands(app)
 
     def configure(self, settings):

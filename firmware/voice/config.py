@@ -264,6 +264,11 @@ class Trunk:
         self.password = c.get("password")
 
 
+# fn(cfg) -> dial patterns that the default analog dial plan must also
+# accept; registered at import time by the modules that own those numbers
+DIAL_PATTERN_SOURCES = []
+
+
 def settings_of(cfg):
     """The GatewaySettings of a configuration view, parsed once per view."""
     return cfg.derived("gateway", GatewaySettings)
@@ -297,6 +302,10 @@ class GatewaySettings:
         self.group_exts = tuple(cfg.get("%s hunt-group %s extension" % (BASE, n))
                                 for n in cfg.entries(BASE + " hunt-group"))
         self.attendant_ext = cfg.get(BASE + " auto-attendant extension")
+        # default patterns of other features (feature codes: callserver/feature_config.py)
+        self.extra_patterns = []
+        for fn in DIAL_PATTERN_SOURCES:
+            self.extra_patterns.extend(fn(cfg))
         d = BASE + " dial-plan "
         self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
         self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
@@ -352,6 +361,9 @@ class GatewaySettings:
                 p = t.prefix + "."
                 if p not in out:
                     out.append(p)
+        for p in self.extra_patterns:
+            if p not in out:
+                out.append(p)
         return tuple(out)
 
 
