@@ -32,7 +32,7 @@ the target fails, the caller is back at the attendant: the greeting again
 (counted as a retry).
 """
 from firmware.compat import const
-from firmware.media.leg import Leg
+from firmware.media.leg import Leg, ServerAgent
 from hal import dsp, g711, tones
 
 MAX_AA_CALLS = const(8)          # callers served at once (486 Busy Here beyond)
@@ -40,15 +40,6 @@ TICK_MS = const(20)
 DTMF_ON_FRAMES = const(2)        # 40 ms of one DTMF pair make a key press
 MAX_ENTRY = const(8)             # digits of one entry (further ones are ignored)
 BEEPS = ((660, 200), (0, 150), (660, 200), (0, 400))   # built-in greeting: (Hz, ms)
-
-
-class _Agent:
-    """What a Leg needs from its agent: .gw.media, .gw.app."""
-
-    def __init__(self, app, media):
-        self.gw = self
-        self.app = app
-        self.media = media
 
 
 class AaCall:
@@ -74,7 +65,6 @@ class Attendant:
         self.app = cs.app
         self.calls = []
         self.task = None
-        self._media = None
         self._buf = bytearray(160)
         self._lin = [0] * 160         # one decoded frame, reused
         self._gen = dsp.ToneGen()
@@ -84,16 +74,8 @@ class Attendant:
 
     # -- media
     def media(self):
-        gw = getattr(self.app, "gateway", None)
-        if gw is not None:
-            return gw.media
-        if self._media is None:
-            from firmware.media.rtp import MediaManager
-            gs = getattr(self.app, "gateway_settings", None)
-            self._media = MediaManager(self.app, self.cs.ua.host, role="attendant")
-            if gs is not None:
-                self._media.set_range(gs.rtp_min, gs.rtp_max)
-        return self._media
+        from firmware.media.rtp import server_media
+        return server_media(self.app, self.cs.ua.host)
 
     def settings(self):
         return self.cs.settings.attendant
@@ -109,7 +91,7 @@ class Attendant:
         if rtp is None:
             self.counters["busy"] += 1
             return False
-        leg = Leg(_Agent(self.app, mm), rtp, False)
+        leg = Leg(ServerAgent(self.app, mm), rtp, False)
         leg.session = a
         try:
             body = leg.answer_for(a.remote_sdp)

@@ -70,7 +70,7 @@ from firmware.compat import const
 from sip.usage.invite import PENDING, CONFIRMED, TERMINATED
 from firmware.voice.handover import accept, local_pair, is_local
 from firmware.callserver.config import MAX_HUNT_GROUPS
-from firmware.callserver import sessiontimer, hold
+from firmware.callserver import sessiontimer, hold, conference
 from firmware.media import dtmf
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
@@ -349,6 +349,11 @@ class Call:
         self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, self._now(), req.body,
                                  req.content_type)
 
+    def on_refer(self, s, sub):
+        """A REFER to the conference extension (ad-hoc conference); other
+        REFERs are declined as before."""
+        return conference.of(self.b2b.cs).refer(self, s, sub) or 603
+
     # -- housekeeping
     def _state(self, state):
         changed = self.state != state
@@ -489,6 +494,8 @@ class B2bua:
             return
         if sessiontimer.check_invite(sreq, s):
             return                        # 422 (interval below min-se) or 400
+        if conference.of(cs).invite(sreq, number, caller, caller_num, caller_name):
+            return                        # the conference extension (conference.py)
         # a station's dialled feature code (firmware/callserver/features.py)
         if features and caller is not None and cs.features.dispatch(
                 sreq, number, caller, caller_num, caller_name, flow):

@@ -91,6 +91,7 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
 # session timers and max-call-duration, declared under call-server by their module
 from firmware.callserver.sessiontimer import CutoffSettings  # noqa: E402
 from firmware.callserver import hold as _hold  # noqa: E402  (station music-on-hold)
+from firmware.callserver import conference as _conf  # noqa: E402  (conference-extension)
 
 # on the station list of firmware/voice/config.py: only the call server reads it
 S.register(BASE + " station", S.Leaf(
@@ -183,6 +184,7 @@ class CallServerSettings:
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
         self.cutoff = CutoffSettings(cfg)
+        self.conference_ext = _conf.extension_of(cfg)
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
@@ -314,6 +316,7 @@ def _check_groups(app, s, dids):
                               "is the group's own extension")
     _check_attendant(app, s)
     _hold.check(app, s)
+    _conf.check(app, s)
 
 
 def _claim_did(dids, path, did, owner):

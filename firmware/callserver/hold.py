@@ -32,7 +32,7 @@ from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.voice.config import BASE
-from firmware.media.leg import Leg
+from firmware.media.leg import Leg, ServerAgent
 from sip import sdp as _sdp
 
 MAX_HOLDS = const(16)
@@ -73,18 +73,6 @@ def of(cs):
     return h
 
 
-class _Agent:
-    """What a Leg needs from its agent: .gw.media, .gw.app."""
-
-    def __init__(self, app, media):
-        self.gw = self
-        self.app = app
-        self.media = media
-
-    def leg_event(self, leg, event, value):
-        pass
-
-
 class Held:
     def __init__(self, call, holder, held, leg, source):
         self.call = call
@@ -111,23 +99,14 @@ class MusicOnHold:
         self.app = cs.app
         self.holds = []
         self.task = None
-        self._media = None
         self._buf = bytearray(160)
         self._tone = None
         self._gen = None
         self.counters = {"holds": 0, "plain_full": 0, "refused": 0, "prompt_errors": 0}
 
     def media(self):
-        gw = getattr(self.app, "gateway", None)
-        if gw is not None:
-            return gw.media
-        if self._media is None:
-            from firmware.media.rtp import MediaManager
-            gs = getattr(self.app, "gateway_settings", None)
-            self._media = MediaManager(self.app, self.cs.ua.host, role="hold")
-            if gs is not None:
-                self._media.set_range(gs.rtp_min, gs.rtp_max)
-        return self._media
+        from firmware.media.rtp import server_media
+        return server_media(self.app, self.cs.ua.host)
 
     def _find(self, call):
         for h in self.holds:
@@ -172,7 +151,7 @@ class MusicOnHold:
         if rtp is None:
             self.counters["plain_full"] += 1
             return NOT_MINE
-        leg = Leg(_Agent(self.app, mm), rtp, True)
+        leg = Leg(ServerAgent(self.app, mm), rtp, True)
         leg.session = other
         h = Held(call, s, other, leg, src)
         self.holds.append(h)

@@ -2,7 +2,8 @@
 by sequence number and hands them out one per 20 ms tick.
 
     jb = JitterBuffer(law)             # JITTER_FRAMES slots, allocated here once
-    jb.put(seq, buf, off)              # copy 160 bytes of buf[off:] in (no allocation)
+    jb.put(seq, buf, off, xl=None)     # copy 160 bytes of buf[off:] in (no allocation;
+                                       # xl: a 256-byte law translation table)
     jb.get(out) -> bool                # the next frame in sequence order into out
 
 Playout starts once PREFILL frames wait (absorbs that much jitter, 40 ms)
@@ -52,7 +53,7 @@ class JitterBuffer:
                 best = i
         return best
 
-    def put(self, seq, buf, off):
+    def put(self, seq, buf, off, xl=None):
         if self.played != _EMPTY and not _newer(seq, self.played):
             self.late += 1
             return False
@@ -70,8 +71,12 @@ class JitterBuffer:
             self.overflow += 1
             self.count -= 1
         slot = self.slots[free]
-        for i in range(FRAME):
-            slot[i] = buf[off + i]
+        if xl is None:
+            for i in range(FRAME):
+                slot[i] = buf[off + i]
+        else:                             # the far end's law is not ours
+            for i in range(FRAME):
+                slot[i] = xl[buf[off + i]]
         seqs[free] = seq
         self.count += 1
         return True

@@ -25,6 +25,19 @@ CODECS = ("PCMU", "PCMA", "telephone-event")
 _AUDIO_PTS = ("0", "8")
 
 
+class ServerAgent:
+    """The agent of a leg the call server terminates itself (music on hold,
+    conference): what a Leg needs, .gw.media and .gw.app; events unused."""
+
+    def __init__(self, app, media):
+        self.gw = self
+        self.app = app
+        self.media = media
+
+    def leg_event(self, leg, event, value):
+        pass
+
+
 class Leg:
     def __init__(self, agent, rtp, outgoing):
         self.agent = agent

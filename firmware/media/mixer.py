@@ -96,6 +96,10 @@ class ConferenceMixer:
         if self.used[i]:
             self.jb[i].put(seq, buf, off)
 
+    def jitter_of(self, i):
+        """Member i's jitter buffer, for its RtpSession to fill (rtp.jitter)."""
+        return self.jb[i]
+
     def tick(self):
         dec = self.dec
         enc = self.enc

@@ -170,6 +170,7 @@ class RtpSession:
         self.lost = 0
         self._last_seq = None
         self.closed = False
+        self.jitter = None       # a JitterBuffer takes the frames instead of the FIFO
         recv_into = getattr(sock, "recv_into", None)
         # MicroPython has no recv_into, and its readinto() reads a UDP socket as a
         # stream (it joins datagrams): there, recv() allocates one bytes per packet
@@ -299,6 +300,9 @@ class RtpSession:
                     self.lost += gap
             self._last_seq = seq
             self.received += 1
+            if self.jitter is not None:      # a conference member: reordered by sequence
+                self.jitter.put(seq, buf, off, self._xl_rx)
+                continue
             if self._count >= PLAYOUT_FRAMES:
                 self._head = (self._head + 1) % PLAYOUT_FRAMES
                 self._count -= 1
@@ -432,3 +436,20 @@ class MediaManager:
 
     def __len__(self):
         return len(self.sessions)
+
+
+def server_media(app, host):
+    """The RTP sessions of media the call server terminates itself (auto
+    attendant, music on hold, conference): the analog gateway's manager when
+    there is one (one port range, one MAX_SESSIONS bound), else one shared
+    manager of the call server's."""
+    gw = getattr(app, "gateway", None)
+    if gw is not None:
+        return gw.media
+    mm = (getattr(app, "media_managers", None) or {}).get("callserver")
+    if mm is None:
+        mm = MediaManager(app, host, role="callserver")
+        gs = getattr(app, "gateway_settings", None)
+        if gs is not None:
+            mm.set_range(gs.rtp_min, gs.rtp_max)
+    return mm
