@@ -302,7 +302,9 @@ class Call:
             self._drop_leg(s)
             if s is self.b or not self.legs:
                 if self.a.state == CONFIRMED:
-                    self.a.bye(self._now())
+                    # an analog port's stated reason (RTP inactivity) goes on in the BYE
+                    why = (("Reason", reason),) if reason.startswith("SIP;cause=") else ()
+                    self.a.bye(self._now(), why)
                 elif self.a.state != TERMINATED:
                     self.a.reject(480)
                 self.end("callee " + reason)

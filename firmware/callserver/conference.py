@@ -47,6 +47,7 @@ from firmware.voice.config import BASE
 from firmware.media.leg import Leg, ServerAgent
 from firmware.media.mixer import ConferenceMixer, MAX_MEMBERS
 from firmware.callserver import features
+from firmware.media import inactivity
 
 MAX_CONFERENCES = const(3)       # conferences at once (x MAX_MEMBERS RTP sessions)
 TICK_MS = const(20)
@@ -100,6 +101,7 @@ class Member:
         self.slot = -1
         self.state = "joining"        # joining | in | gone
         self.joined = conf.cs.now()
+        self.idle = inactivity.IdleCheck(self.joined)
 
     # -- the session's owner callbacks (sip/usage/agent.py)
     def on_ended(self, s, reason):
@@ -333,8 +335,17 @@ class Conference:
     def tick(self):
         mixer = self.mixer
         live = [m for m in self.members if m.state == "in"]
+        idle_ms = inactivity.timeout_ms(self.cs.app)
+        now = self.cs.now()
         for m in live:
             m.leg.rtp.poll()
+            if idle_ms and m.idle.idle(m.leg.rtp, now, idle_ms, m.leg.remote_hold):
+                s = m.session
+                self.drop(m, "no RTP for %d s" % (idle_ms // 1000))
+                if s is not None:
+                    inactivity.end(s, now)
+                self.settle()
+                return                   # the member list changed: mix from the next tick
         mixer.tick()
         for m in live:
             m.leg.rtp.send(mixer.out[m.slot])

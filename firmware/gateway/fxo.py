@@ -27,6 +27,7 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 """
 from firmware.compat import const
 from firmware.media.leg import Leg
+from firmware.media import inactivity
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
 from sip.errors import SipError
@@ -304,6 +305,17 @@ class FxoAgent(PortAgent):
             while r.pop() is not None:
                 pass
             return
+        idle_ms = inactivity.timeout_ms(self.gw.app)
+        if idle_ms:
+            now = self.now()
+            w = getattr(leg, "idle", None)
+            if w is None:
+                w = leg.idle = inactivity.IdleCheck(now)
+            if w.idle(r, now, idle_ms, leg.remote_hold):
+                self.log("no RTP for %d s: releasing the line" % (idle_ms // 1000))
+                inactivity.end(leg.session, now)
+                self._release()
+                return
         f = drv.read_frame()
         if f is None:
             f = self._silence_frame()

@@ -65,6 +65,7 @@ from firmware.compat import const, wall_time
 from firmware.voice import dialplan as DP
 from firmware.media.leg import Leg
 from firmware.media.dtmf import InbandPlayer, send_info
+from firmware.media import inactivity
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
 from sip.usage.invite import InviteSession
@@ -720,6 +721,20 @@ class FxsAgent(PortAgent):
             self.state = TALK
             return
 
+    def _idle(self, leg, idle_ms):
+        """RTP stopped arriving on a talking leg: end it with the reason."""
+        now = self.now()
+        w = getattr(leg, "idle", None)
+        if w is None:
+            w = leg.idle = inactivity.IdleCheck(now)
+        if not w.idle(leg.rtp, now, idle_ms, leg.remote_hold):
+            return False
+        self.log("no RTP from %s for %d s: hanging up" % (leg.number, idle_ms // 1000))
+        inactivity.end(leg.session, now)
+        leg.state = "ended"
+        self.leg_event(leg, "ended", "rtp inactivity")
+        return True
+
     def _key_out(self, d):
         """A key pressed in a call leaves as the station's dtmf-mode says
         (rfc4733 falls back to in-band when the far end offered no events)."""
@@ -853,6 +868,11 @@ class FxsAgent(PortAgent):
             else:
                 while r.pop() is not None:      # held / ringing: discard
                     pass
+        idle_ms = inactivity.timeout_ms(self.gw.app)
+        if idle_ms:
+            for l in talking:
+                if self._idle(l, idle_ms):
+                    return
         if len(talking) == 1:
             l = talking[0]
             l.rtp.send(frame)

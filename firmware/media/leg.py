@@ -58,6 +58,7 @@ class Leg:
         self.name = None
         self.status = None
         self.state = "new"
+        self.idle = None           # inactivity.IdleCheck while RTP is watched
 
     def __repr__(self):
         return "<Leg %s %s>" % (self.number, self.state)

@@ -193,6 +193,9 @@ S.register(BASE, S.Container("analog", "Analog port settings", children=(
 S.register(BASE, S.Container("media", "RTP media of the analog ports", children=(
     S.Leaf("rtp-port-min", S.Port(), default=16384, help="Lowest RTP port (even)"),
     S.Leaf("rtp-port-max", S.Port(), default=16483, help="Highest RTP port"),
+    S.Leaf("rtp-inactivity-timeout", S.Integer(0, 3600, "seconds"), default=0,
+           help="End a call whose RTP stopped arriving this long (analog ports, conference; "
+                "0: never)"),
 )))
 
 
@@ -321,6 +324,7 @@ class GatewaySettings:
         m = BASE + " media "
         self.rtp_min = cfg.get(m + "rtp-port-min")
         self.rtp_max = cfg.get(m + "rtp-port-max")
+        self.rtp_idle_ms = (cfg.get(m + "rtp-inactivity-timeout") or 0) * 1000
 
     def wanted(self):
         """Is there anything for the gateway to do?"""

@@ -220,3 +220,37 @@ def test_refusals_and_the_extension_check(tmp_path):
         w.assert_no_leaks(bindings=3)
     finally:
         w.close()
+
+
+def test_a_member_whose_rtp_stops_is_cut_and_the_conference_collapses(tmp_path):
+    w = CsWorld(tmp_path, seed=89, extra=(CONF, B + "media rtp-inactivity-timeout 5"))
+    try:
+        w.register_all()
+        seen = []
+        orig = w.phones["2001"].datagram
+        w.phones["2001"].datagram = lambda d, src: (seen.append(bytes(d).decode("latin-1")),
+                                                    orig(d, src))[1]
+        c12 = _call(w, "2001", "2002")
+        c13 = _call(w, "2001", "2003")
+        cc = _call(w, "2001", "7000")
+        for c in (c12, c13):
+            c.session.refer("sip:7000@%s" % DOMAIN, None, None, w.app.clock.now())
+            w.run(1000)
+        in2, in3 = _uas(w, "2002")[0], _uas(w, "2003")[0]
+        r2, r3 = _Rtp(w, w.phones["2002"], 500), _Rtp(w, w.phones["2003"], 900)
+        for _ in range(300):                      # 6 s: 2002 and 2003 talk, 2001 is silent
+            r2.send(in2, 1)
+            r3.send(in3, 1)
+        assert cc.state == "terminated", cc.state
+        byes = [m for m in seen if m.startswith("BYE ") and "RTP inactivity" in m]
+        assert len(byes) == 1, [m.split("\r\n")[0] for m in seen if m.startswith("BYE")]
+        w.run(2000)
+        assert w.cli("show calls").startswith("Calls: 1")     # 2002 and 2003, plain
+        assert _host(in2) == w.phones["2003"].host
+        r2.close()
+        r3.close()
+        w.phones["2002"].hangup(in2)
+        w.run_until(lambda: in3.state == "terminated", 3000)
+        w.assert_no_leaks(bindings=3)
+    finally:
+        w.close()

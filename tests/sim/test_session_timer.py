@@ -142,3 +142,47 @@ def test_cut_off_settings_are_validated_by_the_console(tmp_path):
         w.assert_refused([B + "call-server max-call-duration -1"], "")
     finally:
         w.close()
+
+
+def _rtp_to(w, phone, call):
+    """A socket at the phone's RTP address and the far end's RTP address."""
+    import socket
+    s = w.network.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((phone.host, call.rtp_port))
+    s.setblocking(False)
+    m = [m for m in call.session.remote_sdp.media if m.kind == "audio"][0]
+    return s, (m.connection[2], m.port)
+
+
+def test_rtp_inactivity_ends_an_analog_call_on_both_sides_with_the_reason(tmp_path):
+    from firmware.media.rtp import build_header
+    w = CsWorld(tmp_path, seed=53, sip_exts=("2001",), fxs=True,
+                extra=(B + "media rtp-inactivity-timeout 10",))
+    try:
+        w.register_all()
+        gw = w.app.gateway
+        w.run_until(lambda: gw.port_ready("fxs", 1), 3000)
+        sim = w.app.hardware.sim
+        seen = _spy(w.phones["2001"])
+        c = w.phones["2001"].call("1001")
+        w.run_until(lambda: sim.phones[1].ringing, 5000)
+        sim.phones[1].off_hook()
+        w.run_until(lambda: c.state == "connected" and gw.fxs[1].state == "talk", 3000)
+        sock, dest = _rtp_to(w, w.phones["2001"], c)
+        pkt = bytearray(172)
+        for n in range(750):                      # 15 s of RTP: the call stays
+            build_header(pkt, 0, n, n * 160, 0x77, n == 0)
+            sock.sendto(bytes(pkt), dest)
+            w.run(20)
+        assert c.state == "connected" and gw.fxs[1].state == "talk"
+        w.run(9000)                               # the phone's RTP stops: 9 s, still up
+        assert c.state == "connected"
+        w.run(2000)                               # 10 s: cut
+        assert c.state == "terminated" and gw.fxs[1].state != "talk", (c.state, gw.fxs[1].state)
+        byes = _byes(seen)
+        assert len(byes) == 1 and 'Reason: SIP;cause=408;text="RTP inactivity"' in byes[0], byes
+        sock.close()
+        sim.phones[1].on_hook()
+        w.assert_no_leaks(bindings=1)
+    finally:
+        w.close()
