@@ -41,9 +41,6 @@ an SDP offer 488; from a trunk caller the extension is not a destination.
 `show call-server conferences` lists the conferences and their members.
 """
 from firmware.compat import const
-from firmware.config import schema as S
-from firmware.config.schema import ConfigError
-from firmware.voice.config import BASE
 from firmware.media.leg import Leg, ServerAgent
 from firmware.media.mixer import ConferenceMixer, MAX_MEMBERS
 from firmware.callserver import features
@@ -53,25 +50,6 @@ MAX_CONFERENCES = const(3)       # conferences at once (x MAX_MEMBERS RTP sessio
 TICK_MS = const(20)
 LINGER_MS = const(4000)          # a referrer that does not hang up is hung up after this
 CONFIRMED = "confirmed"
-
-S.register(BASE + " call-server", S.Leaf(
-    "conference-extension", S.String(2, 8, digits=True),
-    help="Extension of the conference bridge: INVITE it to start or join your conference, "
-         "REFER parties to it to add them (ad-hoc conference)"))
-
-
-def extension_of(cfg):
-    return cfg.get(BASE + " call-server conference-extension")
-
-
-def check(app, s):
-    ext = s.conference_ext
-    if ext is None:
-        return
-    if ext in s.by_ext or ext in s.by_user or ext in s.group_by_ext or \
-            ext == s.attendant.extension:
-        raise ConfigError(BASE + " call-server conference-extension", ext,
-                          "already the extension of a station, hunt group or the attendant")
 
 
 def of(cs):

@@ -88,10 +88,8 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
            help="How long a call rings before it ends with 480"),
 )))
 
-# session timers and max-call-duration, declared under call-server by their module
-from firmware.callserver.sessiontimer import CutoffSettings  # noqa: E402
-from firmware.callserver import hold as _hold  # noqa: E402  (station music-on-hold)
-from firmware.callserver import conference as _conf  # noqa: E402  (conference-extension)
+# session timers, max-call-duration, music-on-hold, conference-extension (issue 14)
+from firmware.callserver import media_config as _media  # noqa: E402
 
 # on the station list of firmware/voice/config.py: only the call server reads it
 S.register(BASE + " station", S.Leaf(
@@ -183,8 +181,8 @@ class CallServerSettings:
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
-        self.cutoff = CutoffSettings(cfg)
-        self.conference_ext = _conf.extension_of(cfg)
+        self.cutoff = _media.CutoffSettings(cfg)
+        self.conference_ext = _media.conference_extension_of(cfg)
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
@@ -198,7 +196,7 @@ class CallServerSettings:
         for st in self.stations:
             st.trust_source = cfg.get("%s station %s caller-authentication" % (
                 BASE, st.name)) == "registered-source"
-            st.music_on_hold = _hold.source_of(cfg, st.name)
+            st.music_on_hold = _media.hold_source_of(cfg, st.name)
             self.by_ext[st.extension] = st
             self.by_user[st.user_id] = st
             if st.did:
@@ -315,8 +313,7 @@ def _check_groups(app, s, dids):
             raise ConfigError(path + " no-answer-target", g.no_answer_target,
                               "is the group's own extension")
     _check_attendant(app, s)
-    _hold.check(app, s)
-    _conf.check(app, s)
+    _media.check(app, s)
 
 
 def _claim_did(dids, path, did, owner):

@@ -29,40 +29,14 @@ open prompt per hold; the tone generator and frame buffer are shared.
 `show call-server holds` lists them.
 """
 from firmware.compat import const
-from firmware.config import schema as S
-from firmware.config.schema import ConfigError
-from firmware.voice.config import BASE
 from firmware.media.leg import Leg, ServerAgent
 from sip import sdp as _sdp
+
+NOT_MINE = object()          # offer(): the re-INVITE is the B2BUA's to relay
 
 MAX_HOLDS = const(16)
 TICK_MS = const(20)
 HOLD_TONE = ((440, 400), (0, 200), (440, 400), (0, 4000))   # (Hz, ms), looped
-_FILE_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
-NOT_MINE = object()          # offer(): the re-INVITE is the B2BUA's to relay
-
-S.register(BASE + " station", S.Leaf(
-    "music-on-hold", S.String(1, 64, charset=_FILE_CHARS),
-    help="What a party this station holds hears: tone, none (plain hold, the default) or a "
-         "prompt file in the flash's prompts/ directory (G.711 WAV, .ul, .al)"))
-
-
-def source_of(cfg, name):
-    return cfg.get("%s station %s music-on-hold" % (BASE, name)) or "none"
-
-
-def check(app, s):
-    """Commit check: every music-on-hold file is a G.711 prompt on flash."""
-    from firmware.callserver.config import prompt_path
-    from firmware.media.prompt import open_prompt, PromptError
-    for st in s.stations:
-        src = st.music_on_hold
-        if src in ("none", "tone"):
-            continue
-        try:
-            open_prompt(prompt_path(app, src)).close()
-        except PromptError as e:
-            raise ConfigError("%s station %s music-on-hold" % (BASE, st.name), src, str(e))
 
 
 def of(cs):

@@ -24,33 +24,7 @@ header (RFC 3326) that states why; `show calls` loses the call and the
 reason is logged.  One TU timer per call (the earliest deadline), so the
 bound is the call table's.
 """
-from firmware.compat import const
-from firmware.config import schema as S
-from firmware.voice.config import BASE
-
-DEFAULT_SE = const(1800)
-DEFAULT_MIN_SE = const(90)
-RFC_MIN_SE = const(90)          # RFC 4028 §4: no Min-SE below 90 s
-
-S.register(BASE + " call-server", S.Container(
-    "session-timer", "RFC 4028 session timers of the call server's calls", children=(
-        S.Leaf("session-expires", S.Integer(0, 86400, "seconds"), default=DEFAULT_SE,
-               help="Session interval when the caller asks for none (0: only callers' "
-                    "timers); caps a longer request"),
-        S.Leaf("min-se", S.Integer(RFC_MIN_SE, 86400, "seconds"), default=DEFAULT_MIN_SE,
-               help="Shortest session interval accepted (422 Session Interval Too Small below)"),
-    )))
-S.register(BASE + " call-server", S.Leaf(
-    "max-call-duration", S.Integer(0, 86400, "seconds"), default=0,
-    help="Calls are cut off after this long connected (0: unlimited)"))
-
-
-class CutoffSettings:
-    def __init__(self, cfg):
-        c = BASE + " call-server "
-        self.session_expires = cfg.get(c + "session-timer session-expires")
-        self.min_se = cfg.get(c + "session-timer min-se")
-        self.max_duration = cfg.get(c + "max-call-duration")
+from firmware.callserver.media_config import RFC_MIN_SE
 
 
 def _delta(value):
