@@ -74,6 +74,8 @@ def check_invite(sreq, settings):
 
 class Cutoff:
     """The cut-off timers of one connected call (b2bua Call)."""
+    __slots__ = ("call", "interval", "refresher", "deadline", "next_refresh", "end_at",
+                 "timer", "refreshes", "pending")
 
     def __init__(self, call, settings):
         self.call = call
@@ -84,6 +86,7 @@ class Cutoff:
         self.end_at = None          # ms: max-call-duration reached
         self.timer = None
         self.refreshes = 0
+        self.pending = 0            # refresh re-INVITEs still unanswered
         cut = settings.cutoff
         req = getattr(call.a, "request", None)
         if req is not None:
@@ -106,7 +109,6 @@ class Cutoff:
                 self.interval = se
                 timer = _supports_timer(req)
                 self.refresher = "uac" if timer and (asked is None or asked[1] != "uas") else "uas"
-                self.caller_timer = timer
         if cut.max_duration:
             self.end_at = call._now() + cut.max_duration * 1000
 

@@ -162,7 +162,7 @@ class RtpSession:
         self._ev_frame = 0       # packets of the current key sent (event + end)
         self._ev_ts = 0          # the current key's timestamp (its start)
         self._ev_gap = 0         # audio frames still due before the next key
-        self._evv = self._txv[:HEADER + 4]   # the event packet: the tx buffer's start
+        self._evv = None         # the event packet (the tx buffer's start), made at the first key
         self.events_sent = 0
         self.events_dropped = 0
         self._event_ts = None    # timestamp of the event last counted as a key press
@@ -202,6 +202,8 @@ class RtpSession:
         frames; False when the far end offered no telephone-event."""
         if self.event_pt is None:
             return False
+        if self._evv is None:
+            self._evv = self._txv[:HEADER + 4]
         for k in keys:
             if len(self.tx_keys) >= MAX_TX_EVENTS or _EVENT_KEYS.find(k) < 0:
                 self.events_dropped += 1
