@@ -11,7 +11,7 @@ from hal import g711
 from hal.dsp import ToneGen
 from firmware.media.rtp import parse_header
 from tests.sim.cs_world import CsWorld, B
-from tests.sim.analog_world import has_tone
+from tests.sim.analog_world import has_tone, drain
 
 
 class _Ear:
@@ -165,6 +165,49 @@ def test_hook_flash_on_an_fxs_phone_plays_the_tone_to_the_sip_phone(tmp_path):
         w.run(1000)
         sim.phones[1].on_hook()
         ear.close()
+        w.assert_no_leaks(bindings=1)
+    finally:
+        w.close()
+
+
+def test_an_analog_party_held_by_a_sip_phone_hears_the_tone_on_its_line(tmp_path):
+    w = CsWorld(tmp_path, seed=79, sip_exts=("2001",), fxs=True,
+                extra=(B + "station s2001 music-on-hold tone",))
+    try:
+        w.register_all()
+        gw = w.app.gateway
+        w.run_until(lambda: gw.port_ready("fxs", 1), 3000)
+        sim = w.app.hardware.sim
+        c = w.phones["2001"].call("1001")
+        w.run_until(lambda: sim.phones[1].ringing, 5000)
+        sim.phones[1].off_hook()
+        w.run_until(lambda: c.state == "connected" and gw.fxs[1].state == "talk", 3000)
+        w.phones["2001"].hold(c)
+        w.run_until(lambda: c.held and not c.reinviting, 3000)
+        heard = sim.phones[1].audio
+
+        def listen(ms):
+            """What the analog phone heard (its audio ring holds about a second)."""
+            drain(heard)
+            out = []
+            for _ in range(ms // 500):
+                w.run(500)
+                out.extend(drain(heard)[0])
+            return out
+
+        frames = listen(5000)
+        assert len([f for f in frames if has_tone(f, 440)]) >= 30, len(frames)
+        w.phones["2001"].resume(c)
+        w.run_until(lambda: not c.held and not c.reinviting, 3000)
+        w.run(500)
+        assert w.cs.hold.holds == []
+        # the port's media points at the SIP phone again (which sends nothing here)
+        assert gw.fxs[1].legs[0].rtp.remote[0] == w.phones["2001"].host
+        frames = listen(2000)
+        assert len([f for f in frames if has_tone(f, 440)]) == 0
+        w.phones["2001"].hangup(c)
+        w.run(1000)
+        sim.phones[1].on_hook()
         w.assert_no_leaks(bindings=1)
     finally:
         w.close()
