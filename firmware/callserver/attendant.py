@@ -33,7 +33,7 @@ the target fails, the caller is back at the attendant: the greeting again
 (counted as a retry).
 """
 from firmware.compat import const
-from firmware.media.leg import Leg
+from firmware.media.leg import Leg, ServerAgent
 from hal import dsp, g711, tones
 
 MAX_AA_CALLS = const(8)          # callers served at once (486 Busy Here beyond)
@@ -63,15 +63,6 @@ def default_prompt(app, name):
     return None
 
 
-class _Agent:
-    """What a Leg needs from its agent: .gw.media, .gw.app."""
-
-    def __init__(self, app, media):
-        self.gw = self
-        self.app = app
-        self.media = media
-
-
 class AaCall:
     def __init__(self, call, leg):
         self.call = call
@@ -95,7 +86,6 @@ class Attendant:
         self.app = cs.app
         self.calls = []
         self.task = None
-        self._media = None
         self._buf = bytearray(160)
         self._lin = [0] * 160         # one decoded frame, reused
         self._gen = dsp.ToneGen()
@@ -105,16 +95,8 @@ class Attendant:
 
     # -- media
     def media(self):
-        gw = getattr(self.app, "gateway", None)
-        if gw is not None:
-            return gw.media
-        if self._media is None:
-            from firmware.media.rtp import MediaManager
-            gs = getattr(self.app, "gateway_settings", None)
-            self._media = MediaManager(self.app, self.cs.ua.host)
-            if gs is not None:
-                self._media.set_range(gs.rtp_min, gs.rtp_max)
-        return self._media
+        from firmware.media.rtp import server_media
+        return server_media(self.app, self.cs.ua.host)
 
     def settings(self):
         return self.cs.settings.attendant
@@ -130,7 +112,7 @@ class Attendant:
         if rtp is None:
             self.counters["busy"] += 1
             return False
-        leg = Leg(_Agent(self.app, mm), rtp, False)
+        leg = Leg(ServerAgent(self.app, mm), rtp, False)
         leg.session = a
         try:
             body = leg.answer_for(a.remote_sdp)

@@ -73,6 +73,8 @@ from firmware.voice.handover import accept, local_pair, is_local
 from firmware.voice.trunks import OVERFLOW_STATUSES
 from firmware.callserver.config import MAX_HUNT_GROUPS
 from firmware.cdr import sources as cdr
+from firmware.callserver import sessiontimer, hold, conference
+from firmware.media import dtmf
 
 MAX_FORKS = const(16)           # contacts rung at once for one call (beyond: not rung, counted)
 MAX_FORWARD_HOPS = const(3)     # forward-unreachable chained at most this often
@@ -158,6 +160,7 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
+        self.cutoff = None            # sessiontimer.Cutoff once connected
         self.chain = None             # diversions [(Station, kind)] (firmware/callserver/forward.py)
         self.fwd_target = None        # where the last diversion sent the call
         self.overflow = None          # outbound routes still to try (firmware/voice/trunks.py)
@@ -197,10 +200,13 @@ class Call:
                 leg.cancel(self._now())
         self.legs = [s]
         self._stop_timer()
-        if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow))) is None:
+        cut = sessiontimer.Cutoff(self, self.b2b.cs.settings)
+        if self.a.answer(fix_sdp(s.remote_body, _public_of(s.flow)), cut.answer_headers()) is None:
             s.bye(self._now())
             self.end("caller gone")
             return
+        self.cutoff = cut
+        cut.start()
         self.answered = self.b2b.cs.now()
         self.b2b.counters["answered"] += 1
         self._state("connected")
@@ -302,7 +308,9 @@ class Call:
             self._drop_leg(s)
             if s is self.b or not self.legs:
                 if self.a.state == CONFIRMED:
-                    self.a.bye(self._now())
+                    # an analog port's stated reason (RTP inactivity) goes on in the BYE
+                    why = (("Reason", reason),) if reason.startswith("SIP;cause=") else ()
+                    self.a.bye(self._now(), why)
                 elif self.a.state != TERMINATED:
                     self.a.reject(480)
                 self.end("callee " + reason)
@@ -311,6 +319,11 @@ class Call:
         other = self.b if s is self.a else self.a
         if other is None or other.state != CONFIRMED or self.state != "connected":
             return None
+        took = hold.of(self.b2b.cs).offer(self, s, sdp)     # music on hold
+        if took is not hold.NOT_MINE:
+            if self.cutoff is not None:
+                self.cutoff.refreshed()
+            return took
         body = fix_sdp(s.remote_body, _public_of(s.flow))
 
         def done(status, s=s, other=other):
@@ -321,6 +334,8 @@ class Call:
 
         if not other.reinvite(body, self._now(), done):
             return None
+        if self.cutoff is not None:
+            self.cutoff.refreshed()       # RFC 4028: a re-INVITE refreshes the session
         self.b2b.counters["reinvites_relayed"] += 1
         return PENDING
 
@@ -330,7 +345,8 @@ class Call:
             sreq.respond(481)
             return
         if is_local(other):
-            sreq.respond(200)        # an analog port takes no INFO; its digits go in RTP
+            # an analog port: a DTMF INFO is regenerated on its line (415/400 otherwise)
+            sreq.respond(dtmf.info_to_port(other, sreq.request))
             return
         req = sreq.request
 
@@ -340,6 +356,11 @@ class Call:
 
         self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, self._now(), req.body,
                                  req.content_type)
+
+    def on_refer(self, s, sub):
+        """A REFER to the conference extension (ad-hoc conference); other
+        REFERs are declined as before."""
+        return conference.of(self.b2b.cs).refer(self, s, sub) or 603
 
     # -- housekeeping
     def _state(self, state):
@@ -372,6 +393,11 @@ class Call:
             return
         self.state = "ended"
         self._stop_timer()
+        if self.cutoff is not None:
+            self.cutoff.stop()
+        moh = getattr(self.b2b.cs, "hold", None)
+        if moh is not None:
+            moh.release(self)
         self.b2b.ended(self, why)
         self.b2b.changed(self)
 
@@ -485,6 +511,10 @@ class B2bua:
             cdr.callserver_refused(cs, sreq, caller, caller_num, number, 404)
             sreq.respond(404)
             return
+        if sessiontimer.check_invite(sreq, s):
+            return                        # 422 (interval below min-se) or 400
+        if conference.of(cs).invite(sreq, number, caller, caller_num, caller_name):
+            return                        # the conference extension (conference.py)
         # a station's dialled feature code (firmware/callserver/features.py)
         if features and caller is not None and cs.features.dispatch(
                 sreq, number, caller, caller_num, caller_name, flow):

@@ -89,6 +89,9 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
            help="How long a call rings before it ends with 480"),
 )))
 
+# session timers, max-call-duration, music-on-hold, conference-extension (issue 14)
+from firmware.callserver import media_config as _media  # noqa: E402
+
 # on the station list of firmware/voice/config.py: only the call server reads it
 S.register(BASE + " station", S.Leaf(
     "caller-authentication", S.Enum(("digest", "registered-source")), default="digest",
@@ -180,6 +183,8 @@ class CallServerSettings:
         self.trusted = parse_trusted(cfg)     # firmware/voice/trusted.py
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
+        self.cutoff = _media.CutoffSettings(cfg)
+        self.conference_ext = _media.conference_extension_of(cfg)
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
@@ -193,6 +198,7 @@ class CallServerSettings:
         for st in self.stations:
             st.trust_source = cfg.get("%s station %s caller-authentication" % (
                 BASE, st.name)) == "registered-source"
+            st.music_on_hold = _media.hold_source_of(cfg, st.name)
             self.by_ext[st.extension] = st
             self.by_user[st.user_id] = st
             if st.did:
@@ -312,6 +318,7 @@ def _check_groups(app, s, dids):
             raise ConfigError(path + " no-answer-target", g.no_answer_target,
                               "is the group's own extension")
     _check_attendant(app, s)
+    _media.check(app, s)
 
 
 def _claim_did(dids, path, did, owner):

@@ -59,6 +59,7 @@ _CLAIMS = []
 # at start.  Add yours on its own line (see docs/feature-codes.md).
 MODULES = (
     "firmware.callserver.forward",
+    "firmware.callserver.conference",
 )
 
 

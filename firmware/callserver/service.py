@@ -358,6 +358,9 @@ def register_commands(app):
     app.commands.register("show sip registrations", config._show_registrations,
                           config.REGISTRATIONS_HELP, args=config._registrations_args)
     app.commands.register("show calls", _show_calls, "Show the calls in progress")
+    from firmware.callserver import hold, conference
+    hold.register_commands(app)          # show call-server holds
+    conference.register_commands(app)    # show call-server conferences
     from firmware.sipstack import security
     reg = getattr(security, "register_commands", None)
     if reg is not None:

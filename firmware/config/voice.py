@@ -8,7 +8,8 @@
 A service class is a named pair of DSCP markings; `sip service-class` picks
 the one used for the appliance's own SIP and RTP (later: per station/trunk).
 The apply hook keeps the committed values on app.voice (read by the media),
-applies the domain and the SIP DSCP to the running SIP service, and moves the
+applies the domain, the SIP DSCP to the running SIP service and the RTP
+DSCP to every RTP socket (firmware/media/rtp.py set_rtp_dscp), and moves the
 SIP service to a new port live through app.rebind_sip(port).
 """
 from firmware.config import schema as S
@@ -64,6 +65,8 @@ def apply(app, old, new):
         app.set_domain(settings.domain)
     if hasattr(app, "set_dscp"):
         app.set_dscp(settings.dscp_sip)
+    from firmware.media.rtp import set_rtp_dscp
+    set_rtp_dscp(app, settings.dscp_rtp)     # live: re-marks calls already up
 
 
 S.on_commit("voice", apply)

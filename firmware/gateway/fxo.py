@@ -27,6 +27,7 @@ out), rejected, seized (outbound, before dialling), dialling, alerting
 """
 from firmware.compat import const
 from firmware.media.leg import Leg
+from firmware.media import inactivity
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
 from firmware.cdr import sources as cdr
@@ -42,6 +43,7 @@ ALERTING = "alerting"
 TALK = "talk"
 
 MAX_NUMBER = const(20)
+MAX_KEYS = const(16)      # far-end DTMF keys waiting for the DAA's dialler (beyond: dropped)
 
 
 class FxoAgent(PortAgent):
@@ -54,6 +56,9 @@ class FxoAgent(PortAgent):
         self.cid = None
         self.last_disconnect = None   # (reason, ms)
         self.dial_string = None
+        self.keys = ""              # far-end DTMF keys for the line (RFC 4733 / INFO)
+        self.keys_dialled = 0
+        self.keys_dropped = 0
 
     def set_trunk(self, trunk):
         self.trunk = trunk
@@ -245,10 +250,33 @@ class FxoAgent(PortAgent):
             leg.session.hangup(self.now())
         self._release()
 
+    def _keys_in(self, keys):
+        """DTMF from the far end goes to the line through the DAA's dialler."""
+        for k in keys:
+            if len(self.keys) >= MAX_KEYS:
+                self.keys_dropped += 1
+            else:
+                self.keys += k
+        self._dial_keys()
+
+    def _dial_keys(self):
+        if not self.keys or self.state not in (TALK, ALERTING) or self.drv.dialling:
+            return
+        keys, self.keys = self.keys, ""
+        try:
+            self.drv.dial(keys, self.now())
+            self.keys_dialled += len(keys)
+        except Exception as e:       # DialError / StateError: the line went
+            self.keys_dropped += len(keys)
+            self.log("cannot dial DTMF %s: %s" % (keys, e))
+
     # -- SIP events
     def leg_event(self, leg, event, value):
         cdr.gateway_event(self, leg, event, value)
         if leg is not self.leg:
+            return
+        if event == "dtmf":
+            self._keys_in(value)
             return
         if event == "answer":
             if self.state == OFFERING:
@@ -278,11 +306,26 @@ class FxoAgent(PortAgent):
             return
         r = leg.rtp
         r.poll()
+        if r.digits:
+            self._keys_in(r.take_digits())
+        elif self.keys:
+            self._dial_keys()
         drv = self.drv
         if not leg.media_on:
             while r.pop() is not None:
                 pass
             return
+        idle_ms = inactivity.timeout_ms(self.gw.app)
+        if idle_ms:
+            now = self.now()
+            w = getattr(leg, "idle", None)
+            if w is None:
+                w = leg.idle = inactivity.IdleCheck(now)
+            if w.idle(r, now, idle_ms, leg.remote_hold):
+                self.log("no RTP for %d s: releasing the line" % (idle_ms // 1000))
+                inactivity.end(leg.session, now)
+                self._release()
+                return
         f = drv.read_frame()
         if f is None:
             f = self._silence_frame()

@@ -64,6 +64,8 @@ the country's stutter tone for STUTTER_MS, then steady.
 from firmware.compat import const, wall_time
 from firmware.voice import dialplan as DP
 from firmware.media.leg import Leg
+from firmware.media.dtmf import InbandPlayer, send_info
+from firmware.media import inactivity
 from firmware.gateway.agent import PortAgent
 from firmware.voice.handover import accept
 from firmware.cdr import sources as cdr
@@ -140,6 +142,9 @@ class FxsAgent(PortAgent):
         self.transfers = 0
         self.transfer_failures = 0
         self._mixbuf = (bytearray(160), bytearray(160), bytearray(160))
+        self.inband = InbandPlayer(gw.law)     # keys from the far end, as tones
+        self._keybuf = bytearray(160)
+        self.keys_out = 0
         self.mwi = False            # messages wait (the lamp should be lit)
         self.mwi_pending = False    # the lamp has not been told yet
         self.vmwi_sent = 0
@@ -286,7 +291,9 @@ class FxsAgent(PortAgent):
 
     def _digit(self, d):
         if self.state != DIALTONE:
-            return          # digits in a call: no RFC 4733 relay yet (ignored)
+            if self.state in (TALK, CONFERENCE):
+                self._key_out(d)
+            return
         if not self.digits:
             self._stop_stutter()
             self._stop_tone()
@@ -721,8 +728,39 @@ class FxsAgent(PortAgent):
             self.state = TALK
             return
 
+    def _idle(self, leg, idle_ms):
+        """RTP stopped arriving on a talking leg: end it with the reason."""
+        now = self.now()
+        w = getattr(leg, "idle", None)
+        if w is None:
+            w = leg.idle = inactivity.IdleCheck(now)
+        if not w.idle(leg.rtp, now, idle_ms, leg.remote_hold):
+            return False
+        self.log("no RTP from %s for %d s: hanging up" % (leg.number, idle_ms // 1000))
+        inactivity.end(leg.session, now)
+        leg.state = "ended"
+        self.leg_event(leg, "ended", "rtp inactivity")
+        return True
+
+    def _key_out(self, d):
+        """A key pressed in a call leaves as the station's dtmf-mode says
+        (rfc4733 falls back to in-band when the far end offered no events)."""
+        mode = self.station.dtmf_mode if self.station is not None else "rfc4733"
+        for leg in self.legs:
+            if not leg.media_on or leg.rtp is None:
+                continue
+            if mode == "rfc4733":
+                leg.rtp.send_digits(d)
+            elif mode == "info":
+                send_info(leg.session, d, self.now())
+            self.keys_out += 1
+
     # -- SIP events of our legs
     def leg_event(self, leg, event, value):
+        if event == "dtmf":
+            if leg.media_on and leg in self.legs:
+                self.inband.push(value)
+            return
         cdr.gateway_event(self, leg, event, value)
         if event == "progress":
             if self.state == CALLING and leg.outgoing:
@@ -838,11 +876,21 @@ class FxsAgent(PortAgent):
             else:
                 while r.pop() is not None:      # held / ringing: discard
                     pass
+        idle_ms = inactivity.timeout_ms(self.gw.app)
+        if idle_ms:
+            for l in talking:
+                if self._idle(l, idle_ms):
+                    return
         if len(talking) == 1:
             l = talking[0]
             l.rtp.send(frame)
             f = l.rtp.pop()
-            if f is not None:
+            keys = l.rtp.take_digits() if l.rtp.digits else None
+            if keys:
+                self.inband.push(keys)
+            if self.inband.fill(self._keybuf):     # a far-end key: its tones, not the audio
+                drv.write_frame(self._keybuf)
+            elif f is not None:
                 drv.write_frame(f)
         elif len(talking) >= 2:
             a, b = talking[0], talking[1]

@@ -10,7 +10,8 @@ RtpSession (media.py) and the SDP offer/answer glue.
 
 The session's owner is the leg; every SIP event goes to the agent as
 agent.leg_event(leg, event, value): "progress" (status), "answer", "failed"
-(status), "confirmed", "ended" (reason), "reoffer" (held: bool).
+(status), "confirmed", "ended" (reason), "reoffer" (held: bool), "dtmf"
+(key: a SIP INFO, or in process from the call server; firmware/media/dtmf.py).
 
 Transfer: leg.refer_sub is the ReferSubscription (sip/usage/refer.py) this leg's INVITE
 serves (transferee side): its final status is NOTIFYed from on_answer /
@@ -22,6 +23,19 @@ from sip.errors import SipError
 
 CODECS = ("PCMU", "PCMA", "telephone-event")
 _AUDIO_PTS = ("0", "8")
+
+
+class ServerAgent:
+    """The agent of a leg the call server terminates itself (music on hold,
+    conference): what a Leg needs, .gw.media and .gw.app; events unused."""
+
+    def __init__(self, app, media):
+        self.gw = self
+        self.app = app
+        self.media = media
+
+    def leg_event(self, leg, event, value):
+        pass
 
 
 class Leg:
@@ -44,6 +58,7 @@ class Leg:
         self.name = None
         self.status = None
         self.state = "new"
+        self.idle = None           # inactivity.IdleCheck while RTP is watched
 
     def __repr__(self):
         return "<Leg %s %s>" % (self.number, self.state)
@@ -166,6 +181,21 @@ class Leg:
             sreq.respond(603)
             return
         fn(self, sreq)
+
+    def on_request(self, s, sreq):
+        """An in-dialog INFO: a DTMF key to regenerate on the line."""
+        from firmware.media.dtmf import parse_info, DtmfError
+        req = sreq.request
+        try:
+            key, ms = parse_info(req.content_type, req.body)
+        except DtmfError as e:
+            sreq.respond(e.status, str(e))
+            return
+        sreq.respond(200)
+        self.on_dtmf(key, ms)
+
+    def on_dtmf(self, key, ms=None):
+        self.agent.leg_event(self, "dtmf", key)
 
     def on_confirmed(self, s):
         self.agent.leg_event(self, "confirmed", None)

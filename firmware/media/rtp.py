@@ -30,6 +30,15 @@ a FIFO of PLAYOUT_FRAMES slots; when full the oldest frame is dropped
 PLAYOUT_FRAMES more packets arrive, so use it before the next poll().
 Bounds: MAX_SESSIONS open sessions (open() returns None beyond, counted in
 mm.refused), MAX_PACKETS_PER_POLL packets drained per poll.
+
+Marking (issue 14, feature 12): every socket open() makes carries the DSCP
+of the service class's `dscp-rtp` (IP_TOS, or IPV6_TCLASS on IPv6, = dscp
+<< 2).  Each manager registers under its role in app.media_managers (one
+per role: a rebuilt service replaces its old entry, so the table is bounded
+by the roles), and set_rtp_dscp(app, dscp) re-marks every open socket of
+every manager: a committed change applies to calls already up.  A socket
+that refuses the option is counted in mm.dscp_errors and still carries
+media.
 """
 import socket
 
@@ -40,12 +49,34 @@ MAX_SESSIONS = const(16)
 PLAYOUT_FRAMES = const(8)
 MAX_PACKETS_PER_POLL = const(16)
 MAX_EVENT_DIGITS = const(16)     # RFC 4733 digits kept until taken (oldest dropped)
+MAX_TX_EVENTS = const(16)        # keys waiting to go out as events (beyond: refused, counted)
+EVENT_FRAMES = const(5)          # 100 ms of event packets per key
+EVENT_END_REPEATS = const(3)     # end packets sent three times (RFC 4733 §2.5.1.4)
+EVENT_GAP_FRAMES = const(2)      # audio between two keys
+EVENT_VOLUME = const(10)         # -10 dBm0
 _EVENT_KEYS = "0123456789*#ABCD"
 FRAME = const(160)
 HEADER = const(12)
 RX_BUF = const(1500)
 
 _EAGAIN = (11, 35)
+_IPPROTO_IP = const(0)
+_IP_TOS = const(1)
+_IPPROTO_IPV6 = const(41)
+_IPV6_TCLASS = const(67)
+DEFAULT_DSCP = const(46)         # EF, the service-class default
+
+
+def set_rtp_dscp(app, dscp):
+    """Mark every RTP socket of the appliance (open now or later) with `dscp`."""
+    dscp = int(dscp)
+    if not 0 <= dscp <= 63:
+        raise ValueError("DSCP must be 0..63, not %d" % dscp)
+    app.rtp_dscp = dscp
+    mms = getattr(app, "media_managers", None)
+    if mms:
+        for mm in mms.values():
+            mm.set_dscp(dscp)
 
 
 def _law_pt(law):
@@ -127,11 +158,19 @@ class RtpSession:
         self.bad = 0
         self.events = 0
         self.digits = ""         # RFC 4733 key presses received, oldest first (take_digits)
+        self.tx_keys = ""        # keys to send as RFC 4733 events (send_digits)
+        self._ev_frame = 0       # packets of the current key sent (event + end)
+        self._ev_ts = 0          # the current key's timestamp (its start)
+        self._ev_gap = 0         # audio frames still due before the next key
+        self._evv = None         # the event packet (the tx buffer's start), made at the first key
+        self.events_sent = 0
+        self.events_dropped = 0
         self._event_ts = None    # timestamp of the event last counted as a key press
         self.overflow = 0
         self.lost = 0
         self._last_seq = None
         self.closed = False
+        self.jitter = None       # a JitterBuffer takes the frames instead of the FIFO
         recv_into = getattr(sock, "recv_into", None)
         # MicroPython has no recv_into, and its readinto() reads a UDP socket as a
         # stream (it joins datagrams): there, recv() allocates one bytes per packet
@@ -158,9 +197,58 @@ class RtpSession:
             self._xl_tx = xlat(law)
             self._xl_rx = xlat(other)
 
+    def send_digits(self, keys):
+        """Queue keys to go out as RFC 4733 events in place of the next
+        frames; False when the far end offered no telephone-event."""
+        if self.event_pt is None:
+            return False
+        if self._evv is None:
+            self._evv = self._txv[:HEADER + 4]
+        for k in keys:
+            if len(self.tx_keys) >= MAX_TX_EVENTS or _EVENT_KEYS.find(k) < 0:
+                self.events_dropped += 1
+            else:
+                self.tx_keys += k
+        return True
+
+    def _send_event(self):
+        """One packet of the current key (RFC 4733 §2.5): the same timestamp,
+        a growing duration, the marker on the first, then the end packets."""
+        buf = self._tx
+        n = self._ev_frame
+        if n == 0:
+            self._ev_ts = self.ts
+        end = n >= EVENT_FRAMES - 1
+        dur = FRAME * (min(n, EVENT_FRAMES - 1) + 1)
+        build_header(buf, self.event_pt, self.seq, self._ev_ts, self.ssrc, n == 0)
+        buf[HEADER] = _EVENT_KEYS.find(self.tx_keys[0])
+        buf[HEADER + 1] = (0x80 if end else 0) | EVENT_VOLUME
+        buf[HEADER + 2] = (dur >> 8) & 0xFF
+        buf[HEADER + 3] = dur & 0xFF
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.ts = (self.ts + FRAME) & 0xFFFFFFFF
+        self._ev_frame = n + 1
+        if self._ev_frame >= EVENT_FRAMES - 1 + EVENT_END_REPEATS:
+            self._ev_frame = 0
+            self.tx_keys = self.tx_keys[1:]
+            self._ev_gap = EVENT_GAP_FRAMES
+            self.events_sent += 1
+        try:
+            self.sock.sendto(self._evv, self.remote_addr)
+        except OSError:
+            self.mm.send_errors += 1
+            return False
+        self.sent += 1
+        return True
+
     def send(self, frame):
         if self.closed or self.remote_addr is None:
             return False
+        if self.tx_keys:
+            if self._ev_gap:
+                self._ev_gap -= 1
+            else:
+                return self._send_event()
         buf = self._tx
         build_header(buf, self.pt, self.seq, self.ts, self.ssrc, self.first)
         self.first = False
@@ -214,6 +302,9 @@ class RtpSession:
                     self.lost += gap
             self._last_seq = seq
             self.received += 1
+            if self.jitter is not None:      # a conference member: reordered by sequence
+                self.jitter.put(seq, buf, off, self._xl_rx)
+                continue
             if self._count >= PLAYOUT_FRAMES:
                 self._head = (self._head + 1) % PLAYOUT_FRAMES
                 self._count -= 1
@@ -256,7 +347,8 @@ class RtpSession:
 
 
 class MediaManager:
-    def __init__(self, app, host="127.0.0.1", port_min=16384, port_max=16483, law="ulaw"):
+    def __init__(self, app, host="127.0.0.1", port_min=16384, port_max=16483, law="ulaw",
+                 role="gateway"):
         self.app = app
         self.host = host
         self.port_min = port_min
@@ -268,6 +360,30 @@ class MediaManager:
         self.send_errors = 0
         self.recv_errors = 0
         self.bind_errors = 0
+        self.dscp_errors = 0
+        self.dscp = getattr(app, "rtp_dscp", DEFAULT_DSCP)
+        mms = getattr(app, "media_managers", None)
+        if mms is None:
+            mms = {}
+            try:
+                app.media_managers = mms
+            except AttributeError:      # an app object without attributes (tests)
+                pass
+        mms[role] = self
+
+    def set_dscp(self, dscp):
+        self.dscp = dscp
+        for s in self.sessions:
+            self._mark(s.sock)
+
+    def _mark(self, s):
+        try:
+            if ":" in self.host:
+                s.setsockopt(_IPPROTO_IPV6, _IPV6_TCLASS, self.dscp << 2)
+            else:
+                s.setsockopt(_IPPROTO_IP, _IP_TOS, self.dscp << 2)
+        except (OSError, AttributeError):
+            self.dscp_errors += 1
 
     def set_range(self, lo, hi):
         self.port_min = lo
@@ -301,6 +417,7 @@ class MediaManager:
                 self.bind_errors += 1
                 continue
             s.setblocking(False)
+            self._mark(s)
             self._next = p
             sess = RtpSession(self, s, cand)
             self.sessions.append(sess)
@@ -321,3 +438,20 @@ class MediaManager:
 
     def __len__(self):
         return len(self.sessions)
+
+
+def server_media(app, host):
+    """The RTP sessions of media the call server terminates itself (auto
+    attendant, music on hold, conference): the analog gateway's manager when
+    there is one (one port range, one MAX_SESSIONS bound), else one shared
+    manager of the call server's."""
+    gw = getattr(app, "gateway", None)
+    if gw is not None:
+        return gw.media
+    mm = (getattr(app, "media_managers", None) or {}).get("callserver")
+    if mm is None:
+        mm = MediaManager(app, host, role="callserver")
+        gs = getattr(app, "gateway_settings", None)
+        if gs is not None:
+            mm.set_range(gs.rtp_min, gs.rtp_max)
+    return mm

@@ -147,6 +147,9 @@ S.register(BASE, S.List(
                help="Number that gets the station's calls while it is not registered"),
         S.Leaf("call-waiting", S.Enum(_ENA), default="enable",
                help="Call waiting for a second call (disable: 486 Busy Here)"),
+        S.Leaf("dtmf-mode", S.Enum(("rfc4733", "info", "inband")), default="rfc4733",
+               help="How an analog station's keys pressed in a call leave: RFC 4733 events, "
+                    "SIP INFO or in-band tones (firmware/media/dtmf.py)"),
     )))
 
 S.register(BASE, S.List(
@@ -197,6 +200,9 @@ S.register(BASE, S.Container("analog", "Analog port settings", children=(
 S.register(BASE, S.Container("media", "RTP media of the analog ports", children=(
     S.Leaf("rtp-port-min", S.Port(), default=16384, help="Lowest RTP port (even)"),
     S.Leaf("rtp-port-max", S.Port(), default=16483, help="Highest RTP port"),
+    S.Leaf("rtp-inactivity-timeout", S.Integer(0, 3600, "seconds"), default=0,
+           help="End a call whose RTP stopped arriving this long (analog ports, conference; "
+                "0: never)"),
 )))
 
 
@@ -229,6 +235,7 @@ class Station:
         self.cor = c.get("class-of-restriction")
         self.forward_unreachable = c.get("forward-unreachable")
         self.call_waiting = c.get("call-waiting") != "disable"
+        self.dtmf_mode = c.get("dtmf-mode") or "rfc4733"
 
     def has_credentials(self):
         return self.secret is not None or self.ha1 is not None
@@ -326,6 +333,7 @@ class GatewaySettings:
         m = BASE + " media "
         self.rtp_min = cfg.get(m + "rtp-port-min")
         self.rtp_max = cfg.get(m + "rtp-port-max")
+        self.rtp_idle_ms = (cfg.get(m + "rtp-inactivity-timeout") or 0) * 1000
 
     def wanted(self):
         """Is there anything for the gateway to do?"""

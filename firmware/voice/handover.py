@@ -141,7 +141,7 @@ class LocalSession(RemoteSdp, Hangup):
         self.pair.post(self.peer._progress, 183 if sdp is not None else 180, sdp)
         return self
 
-    def answer(self, sdp):
+    def answer(self, sdp, headers=()):
         if self.is_uac or self.state not in (CALLING, EARLY):
             return None
         self.local_sdp = sdp
@@ -166,11 +166,17 @@ class LocalSession(RemoteSdp, Hangup):
         return True
 
     # -- either side
-    def bye(self, now=None):
+    def bye(self, now=None, headers=()):
+        """headers: a Reason header's value becomes the peer's end reason
+        (the call server states it in its BYE to the SIP side)."""
         if self.state != CONFIRMED:
             return False
         self._terminate("bye")
-        self.pair.post(self.peer._ended, "bye")
+        reason = "bye"
+        for name, value in headers:
+            if name.lower() == "reason":
+                reason = value
+        self.pair.post(self.peer._ended, reason)
         return True
 
     def reinvite(self, sdp, now=None, on_done=None):

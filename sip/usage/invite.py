@@ -280,11 +280,11 @@ class InviteSession(RemoteSdp, Hangup):
             self.state = EARLY
         return r
 
-    def answer(self, sdp):
+    def answer(self, sdp, headers=()):
         if self.is_uac or self.sreq is None or self.state not in (CALLING, EARLY):
             return None
         self.local_sdp = sdp
-        r = self.sreq.respond(200, None, self._uas_headers(), sdp, _SDP)
+        r = self.sreq.respond(200, None, self._uas_headers(headers), sdp, _SDP)
         if r is None:
             return None
         self._uas_dialog(r)
@@ -383,14 +383,14 @@ class InviteSession(RemoteSdp, Hangup):
         num = u.user_plain if u.scheme != "tel" else u.user
         return (num, na.display)
 
-    def bye(self, now):
+    def bye(self, now, headers=()):
         if self.state != CONFIRMED or self.dialog is None:
             return False
         ua = self.ua
         self.send_ack(None, now)  # a 2xx is ACKed before its dialog is ended (§13.2.2.4)
         ua.count("byes_out")
         try:
-            ua.in_dialog(self.dialog, "BYE", _ignore, now)
+            ua.in_dialog(self.dialog, "BYE", _ignore, now, headers=headers)
         except SipError:
             ua.count("errors")
         self._terminate("bye")
