@@ -22,7 +22,7 @@ from firmware.config.tree import (Config, tokenize, resolve, tree_set, tree_dele
 # add theirs here (or import themselves before ConfigEngine.boot()).
 FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.config",
             "firmware.callserver.config", "firmware.sipstack.security",
-            "firmware.voice.events_config"]
+            "firmware.voice.events_config", "firmware.callserver.features_config"]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535
 
