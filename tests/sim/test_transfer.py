@@ -174,3 +174,82 @@ def test_replaces_naming_another_stations_dialog_is_forbidden(tmp_path):
         w.assert_no_leaks(bindings=4)
     finally:
         w.close()
+
+
+def _analog_call_from_sip(w, ext, port):
+    """SIP phone ext calls the analog station of port, which answers."""
+    sim = w.app.hardware.sim
+    gw = w.app.gateway
+    w.run_until(lambda: gw.port_ready("fxs", port), 3000)
+    c = w.phones[ext].call("100%d" % port)
+    w.run_until(lambda: sim.phones[port].ringing, 5000)
+    sim.phones[port].off_hook()
+    w.run_until(lambda: c.state == "connected" and gw.fxs[port].state == "talk", 3000)
+    return c
+
+
+def _flash_and_dial(w, port, number):
+    sim = w.app.hardware.sim
+    sim.phones[port].flash()
+    w.run(800)
+    assert w.app.gateway.fxs[port].state == "dialtone", w.app.gateway.fxs[port].state
+    sim.phones[port].dial_dtmf(number)
+
+
+def test_analog_hook_flash_attended_transfer_through_the_local_call_server(tmp_path):
+    w = CsWorld(tmp_path, seed=56, sip_exts=("2001", "2002"), fxs=True)
+    try:
+        w.register_all()
+        sim, gw = w.app.hardware.sim, w.app.gateway
+        c1 = _analog_call_from_sip(w, "2001", 1)       # B = 2001 talks to A = port 1
+        w.phones["2002"].ring_ms = 1000
+        _flash_and_dial(w, 1, "2002")                   # consultation with C = 2002
+        w.run_until(lambda: _incoming(w, "2002") and _incoming(w, "2002")[0].state == "connected",
+                    8000)
+        c3 = _incoming(w, "2002")[0]
+        assert c1.remote_held
+        sim.phones[1].on_hook()                         # A hangs up: transfer
+        w.run_until(lambda: gw.fxs[1].state == "idle", 5000)
+        w.run(1000)
+        assert gw.fxs[1].transfers == 1 and gw.fxs[1].transfer_failures == 0
+        assert c1.state == "connected" and c3.state == "connected", (c1.state, c3.state)
+        assert not c1.remote_held
+        assert w.cs.b2b.features("transfer").counters["attended"] == 1
+        out = w.cli("show calls")
+        assert "Calls: 1" in out and "1001" not in out.split("\n", 1)[1], out
+        w.phones["2001"].hangup(c1)
+        w.run_until(lambda: c3.state == "terminated", 3000)
+        w.assert_no_leaks(bindings=2)
+        assert gw.leaks()["rtp"] == 0
+    finally:
+        w.close()
+
+
+def test_analog_hook_flash_blind_transfer_rings_the_target(tmp_path):
+    w = CsWorld(tmp_path, seed=57, sip_exts=("2001", "2002"), fxs=True)
+    try:
+        w.register_all()
+        sim, gw = w.app.hardware.sim, w.app.gateway
+        c1 = _analog_call_from_sip(w, "2001", 1)
+        w.phones["2002"].ring_ms = None
+        _flash_and_dial(w, 1, "2002")
+        w.run_until(lambda: _incoming(w, "2002"), 8000)
+        sim.phones[1].on_hook()                         # while C rings: blind
+        # the consultation is cancelled, C rings again with B's call; the
+        # port waits for the outcome (the final NOTIFY)
+        w.run_until(lambda: [r for r in _incoming(w, "2002") if r.remote == "2001"], 5000)
+        rings = _incoming(w, "2002")
+        assert len(rings) == 1 and rings[0].remote == "2001", rings
+        assert gw.fxs[1].state == "transferring", gw.fxs[1].state
+        w.phones["2002"].answer(rings[0])
+        w.run_until(lambda: rings[0].state == "connected", 3000)
+        w.run_until(lambda: gw.fxs[1].state == "idle", 5000)
+        w.run_until(lambda: not c1.remote_held, 3000)
+        assert gw.fxs[1].transfer_failures == 0 and c1.state == "connected"
+        assert w.cs.b2b.features("transfer").counters["blind"] == 1
+        w.phones["2002"].hangup(rings[0])
+        w.run_until(lambda: c1.state == "terminated", 3000)
+        w.assert_no_leaks(bindings=2)
+        assert gw.leaks()["rtp"] == 0
+    finally:
+        w.close()
