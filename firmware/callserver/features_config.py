@@ -99,6 +99,26 @@ class FeatureSettings:
         return [g for g in self.groups if ext in g.members]
 
 
+def dial_patterns(cfg):
+    """Dial-plan patterns of the park and pickup numbers (the analog
+    stations' default dial plan, firmware/voice/config.py): the lot, the
+    slots and the codes with a slot or an extension."""
+    f = FeatureSettings(cfg)
+    out = []
+    if f.slots and f.lot:            # (an incomplete lot is refused by check())
+        w = "X" * len(f.first)
+        out.extend(("X" * len(f.lot), w, f.park_code + w, f.retrieve_code + w))
+    if f.groups:
+        out.append(f.group_code)
+        lens = []
+        for n in cfg.entries(BASE + " station"):
+            e = cfg.get("%s station %s extension" % (BASE, n))
+            if e and len(e) not in lens:
+                lens.append(len(e))
+                out.append(f.directed_code + "X" * len(e))
+    return out
+
+
 def check(app, old, new):
     f = FeatureSettings(new)
     from firmware.callserver.config import _settings

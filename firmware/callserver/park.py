@@ -129,7 +129,7 @@ class Park:
         slot, err = self._slot_for(number)
         now = self.b2b.cs.now()
         if slot is None:
-            sub.final(err[0], now)
+            sub.final(err[0], now, phrase=err[1])
             return
         self._take_from(call, other)
         self.park(slot, other, other_st, me, now)

@@ -293,6 +293,8 @@ class GatewaySettings:
         self.group_exts = tuple(cfg.get("%s hunt-group %s extension" % (BASE, n))
                                 for n in cfg.entries(BASE + " hunt-group"))
         self.attendant_ext = cfg.get(BASE + " auto-attendant extension")
+        from firmware.callserver.features_config import dial_patterns
+        self.feature_patterns = dial_patterns(cfg)     # park and pickup numbers
         d = BASE + " dial-plan "
         self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
         self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
@@ -341,6 +343,9 @@ class GatewaySettings:
             exts.append(self.attendant_ext)
         for ext in exts:
             p = "X" * len(ext)
+            if p not in out:
+                out.append(p)
+        for p in self.feature_patterns:
             if p not in out:
                 out.append(p)
         for t in self.trunks:
