@@ -244,5 +244,5 @@ def _answer_like(offer, other, answer):
     if m is None:
         raise SipError("no audio in the other side's offer")
     c = m.connection
-    codecs = [n for f, n in m.codecs if n]
+    codecs = [n for f, n in m.codecs() if n]
     return answer(offer, codecs, c[2], m.port).serialize()
