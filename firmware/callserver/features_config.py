@@ -86,7 +86,8 @@ class FeatureSettings:
             w = len(self.first)
             for n in range(int(self.first), min(int(self.last), int(self.first)
                                                 + MAX_PARK_SLOTS - 1) + 1):
-                self.slots.append("%0*d" % (w, n))
+                d = str(n)
+                self.slots.append("0" * (w - len(d)) + d)     # (MicroPython has no %0*d)
         self.groups = []
         for n in cfg.entries(BASE + " pickup-group"):
             self.groups.append(PickupGroup(n, tuple(

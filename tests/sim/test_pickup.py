@@ -110,7 +110,7 @@ def test_busy_lamp_key_picks_up_with_replaces_of_the_ringing_dialog(tmp_path):
         doc = blf.notes[-1][1].decode()
         m = re.search(r'call-id="([^"]+)" local-tag="([^"]+)" remote-tag="([^"]+)"', doc)
         assert m and "<state>early</state>" in doc, doc
-        cid, local, remote = m.groups()
+        cid, local, remote = m.group(1), m.group(2), m.group(3)
         # a station in no group of 2002's (2005) may not take it: 403
         bad = w.phones["2005"].call("2002", headers=(
             ("Replaces", "%s;to-tag=%s;from-tag=%s" % (cid, remote, local)),))
