@@ -45,7 +45,8 @@ class DialogModule:
         gw = getattr(self.app, "gateway", None)
         if gw is not None and gw.from_call_server(sreq.source):
             return None
-        if self.app.own_address(sreq.source.addr):
+        own = getattr(self.app, "own_address", None)
+        if own is not None and own(sreq.source.addr):
             return None
         verdict = (403, "Forbidden (Replaces Not Authorised)")
         cs = getattr(self.app, "callserver", None)
