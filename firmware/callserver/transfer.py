@@ -22,6 +22,9 @@ and when nobody takes the recall the transferee gets BYE.
 Attended (Refer-To ...?Replaces=<the transferor's dialog of another call
 of this call server>): the dialog named must be the transferor's own leg of
 a connected call (else 403 Forbidden, as for any other party's dialog).
+Semi-attended (that call still rings): it ends (487 to the transferor's
+INVITE, the target's legs cancelled) and the transferee rings the same
+number, as in a blind transfer.
 The two remaining parties are joined: the transferee is re-INVITEd with the
 target's SDP, then the target with the transferee's answer; NOTIFY 200; the
 transferor's leg of the consultation call gets BYE and the transferee takes
@@ -124,6 +127,11 @@ def refer(call, s, sub):
         if c2 is call or me2 is None or me is None or me2 is not me:
             tm.counters["refused"] += 1
             return 403
+        if x is c2.a and c2.b is None and c2.xfer is None and c2.aa is None and \
+                c2.state in ("routing", "ringing"):
+            # semi-attended: the consultation still rings; the transferee
+            # takes its place (RFC 5589 §7.3), as a blind transfer
+            return lambda: _semi_attended(tm, call, s, other, other_st, me, c2, sub)
         if c2.state != "connected" or c2.xfer is not None or y is None or y.state != CONFIRMED:
             return 486
         return lambda: Attended(tm, call, s, other, c2, x, y, sub).start()
@@ -154,6 +162,12 @@ def _replaced(b2b, sub):
     if x is None or not isinstance(c2, Call) or c2 not in b2b.calls:
         return False
     return c2, x
+
+
+def _semi_attended(tm, call, s, transferee, transferee_st, transferor_st, c2, sub):
+    number = c2.number
+    c2.fail(487, "Replaced By A Transfer")
+    start_blind(tm, call, s, transferee, transferee_st, transferor_st, number, sub)
 
 
 def start_blind(tm, call, s, transferee, transferee_st, transferor_st, number, sub):

@@ -144,6 +144,35 @@ def test_attended_transfer_joins_transferee_and_target(tmp_path):
         w.close()
 
 
+def test_semi_attended_transfer_while_the_target_still_rings(tmp_path):
+    w = CsWorld(tmp_path, seed=58)
+    try:
+        w.register_all()
+        p1, p2, p3 = (w.phones[e] for e in ("2001", "2002", "2003"))
+        c12, inc2 = _connect(w, "2001", "2002")
+        p2.hold(inc2)
+        w.run_until(lambda: c12.remote_held, 3000)
+        p3.ring_ms = None
+        p3.max_calls = 2            # the new INVITE may overtake the CANCEL
+        c23 = p2.call("2003")
+        w.run_until(lambda: c23.state == "ringing", 3000)
+        events = _refer(w, p2, inc2, "2003", replaces=c23.dialog)
+        w.run_until(lambda: c23.state == "terminated", 3000)
+        assert c23.status == 487, c23.status
+        w.run_until(lambda: [r for r in _incoming(w, "2003") if r.remote == "2001"], 3000)
+        ring = [r for r in _incoming(w, "2003") if r.remote == "2001"][0]
+        p3.answer(ring)
+        w.run_until(lambda: ("final", 200) in events, 5000)
+        w.run_until(lambda: not c12.remote_held, 3000)
+        assert ring.state == "connected" and c12.state == "connected"
+        p2.hangup(inc2)
+        p1.hangup(c12)
+        w.run_until(lambda: ring.state == "terminated", 3000)
+        w.assert_no_leaks(bindings=3)
+    finally:
+        w.close()
+
+
 def test_replaces_naming_another_stations_dialog_is_forbidden(tmp_path):
     w = CsWorld(tmp_path, seed=55, sip_exts=("2001", "2002", "2003", "2004"))
     try:
