@@ -14,9 +14,8 @@ is firmware/callserver/park.py and pickup.py, loaded on first use):
             member [ 2001 2002 1001 ];  # at most 20; a station may be in several groups
         }
         call-pickup {
-            group-code *8;          # answers a call ringing on a member of one's groups
-            directed-code **;       # followed by an extension: answers that station's call
-        }
+            code *8;                # alone: answers a call ringing on a member of one's
+        }                           # groups; + an extension: that station's call
     }
 
 Commit checks (precise errors): a lot or slot that is a station's, hunt
@@ -58,11 +57,10 @@ S.register(BASE, S.List(
     )))
 
 S.register(BASE, S.Container(
-    "call-pickup", "Codes of call pickup", children=(
-        S.Leaf("group-code", S.String(1, 4, charset=_CODE), default="*8",
-               help="Answers a call ringing on any member of the caller's pickup groups"),
-        S.Leaf("directed-code", S.String(1, 4, charset=_CODE), default="**",
-               help="Followed by an extension: answers the call ringing on that station"),
+    "call-pickup", "Code of call pickup", children=(
+        S.Leaf("code", S.String(1, 4, charset=_CODE), default="*8",
+               help="Alone: answers a call ringing on any member of the caller's pickup "
+                    "groups; followed by an extension: the call ringing on that station"),
     )))
 
 
@@ -93,8 +91,7 @@ class FeatureSettings:
             self.groups.append(PickupGroup(n, tuple(
                 cfg.get("%s pickup-group %s member" % (BASE, n)) or ())))
         p = cfg.section(BASE + " call-pickup")
-        self.group_code = p.get("group-code")
-        self.directed_code = p.get("directed-code")
+        self.pickup_code = p.get("code")
 
     def groups_of(self, ext):
         return [g for g in self.groups if ext in g.members]
@@ -109,14 +106,13 @@ def dial_patterns(cfg):
     if f.slots and f.lot:            # (an incomplete lot is refused by check())
         w = "X" * len(f.first)
         out.extend(("X" * len(f.lot), w, f.park_code + w, f.retrieve_code + w))
-    if f.groups:
-        out.append(f.group_code)
-        lens = []
-        for n in cfg.entries(BASE + " station"):
-            e = cfg.get("%s station %s extension" % (BASE, n))
-            if e and len(e) not in lens:
-                lens.append(len(e))
-                out.append(f.directed_code + "X" * len(e))
+    out.append(f.pickup_code)
+    lens = []
+    for n in cfg.entries(BASE + " station"):
+        e = cfg.get("%s station %s extension" % (BASE, n))
+        if e and len(e) not in lens:
+            lens.append(len(e))
+            out.append(f.pickup_code + "X" * len(e))
     return out
 
 
@@ -157,8 +153,7 @@ def check(app, old, new):
     codes = {}
     for leaf, code in (("call-park park-code", f.park_code),
                        ("call-park retrieve-code", f.retrieve_code),
-                       ("call-pickup group-code", f.group_code),
-                       ("call-pickup directed-code", f.directed_code)):
+                       ("call-pickup code", f.pickup_code)):
         if code in codes:
             raise ConfigError("%s %s" % (BASE, leaf), code, "is already the %s" % codes[code])
         codes[code] = leaf.split()[-1]

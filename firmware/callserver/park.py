@@ -251,6 +251,9 @@ class Park:
             return True
         if self.is_lot(number):
             st, reason = self.park_by_code(sreq, number, caller)
+            peer = getattr(sreq, "peer", None)     # an FXS port's half of a local pair
+            if st == 480 and peer is not None:
+                peer.feature_done = True            # the port plays the confirmation tone
             sreq.respond(st, reason)
             return True
         return False

@@ -1,8 +1,9 @@
 """Call pickup on the local call server (configuration: features_config.py).
 
-    group-code (*8)              answers the oldest call ringing on a member
+    code (*8)                    answers the oldest call ringing on a member
                                  of any pickup group of the caller's station
-    directed-code (**) + EXT     answers the call ringing on station EXT
+    code (*8) + EXT              directed pickup: the call ringing on station
+                                 EXT (any station may take it)
     INVITE with Replaces naming  what a desk phone's busy-lamp key sends for a
     the ringing leg              ringing extension: the dialog-info NOTIFY
                                  (firmware/callserver/events.py) gives each
@@ -66,9 +67,10 @@ class Pickup:
         f = self.settings
         if f is None:
             return False
-        if number == f.group_code:
+        code = f.pickup_code
+        if number == code:
             kind = "group"
-        elif number.startswith(f.directed_code) and len(number) > len(f.directed_code):
+        elif number.startswith(code) and len(number) > len(code):
             kind = "directed"
         else:
             return False
@@ -86,7 +88,7 @@ class Pickup:
                     target = c
                     break
         else:
-            ext = number[len(f.directed_code):]
+            ext = number[len(code):]
             st = self.b2b.cs.settings.by_ext.get(ext)
             if st is None:
                 sreq.respond(404, "No Such Extension")
@@ -227,7 +229,7 @@ class Pickup:
             r = ["%s (from %s)" % (m, ringing[m]) for m in g.members if m in ringing]
             rows.append((g.name, " ".join(g.members), ", ".join(r) or "-"))
         return "Codes: group %s, directed %s + extension\n%s" % (
-            f.group_code, f.directed_code, table(rows))
+            f.pickup_code, f.pickup_code, table(rows))
 
     def statistics(self):
         return [("pickup " + k.replace("_", " "), v) for k, v in sorted(self.counters.items())]

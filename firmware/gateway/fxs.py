@@ -761,7 +761,10 @@ class FxsAgent(PortAgent):
             self._drop(leg)
             if self.state == CALLING:
                 self.state = TONE
-                self._tone("busy" if value in (486, 600) else "congestion")
+                if getattr(leg.session, "feature_done", False):
+                    self._tone("stutter")   # a feature code was handled: confirmation tone
+                else:
+                    self._tone("busy" if value in (486, 600) else "congestion")
         elif event == "ended":
             self._drop(leg)
             self._leg_gone(leg, value)

@@ -175,6 +175,8 @@ def test_analog_phone_parks_by_flash_and_park_code(tmp_path):
         w.run(1000)
         assert gw.fxs[1].legs == [], gw.fxs[1].legs      # the held leg was ended
         assert gw.fxs[1].last_status == 480
+        # the confirmation tone (the stutter tone's frequencies, not reorder's)
+        assert tuple(gw.fxs[1].drv._tone) == (350, 440), gw.fxs[1].drv._tone
         sim.phones[1].on_hook()
         w.run(2000)
         assert gw.fxs[1].state == "idle" and c.state == "connected", (gw.fxs[1].state, c.state)
@@ -203,7 +205,7 @@ def test_park_configuration_errors(tmp_path):
         w.assert_refused([B + "call-park extension 700", B + "call-park slot-first 701",
                           B + "call-park slot-last 799"], "more than 50 slots")
         w.assert_refused([B + "call-park park-code 20"], "is the start of station")
-        w.assert_refused([B + "call-park park-code *8"], "group-code *8: is already the park-code")
+        w.assert_refused([B + "call-park park-code *8"], "code *8: is already the park-code")
         assert "not configured" in w.cli("show call-server parked-calls")
     finally:
         w.close()

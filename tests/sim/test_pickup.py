@@ -1,6 +1,6 @@
 """Call pickup on the local call server (firmware/callserver/pickup.py), on
 the virtual clock with full SIP flows: group pickup (*8) by a SIP phone and
-by an analog phone, directed pickup (** + extension), the ringing phone
+by an analog phone, directed pickup (*8 + extension), the ringing phone
 stopping, the refusals (not in a group, nothing ringing), a busy-lamp key's
 INVITE with Replaces built from the dialog-info NOTIFY (RFC 4235 ids), a
 Replaces from a station that may not pick the call up (403), the show
@@ -43,7 +43,7 @@ def test_group_and_directed_pickup_by_sip_phones(tmp_path):
         w.run_until(lambda: c.state == "terminated", 3000)
         # directed pickup: 2001 takes the call ringing on 2003 (no shared group needed)
         c, ring = _ringing(w, "2004", "2003")
-        p = w.phones["2001"].call("**2003")
+        p = w.phones["2001"].call("*82003")
         w.run_until(lambda: p.state == "connected" and c.state == "connected", 3000)
         w.run_until(lambda: ring.state == "terminated", 3000)
         assert w.cs.b2b.features("pickup").counters["directed"] == 1
@@ -138,8 +138,8 @@ def test_pickup_configuration_errors(tmp_path):
     try:
         w.assert_refused([B + "pickup-group g member 2999"], "no station has this extension")
         w.assert_refused([B + "pickup-group g"], "a pickup group needs at least one member")
-        w.assert_refused([B + "call-pickup group-code 200"], "is the start of station")
-        w.assert_refused([B + "call-pickup directed-code *8"], "is already the group-code")
+        w.assert_refused([B + "call-pickup code 200"], "is the start of station")
+        w.assert_refused([B + "call-pickup code 12"], "code 12: is already the retrieve-code")
         assert "no pickup group" in w.cli("show call-server pickup-groups")
     finally:
         w.close()
