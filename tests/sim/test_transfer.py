@@ -286,3 +286,34 @@ def test_analog_hook_flash_blind_transfer_rings_the_target(tmp_path):
         assert gw.leaks()["rtp"] == 0
     finally:
         w.close()
+
+
+def test_analog_transfer_refused_by_the_target_rings_the_analog_phone_back(tmp_path):
+    w = CsWorld(tmp_path, seed=59, sip_exts=("2001", "2002"), fxs=True)
+    try:
+        w.register_all()
+        sim, gw = w.app.hardware.sim, w.app.gateway
+        c1 = _analog_call_from_sip(w, "2001", 1)
+        p2 = w.phones["2002"]
+        p2.ring_ms = None
+        p2.max_calls = 2
+        _flash_and_dial(w, 1, "2002")
+        w.run_until(lambda: _incoming(w, "2002"), 8000)
+        sim.phones[1].on_hook()                         # blind transfer while C rings
+        w.run_until(lambda: [r for r in _incoming(w, "2002") if r.remote == "2001"], 5000)
+        ring = [r for r in _incoming(w, "2002") if r.remote == "2001"][0]
+        p2.reject(ring, 486)                            # C refuses B
+        # NOTIFY 486: the port's own recall rings with B's number, off-hook resumes B
+        w.run_until(lambda: sim.phones[1].ringing, 8000)
+        assert gw.fxs[1].transfer_failures == 1
+        sim.phones[1].off_hook()
+        w.run_until(lambda: gw.fxs[1].state == "talk" and not c1.remote_held, 5000)
+        assert c1.state == "connected"
+        assert w.cs.b2b.features("transfer").counters["failed"] == 1
+        w.phones["2001"].hangup(c1)
+        w.run_until(lambda: gw.fxs[1].state != "talk", 3000)
+        sim.phones[1].on_hook()
+        w.assert_no_leaks(bindings=2)
+        assert gw.leaks()["rtp"] == 0
+    finally:
+        w.close()
