@@ -173,6 +173,25 @@ def test_semi_attended_transfer_while_the_target_still_rings(tmp_path):
         w.close()
 
 
+def test_a_party_replacing_its_own_leg_takes_the_call_over(tmp_path):
+    # a station's phone moves its call to a new dialog (INVITE with Replaces
+    # naming its own leg): allowed for a party of the call
+    w = CsWorld(tmp_path, seed=60)
+    try:
+        w.register_all()
+        c12, inc2 = _connect(w, "2001", "2002")
+        n = w.phones["2002"].call("2001", headers=(("Replaces", replaces_for(inc2.dialog)),))
+        w.run_until(lambda: n.state == "connected", 3000)
+        w.run_until(lambda: inc2.state == "terminated", 3000)     # the old leg got BYE
+        assert inc2.end_reason == "bye_received", inc2.end_reason
+        assert c12.state == "connected"
+        w.phones["2001"].hangup(c12)
+        w.run_until(lambda: n.state == "terminated", 3000)
+        w.assert_no_leaks(bindings=3)
+    finally:
+        w.close()
+
+
 def test_replaces_naming_another_stations_dialog_is_forbidden(tmp_path):
     w = CsWorld(tmp_path, seed=55, sip_exts=("2001", "2002", "2003", "2004"))
     try:
