@@ -406,8 +406,9 @@ class B2bua:
         return f
 
     def _feature_call(self, sreq, number, caller, caller_num, caller_name, flow):
-        if getattr(self.cs.app, "feature_settings", None) is None:
-            return False
+        f = getattr(self.cs.app, "feature_settings", None)
+        if f is None or not f.claims(number):
+            return False          # (park.py and pickup.py stay unloaded)
         for name in ("park", "pickup"):
             if self.features(name).take(sreq, number, caller, caller_num, caller_name, flow):
                 return True

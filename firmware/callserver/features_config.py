@@ -93,6 +93,17 @@ class FeatureSettings:
         p = cfg.section(BASE + " call-pickup")
         self.pickup_code = p.get("code")
 
+    def claims(self, number):
+        """Is number one of park's or pickup's (the lot, a slot, a code)?  The
+        call server loads park.py / pickup.py only for such a number."""
+        if self.slots:
+            if number == self.lot or number in self.slots:
+                return True
+            for code in (self.park_code, self.retrieve_code):
+                if number.startswith(code) and number[len(code):] in self.slots:
+                    return True
+        return number.startswith(self.pickup_code)
+
     def groups_of(self, ext):
         return [g for g in self.groups if ext in g.members]
 
