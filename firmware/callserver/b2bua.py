@@ -164,6 +164,7 @@ class Call:
         self.chain = None             # diversions [(Station, kind)] (firmware/callserver/forward.py)
         self.fwd_target = None        # where the last diversion sent the call
         self.overflow = None          # outbound routes still to try (firmware/voice/trunks.py)
+        self.xfer = None              # a transfer under way (firmware/callserver/transfer.py)
 
     def _now(self):
         return self.b2b.cs.now()
@@ -298,6 +299,10 @@ class Call:
     def on_ended(self, s, reason):
         if self.state == "ended":
             return
+        if self.xfer is not None:
+            from firmware.callserver.transfer import left
+            if left(self, s):
+                return            # the transferor left: its blind transfer goes on
         if s is self.a:
             for leg in self.legs:
                 leg.hangup(self._now())
@@ -357,10 +362,18 @@ class Call:
         self.b2b.cs.ua.in_dialog(other.dialog, req.method, relayed, self._now(), req.body,
                                  req.content_type)
 
+    # -- call features (conference.py, transfer.py, park.py, pickup.py)
     def on_refer(self, s, sub):
-        """A REFER to the conference extension (ad-hoc conference); other
-        REFERs are declined as before."""
-        return conference.of(self.b2b.cs).refer(self, s, sub) or 603
+        """A REFER to the conference extension makes an ad-hoc conference;
+        any other is a transfer carried out by the call server."""
+        r = conference.of(self.b2b.cs).refer(self, s, sub)
+        if r:
+            return r
+        from firmware.callserver.transfer import refer
+        return refer(self, s, sub)
+
+    def on_replace(self, s, sreq):
+        self.b2b.features("pickup").replace(self, s, sreq)
 
     # -- housekeeping
     def _state(self, state):
@@ -416,6 +429,51 @@ class B2bua:
                          "restricted": 0, "over_limit": 0, "no_offer": 0,
                          "reinvites_relayed": 0, "group_calls": 0, "forks_capped": 0,
                          "delayed_offers": 0, "unassigned_did": 0}
+        self._features = {}       # name -> feature module object, built on first use
+
+    def features(self, name):
+        """The call feature of that name: transfer, park or pickup."""
+        f = self._features.get(name)
+        if f is None:
+            if name == "transfer":
+                from firmware.callserver.transfer import Transfers as f
+            elif name == "park":
+                from firmware.callserver.park import Park as f
+            else:
+                from firmware.callserver.pickup import Pickup as f
+            f = self._features[name] = f(self)
+        return f
+
+    def _feature_call(self, sreq, number, caller, caller_num, caller_name, flow):
+        f = getattr(self.cs.app, "feature_settings", None)
+        if f is None or not f.claims(number):
+            return False          # (park.py and pickup.py stay unloaded)
+        for name in ("park", "pickup"):
+            if self.features(name).take(sreq, number, caller, caller_num, caller_name, flow):
+                return True
+        return False
+
+    def ring_route(self, call, route, number):
+        """Ring route ("station" | "trunk" | "group", target) for a call the
+        call server places itself (a transfer, a park recall); the call is
+        admitted here, and a failure goes to call.fail."""
+        call.number = number
+        call.to_uri = "sip:%s@%s" % (number, self.cs.core.domain)
+        if route[0] == "group":
+            self._admit(call)
+            self.counters["group_calls"] += 1
+            call.group = route[1]
+            call.steps = self._hunt_order(route[1])
+            return self.hunt(call)
+        st = route[1] if route[0] == "station" else None
+        if st is not None and self.busy(st.name) and not st.call_waiting:
+            self.counters["busy"] += 1
+            self._admit(call, ring=False)
+            return call.fail(486)
+        call.callee = st
+        self._admit(call)
+        if not self._ring(call, route):
+            call.fail(480)
 
     def busy(self, name):
         return self.active.get(name, 0)
@@ -515,6 +573,8 @@ class B2bua:
             return                        # 422 (interval below min-se) or 400
         if conference.of(cs).invite(sreq, number, caller, caller_num, caller_name):
             return                        # the conference extension (conference.py)
+        if self._feature_call(sreq, number, caller, caller_num, caller_name, flow):
+            return            # park, retrieve or pickup (park.py, pickup.py)
         # a station's dialled feature code (firmware/callserver/features.py)
         if features and caller is not None and cs.features.dispatch(
                 sreq, number, caller, caller_num, caller_name, flow):
@@ -851,5 +911,7 @@ class B2bua:
                ("dialogs now", len(ua.dialogs)), ("dialogs peak", ua.dialogs.peak)]
         for k in sorted(self.counters):
             out.append((k.replace("_", " "), self.counters[k]))
+        for name in sorted(self._features):
+            out.extend(self._features[name].statistics())
         return out
 

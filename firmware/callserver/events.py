@@ -281,7 +281,22 @@ def _dialog_of(call, st):
     else:
         state = "trying"
     remote = call.caller_num if direction == "recipient" else call.number
-    return ("call-%d" % call.id, direction, state, remote or "anonymous")
+    ids = _leg_ids(call, st) if state == "early" and direction == "recipient" else None
+    return ("call-%d" % call.id, direction, state, remote or "anonymous", ids)
+
+
+def _leg_ids(call, st):
+    """(call-id, local-tag, remote-tag) of the early SIP dialog ringing st,
+    as that phone sees it: what a busy-lamp key puts in the Replaces of its
+    pickup INVITE (firmware/callserver/pickup.py); None for an analog port
+    (no dialog: such phones dial the directed-pickup code instead)."""
+    for leg in call.legs:
+        if (getattr(leg, "user", None) or call.callee) is not st:
+            continue
+        d = getattr(leg, "dialog", None)
+        if d is not None and d.remote_tag:
+            return (leg.call_id, d.remote_tag, d.local_tag)
+    return None
 
 
 def _rung(call, st):
@@ -303,11 +318,17 @@ def dialog_info(entity, version, dialogs, domain):
     parts = ['<?xml version="1.0" encoding="UTF-8"?>\r\n'
              '<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="%d" '
              'state="full" entity="%s">\r\n' % (version, _xml(entity))]
-    for did, direction, state, remote in dialogs:
-        parts.append('<dialog id="%s" direction="%s"><state>%s</state>'
+    for d in dialogs:
+        did, direction, state, remote = d[:4]
+        ids = d[4] if len(d) > 4 else None
+        attrs = ""
+        if ids is not None:
+            attrs = ' call-id="%s" local-tag="%s" remote-tag="%s"' % (
+                _xml(ids[0]), _xml(ids[1]), _xml(ids[2]))
+        parts.append('<dialog id="%s"%s direction="%s"><state>%s</state>'
                      '<local><identity>%s</identity></local>'
                      '<remote><identity>sip:%s@%s</identity></remote></dialog>\r\n' % (
-                         did, direction, state, _xml(entity), _xml(remote), _xml(domain)))
+                         did, attrs, direction, state, _xml(entity), _xml(remote), _xml(domain)))
     parts.append("</dialog-info>\r\n")
     return "".join(parts).encode()
 

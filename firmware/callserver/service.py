@@ -225,6 +225,18 @@ class CallServer:
         self.b2b.incoming(sreq, number, None, fuser, display, True, None)
         return True
 
+    def station_from(self, sreq):
+        """The station whose registered contact sent sreq and whose AoR its
+        From names, or None."""
+        f = sreq.request.from_
+        if f is None:
+            return None
+        st = self.settings.station_for_aor((f.uri.user_plain if f.uri.scheme == "sip"
+                                            else f.uri.user) or "")
+        if st is None or self.registrar.binding_from(st.name, sreq.source.addr) is None:
+            return None
+        return st
+
     def _station_call(self, sreq, st, flow):
         f = sreq.request.from_
         name = st.display_name or (f.display if f.display else None)

@@ -26,6 +26,7 @@ FEATURES = ["firmware.config.system", "firmware.config.voice", "firmware.voice.c
             "firmware.sipstack.tlsconfig",
             "firmware.cdr.config",
             "firmware.radius.config",
+            "firmware.callserver.features_config",
             ]
 DEFAULT_CONFIRM_MINUTES = 10
 MAX_CONFIRM_MINUTES = 65535

@@ -67,7 +67,7 @@ from firmware.media.leg import Leg
 from firmware.media.dtmf import InbandPlayer, send_info
 from firmware.media import inactivity
 from firmware.gateway.agent import PortAgent
-from firmware.voice.handover import accept
+from firmware.voice.handover import accept, is_local
 from firmware.cdr import sources as cdr
 from sip.usage.invite import InviteSession
 from sip.errors import SipError
@@ -460,7 +460,14 @@ class FxsAgent(PortAgent):
         srv = self.gw.call_server
         from sip.headers import uri_escape, replaces_for
         referred_by = "sip:%s@%s" % (self.station.extension, srv.domain())
-        if cs is not None and cs.state == "confirmed" and cs.dialog is not None:
+        local = None
+        if cs is not None and cs.state == "confirmed" and is_local(cs) and is_local(hs):
+            # both calls go through the local call server in process: it
+            # joins B and C itself (firmware/callserver/transfer.py)
+            refer_to = "sip:%s@%s" % (c.number, srv.domain())
+            local = cs
+            kind = "attended"
+        elif cs is not None and cs.state == "confirmed" and cs.dialog is not None:
             d = cs.dialog
             target = d.remote_target.copy()
             target.headers = []
@@ -477,8 +484,9 @@ class FxsAgent(PortAgent):
         self.transfer = (held, kind)
         self.transfers += 1
         self.log("%s transfer of %s to %s" % (kind, held.number, c.number))
-        if not hs.refer(refer_to, referred_by,
-                        lambda ev, st, held=held: self._refer_event(held, ev, st), self.now()):
+        cb = lambda ev, st, held=held: self._refer_event(held, ev, st)
+        if not (hs.refer(refer_to, referred_by, cb, self.now(), replaces=local) if local
+                else hs.refer(refer_to, referred_by, cb, self.now())):
             self._refer_event(held, "rejected", 500)
         return True
 

@@ -318,6 +318,8 @@ class GatewaySettings:
         self.extra_patterns = []
         for fn in DIAL_PATTERN_SOURCES:
             self.extra_patterns.extend(fn(cfg))
+        from firmware.callserver.features_config import dial_patterns
+        self.feature_patterns = dial_patterns(cfg)     # park and pickup numbers
         d = BASE + " dial-plan "
         self.inter_digit_ms = cfg.get(d + "inter-digit-timeout") * 1000
         self.first_digit_ms = cfg.get(d + "first-digit-timeout") * 1000
@@ -367,6 +369,9 @@ class GatewaySettings:
             exts.append(self.attendant_ext)
         for ext in exts:
             p = "X" * len(ext)
+            if p not in out:
+                out.append(p)
+        for p in self.feature_patterns:
             if p not in out:
                 out.append(p)
         for t in self.trunks:

@@ -195,14 +195,18 @@ class LocalSession(RemoteSdp, Hangup):
     def send_ack(self, sdp, now=None):
         return False             # local calls always carry an offer
 
-    def refer(self, refer_to, referred_by, on_event, now=None):
-        """Transfer through the local call server: its calls take no REFER
-        yet (the call-features work adds it), as over SIP (603)."""
+    def refer(self, refer_to, referred_by, on_event, now=None, replaces=None):
+        """Transfer through the local call server: the peer half's owner
+        (a B2BUA call, firmware/callserver/transfer.py) gets on_refer with a
+        LocalRefer in place of the REFER's subscription; replaces: our
+        session of the consultation call (attended transfer: its peer half
+        is the call server's leg the transfer replaces)."""
         if self.state != CONFIRMED or self.refer_out is not None:
             return False
-        fn = getattr(self.peer.owner, "on_refer", None) if self.peer.owner else None
-        status = 603 if fn is None else 501
-        self.pair.post(_refer_refused, on_event, status)
+        sub = LocalRefer(self, refer_to, referred_by, on_event,
+                         replaces.peer if replaces is not None else None)
+        self.refer_out = sub
+        self.pair.post(sub.deliver)
         return True
 
     # -- the peer's events, delivered on the next turn
@@ -279,6 +283,59 @@ def _done(on_done, status):
         on_done(status)
 
 
-def _refer_refused(on_event, status):
-    if on_event is not None:
-        on_event("rejected", status)
+class LocalRefer:
+    """A REFER between the halves of a local pair: what the call server sees
+    as the REFER's subscription (target, replaces, referred_by, notify,
+    final, done) and the transferor's on_event(kind, status) reports
+    ("accepted", then "final"; or "rejected"), each on a later turn."""
+
+    def __init__(self, session, target, referred_by, on_event, replaces_session):
+        self.session = session
+        self.target = target
+        self.referred_by = referred_by
+        self.replaces = None
+        self.replaces_session = replaces_session
+        self.on_event = on_event
+        self.on_expire = None
+        self.done = False
+        self.last = None
+
+    def deliver(self):
+        s = self.session
+        peer = s.peer
+        fn = getattr(peer.owner, "on_refer", None) if peer.owner is not None else None
+        if s.state != CONFIRMED or fn is None:
+            return self._report("rejected", 481 if fn is not None else 603)
+        act = fn(peer, self)
+        if not callable(act):
+            return self._report("rejected", act or 603)
+        self._event("accepted", 202)
+        try:
+            act()
+        except Exception as e:
+            log = getattr(getattr(s.pair.app, "log", None), "write", None)
+            if log is not None:
+                log("error", "local transfer: %s: %s" % (type(e).__name__, e))
+            self.final(500)
+
+    def notify(self, status, now=None, final=False, reason=None, phrase=None):
+        self.last = status
+        if final:
+            self.final(status, now)
+        return True
+
+    def final(self, status, now=None, reason=None, phrase=None):
+        if self.done:
+            return
+        self.last = status
+        self._report("final", status)
+
+    def _report(self, kind, status):
+        self.done = True
+        if self.session.refer_out is self:
+            self.session.refer_out = None
+        self._event(kind, status)
+
+    def _event(self, kind, status):
+        if self.on_event is not None:
+            self.session.pair.post(self.on_event, kind, status)

@@ -5,8 +5,9 @@
         identity: host, port, hostport(), contact(user, params) (read at every
         use); log: fn(level, text) or None
     agent.wake = fn()          the shell's hook: output or a timer was queued
-    agent.replaces_gate = fn(sreq) -> None | (status, reason)   asked before an
-                               INVITE with Replaces is matched to any dialog
+    agent.replaces_gate = fn(sreq) -> None | True | (status, reason)   asked
+                               before an INVITE with Replaces is matched to
+                               any dialog (True: the gate's owner took it)
     agent.notify_hook = fn(sreq, now) -> bool   an out-of-dialog NOTIFY (no To
                                tag, no subscription of ours): True once it took
                                it (e.g. unsolicited message-summary); else 481
@@ -316,6 +317,8 @@ class Agent:
         hears says nothing about which dialogs exist."""
         if self.replaces_gate is not None:
             verdict = self.replaces_gate(sreq)
+            if verdict is True:
+                return            # the gate's owner took the request (a pickup)
             if verdict is not None:
                 self.count("replaces_refused")
                 sreq.respond(verdict[0], verdict[1])

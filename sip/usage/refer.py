@@ -9,8 +9,9 @@ status, or the subscription terminated without one: status < 200) or
 Transferee: the agent calls owner.on_refer(s, sub); a callable answer
 accepts: 202, NOTIFY "SIP/2.0 100 Trying" (Event: refer;id=<CSeq>), then the
 owner places the new INVITE (sub.target, sub.replaces, sub.referred_by) and
-calls sub.final(status, now) with its outcome (NOTIFY with
-Subscription-State: terminated).  sub.on_expire (optional) runs when the
+calls sub.final(status, now, phrase=None) with its outcome (NOTIFY with
+Subscription-State: terminated; phrase: the sipfrag's reason phrase, e.g. a
+call park's "Parked At 701", default the status's own).  sub.on_expire (optional) runs when the
 subscription outlives REFER_EXPIRES_S (then NOTIFY 487).
 """
 from sip.errors import SipError
@@ -112,7 +113,7 @@ class ReferSubscription:
         self.started = now
         self.timer = self.ua.later(now, REFER_EXPIRES_S * 1000, self._expire)
 
-    def notify(self, status, now, final=False, reason="noresource"):
+    def notify(self, status, now, final=False, reason="noresource", phrase=None):
         ua = self.ua
         self.last = status
         d = self.session.dialog
@@ -125,7 +126,7 @@ class ReferSubscription:
             ua.count("no_dialog")
             return False
         from sip.errors import reason_phrase
-        body = "SIP/2.0 %d %s\r\n" % (status, reason_phrase(status))
+        body = "SIP/2.0 %d %s\r\n" % (status, phrase or reason_phrase(status))
         try:
             ua.in_dialog(d, "NOTIFY", _ignore, now, body, _SIPFRAG,
                          (("Event", "refer;id=%d" % self.event_id), ("Subscription-State", state)))
@@ -135,7 +136,7 @@ class ReferSubscription:
         ua.count("notifies_out")
         return True
 
-    def final(self, status, now, reason="noresource"):
+    def final(self, status, now, reason="noresource", phrase=None):
         """The new INVITE ended with `status`: last NOTIFY, subscription over."""
         if self.done:
             return
@@ -143,7 +144,7 @@ class ReferSubscription:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.notify(status, now, True, reason)
+        self.notify(status, now, True, reason, phrase)
         if self in self.ua.subscriptions:
             self.ua.subscriptions.remove(self)
         if self.session.refer_in is self:

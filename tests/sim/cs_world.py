@@ -34,10 +34,10 @@ class CsWorld(SimWorld):
             lines.append(B + "media rtp-port-min %d" % (31000 + (seed % 40) * 200))
             lines.append(B + "media rtp-port-max %d" % (31000 + (seed % 40) * 200 + 98))
         lines.extend(extra)
-        path = os.path.join(str(tmp_path), "cs.conf")
+        path = str(tmp_path) + "/cs.conf"      # (MicroPython has no os.path)
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self.app = simulated(os.path.join(str(tmp_path), "state"), seed, args=("--config", path))
+        self.app = simulated(str(tmp_path) + "/state", seed, args=("--config", path))
         self.cs = self.app.callserver
         self.network = self.app.network
         self.server = ("127.0.0.1", self.app.sip_port)

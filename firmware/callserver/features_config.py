@@ -1,0 +1,206 @@
+"""Configuration of call park and pickup groups (the code that does the work
+is firmware/callserver/park.py and pickup.py, loaded on first use):
+
+    services convergence-services {
+        call-park {
+            extension 700;          # the lot: a blind transfer here parks the call
+            slot-first 701;         # slot extensions: the first free one is taken
+            slot-last 709;
+            recall-timeout 120;     # seconds until an unretrieved call rings the parker
+            park-code 11;           # dialled + slot: park the held call in that slot
+            retrieve-code 12;       # dialled + slot: take the parked call
+        }
+        pickup-group front {
+            member [ 2001 2002 1001 ];  # at most 20; a station may be in several groups
+        }
+        call-pickup {
+            code *8;                # alone: answers a call ringing on a member of one's
+        }                           # groups; + an extension: that station's call
+    }
+
+Commit checks (precise errors): a lot or slot that is a station's, hunt
+group's or the attendant's extension; slot-first after slot-last, more than
+MAX_PARK_SLOTS slots, slot numbers of unequal length; a slot range without
+a lot; a park, retrieve or pickup code that is a station's extension or a
+prefix of one, or two codes that are the same; a pickup group member that
+is no station's extension.
+"""
+from firmware.compat import const
+from firmware.config import schema as S
+from firmware.config.schema import ConfigError
+from firmware.voice.config import BASE
+
+MAX_PARK_SLOTS = const(50)
+MAX_PICKUP_GROUPS = const(32)
+MAX_PICKUP_MEMBERS = const(20)
+_CODE = "0123456789*#"
+
+S.register(BASE, S.Container(
+    "call-park", "Call park: a lot extension and a range of slot extensions", children=(
+        S.Leaf("extension", S.String(2, 8, digits=True),
+               help="The lot: a blind transfer to it parks the call in the first free slot"),
+        S.Leaf("slot-first", S.String(2, 8, digits=True), help="First slot extension"),
+        S.Leaf("slot-last", S.String(2, 8, digits=True), help="Last slot extension"),
+        S.Leaf("recall-timeout", S.Integer(10, 3600, "seconds"), default=120,
+               help="An unretrieved call rings the station that parked it after this long"),
+        S.Leaf("park-code", S.String(1, 4, charset=_CODE), default="11",
+               help="Dialled with a slot during a call on hold: parks that call in the slot"),
+        S.Leaf("retrieve-code", S.String(1, 4, charset=_CODE), default="12",
+               help="Dialled with a slot: takes the call parked there (as calling the slot)"),
+    )))
+
+S.register(BASE, S.List(
+    "pickup-group", "Stations that may answer each other's ringing calls",
+    key=S.Name(), max_entries=MAX_PICKUP_GROUPS, key_help="Group name", children=(
+        S.LeafList("member", S.String(2, 8, digits=True), max_items=MAX_PICKUP_MEMBERS,
+                   help="Station extensions (SIP phones or FXS ports)"),
+    )))
+
+S.register(BASE, S.Container(
+    "call-pickup", "Code of call pickup", children=(
+        S.Leaf("code", S.String(1, 4, charset=_CODE), default="*8",
+               help="Alone: answers a call ringing on any member of the caller's pickup "
+                    "groups; followed by an extension: the call ringing on that station"),
+    )))
+
+
+class PickupGroup:
+    def __init__(self, name, members):
+        self.name = name
+        self.members = members
+
+
+class FeatureSettings:
+    def __init__(self, cfg):
+        c = cfg.section(BASE + " call-park")
+        self.lot = c.get("extension")
+        self.first = c.get("slot-first")
+        self.last = c.get("slot-last")
+        self.recall_ms = c.get("recall-timeout") * 1000
+        self.park_code = c.get("park-code")
+        self.retrieve_code = c.get("retrieve-code")
+        self.slots = []
+        if self.first and self.last and len(self.first) == len(self.last):
+            w = len(self.first)
+            for n in range(int(self.first), min(int(self.last), int(self.first)
+                                                + MAX_PARK_SLOTS - 1) + 1):
+                d = str(n)
+                self.slots.append("0" * (w - len(d)) + d)     # (MicroPython has no %0*d)
+        self.groups = []
+        for n in cfg.entries(BASE + " pickup-group"):
+            self.groups.append(PickupGroup(n, tuple(
+                cfg.get("%s pickup-group %s member" % (BASE, n)) or ())))
+        p = cfg.section(BASE + " call-pickup")
+        self.pickup_code = p.get("code")
+
+    def claims(self, number):
+        """Is number one of park's or pickup's (the lot, a slot, a code)?  The
+        call server loads park.py / pickup.py only for such a number."""
+        if self.slots:
+            if number == self.lot or number in self.slots:
+                return True
+            for code in (self.park_code, self.retrieve_code):
+                if number.startswith(code) and number[len(code):] in self.slots:
+                    return True
+        return number.startswith(self.pickup_code)
+
+    def groups_of(self, ext):
+        return [g for g in self.groups if ext in g.members]
+
+
+def dial_patterns(cfg):
+    """Dial-plan patterns of the park and pickup numbers (the analog
+    stations' default dial plan, firmware/voice/config.py): the lot, the
+    slots and the codes with a slot or an extension."""
+    f = FeatureSettings(cfg)
+    out = []
+    if f.slots and f.lot:            # (an incomplete lot is refused by check())
+        w = "X" * len(f.first)
+        out.extend(("X" * len(f.lot), w, f.park_code + w, f.retrieve_code + w))
+    out.append(f.pickup_code)
+    lens = []
+    for n in cfg.entries(BASE + " station"):
+        e = cfg.get("%s station %s extension" % (BASE, n))
+        if e and len(e) not in lens:
+            lens.append(len(e))
+            out.append(f.pickup_code + "X" * len(e))
+    return out
+
+
+def check(app, old, new):
+    f = FeatureSettings(new)
+    from firmware.callserver.config import _settings
+    s = _settings(app, new)
+    taken = {}
+    for st in s.stations:
+        taken[st.extension] = "station " + st.name
+    for g in s.groups:
+        taken[g.extension] = "hunt group " + g.name
+    if s.attendant.extension:
+        taken[s.attendant.extension] = "the auto attendant"
+    path = BASE + " call-park"
+    if f.lot in taken:
+        raise ConfigError(path + " extension", f.lot, "is already the extension of " + taken[f.lot])
+    if (f.first is None) != (f.last is None):
+        raise ConfigError(path + (" slot-last" if f.last is None else " slot-first"), None,
+                          "a slot range needs both slot-first and slot-last")
+    if f.first is not None:
+        if f.lot is None:
+            raise ConfigError(path + " extension", None, "park slots need a lot extension")
+        if len(f.first) != len(f.last):
+            raise ConfigError(path + " slot-last", f.last,
+                              "must have as many digits as slot-first (%s)" % f.first)
+        if int(f.first) > int(f.last):
+            raise ConfigError(path + " slot-last", f.last, "is before slot-first (%s)" % f.first)
+        if int(f.last) - int(f.first) + 1 > MAX_PARK_SLOTS:
+            raise ConfigError(path + " slot-last", f.last,
+                              "more than %d slots from slot-first %s" % (MAX_PARK_SLOTS, f.first))
+        for slot in f.slots:
+            if slot in taken:
+                raise ConfigError(path + " slot-first", f.first, "slot %s is already the "
+                                  "extension of %s" % (slot, taken[slot]))
+            if slot == f.lot:
+                raise ConfigError(path + " extension", f.lot, "is one of the slots")
+    codes = {}
+    for leaf, code in (("call-park park-code", f.park_code),
+                       ("call-park retrieve-code", f.retrieve_code),
+                       ("call-pickup code", f.pickup_code)):
+        if code in codes:
+            raise ConfigError("%s %s" % (BASE, leaf), code, "is already the %s" % codes[code])
+        codes[code] = leaf.split()[-1]
+        for ext, owner in taken.items():
+            if ext.startswith(code):
+                raise ConfigError("%s %s" % (BASE, leaf), code,
+                                  "is the start of %s's extension %s" % (owner, ext))
+    for g in f.groups:
+        gp = "%s pickup-group %s member" % (BASE, g.name)
+        if not g.members:
+            raise ConfigError(gp, None, "a pickup group needs at least one member")
+        for m in g.members:
+            if m not in s.by_ext:
+                raise ConfigError(gp, m, "no station has this extension")
+
+
+def _show(name):
+    def run(app, args, name=name):
+        from firmware.commands import CommandError
+        words = [a for a in args if not a.startswith("|")]
+        if words:
+            raise CommandError("syntax error: unexpected word '%s'" % words[0])
+        cs = getattr(app, "callserver", None)
+        if cs is None:
+            return "no station is configured"
+        return cs.b2b.features(name).show()
+    return run
+
+
+def apply(app, old, new):
+    app.feature_settings = FeatureSettings(new)
+    if hasattr(app, "commands"):
+        app.commands.register("show call-server parked-calls", _show("park"),
+                              "Show the parked calls: slot, party, parker, time left")
+        app.commands.register("show call-server pickup-groups", _show("pickup"),
+                              "Show the pickup groups, their members and what rings on them")
+
+
+S.on_commit("callfeatures", apply, check=check)
