@@ -243,7 +243,10 @@ def show_codes(app, args):
     rows = [("Feature", "Code", "State")]
     for name, _, _ in DEFAULTS:
         code = fc.code_of[name]
-        state = "handled" if name in _HANDLERS else "not in this firmware"
+        # park, retrieve and pickup are served ahead of this table by park.py
+        # and pickup.py (b2bua._feature_call), which read their codes from it
+        state = "handled" if name in _HANDLERS or name in ("park", "retrieve", "pickup") \
+            else "not in this firmware"
         if cs.b2b.reachable_by_trunk(code):
             state = "shadowed by the local destination %s" % code
         rows.append((name, code, state))

@@ -7,23 +7,23 @@ is firmware/callserver/park.py and pickup.py, loaded on first use):
             slot-first 701;         # slot extensions: the first free one is taken
             slot-last 709;
             recall-timeout 120;     # seconds until an unretrieved call rings the parker
-            park-code 11;           # dialled + slot: park the held call in that slot
-            retrieve-code 12;       # dialled + slot: take the parked call
         }
         pickup-group front {
             member [ 2001 2002 1001 ];  # at most 20; a station may be in several groups
         }
-        call-pickup {
-            code *8;                # alone: answers a call ringing on a member of one's
-        }                           # groups; + an extension: that station's call
     }
+
+The codes are the feature-code table's (firmware/callserver/feature_config.py):
+`feature-codes park 11` (+ slot: park the held call there), `retrieve 12`
+(+ slot: take the parked call), `pickup *8` (alone: a call ringing on a
+member of one's groups; + an extension: that station's call).
 
 Commit checks (precise errors): a lot or slot that is a station's, hunt
 group's or the attendant's extension; slot-first after slot-last, more than
 MAX_PARK_SLOTS slots, slot numbers of unequal length; a slot range without
-a lot; a park, retrieve or pickup code that is a station's extension or a
-prefix of one, or two codes that are the same; a pickup group member that
-is no station's extension.
+a lot; a park or retrieve code followed by a slot that is a station's
+extension; a pickup code that starts a station's extension (it would take
+that station's calls); a pickup group member that is no station's extension.
 """
 from firmware.compat import const
 from firmware.config import schema as S
@@ -43,10 +43,6 @@ S.register(BASE, S.Container(
         S.Leaf("slot-last", S.String(2, 8, digits=True), help="Last slot extension"),
         S.Leaf("recall-timeout", S.Integer(10, 3600, "seconds"), default=120,
                help="An unretrieved call rings the station that parked it after this long"),
-        S.Leaf("park-code", S.String(1, 4, charset=_CODE), default="11",
-               help="Dialled with a slot during a call on hold: parks that call in the slot"),
-        S.Leaf("retrieve-code", S.String(1, 4, charset=_CODE), default="12",
-               help="Dialled with a slot: takes the call parked there (as calling the slot)"),
     )))
 
 S.register(BASE, S.List(
@@ -55,14 +51,6 @@ S.register(BASE, S.List(
         S.LeafList("member", S.String(2, 8, digits=True), max_items=MAX_PICKUP_MEMBERS,
                    help="Station extensions (SIP phones or FXS ports)"),
     )))
-
-S.register(BASE, S.Container(
-    "call-pickup", "Code of call pickup", children=(
-        S.Leaf("code", S.String(1, 4, charset=_CODE), default="*8",
-               help="Alone: answers a call ringing on any member of the caller's pickup "
-                    "groups; followed by an extension: the call ringing on that station"),
-    )))
-
 
 class PickupGroup:
     def __init__(self, name, members):
@@ -77,8 +65,10 @@ class FeatureSettings:
         self.first = c.get("slot-first")
         self.last = c.get("slot-last")
         self.recall_ms = c.get("recall-timeout") * 1000
-        self.park_code = c.get("park-code")
-        self.retrieve_code = c.get("retrieve-code")
+        from firmware.callserver.feature_config import codes_of
+        codes = codes_of(cfg).code_of          # the feature-code table
+        self.park_code = codes["park"]
+        self.retrieve_code = codes["retrieve"]
         self.slots = []
         if self.first and self.last and len(self.first) == len(self.last):
             w = len(self.first)
@@ -90,8 +80,7 @@ class FeatureSettings:
         for n in cfg.entries(BASE + " pickup-group"):
             self.groups.append(PickupGroup(n, tuple(
                 cfg.get("%s pickup-group %s member" % (BASE, n)) or ())))
-        p = cfg.section(BASE + " call-pickup")
-        self.pickup_code = p.get("code")
+        self.pickup_code = codes["pickup"]
 
     def claims(self, number):
         """Is number one of park's or pickup's (the lot, a slot, a code)?  The
@@ -161,17 +150,17 @@ def check(app, old, new):
                                   "extension of %s" % (slot, taken[slot]))
             if slot == f.lot:
                 raise ConfigError(path + " extension", f.lot, "is one of the slots")
-    codes = {}
-    for leaf, code in (("call-park park-code", f.park_code),
-                       ("call-park retrieve-code", f.retrieve_code),
-                       ("call-pickup code", f.pickup_code)):
-        if code in codes:
-            raise ConfigError("%s %s" % (BASE, leaf), code, "is already the %s" % codes[code])
-        codes[code] = leaf.split()[-1]
-        for ext, owner in taken.items():
-            if ext.startswith(code):
-                raise ConfigError("%s %s" % (BASE, leaf), code,
-                                  "is the start of %s's extension %s" % (owner, ext))
+    # (codes used twice, or starting one another: feature_config.py's check)
+    for leaf, code in (("park", f.park_code), ("retrieve", f.retrieve_code)):
+        for slot in f.slots:
+            if code + slot in taken:
+                raise ConfigError("%s feature-codes %s" % (BASE, leaf), code,
+                                  "with slot %s it is the extension of %s" % (
+                                      slot, taken[code + slot]))
+    for ext, owner in taken.items():
+        if ext.startswith(f.pickup_code):
+            raise ConfigError(BASE + " feature-codes pickup", f.pickup_code,
+                              "is the start of %s's extension %s" % (owner, ext))
     for g in f.groups:
         gp = "%s pickup-group %s member" % (BASE, g.name)
         if not g.members:

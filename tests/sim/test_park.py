@@ -204,8 +204,10 @@ def test_park_configuration_errors(tmp_path):
                          "park slots need a lot extension")
         w.assert_refused([B + "call-park extension 700", B + "call-park slot-first 701",
                           B + "call-park slot-last 799"], "more than 50 slots")
-        w.assert_refused([B + "call-park park-code 20"], "is the start of station")
-        w.assert_refused([B + "call-park park-code *8"], "code *8: is already the park-code")
+        w.assert_refused([B + "call-park extension 700", B + "call-park slot-first 01",
+                          B + "call-park slot-last 02", B + "feature-codes park 20"],
+                         "with slot 01 it is the extension of station s2001")
+        w.assert_refused([B + "feature-codes park *8"], "already the code of park")
         assert "not configured" in w.cli("show call-server parked-calls")
     finally:
         w.close()

@@ -138,8 +138,8 @@ def test_pickup_configuration_errors(tmp_path):
     try:
         w.assert_refused([B + "pickup-group g member 2999"], "no station has this extension")
         w.assert_refused([B + "pickup-group g"], "a pickup group needs at least one member")
-        w.assert_refused([B + "call-pickup code 200"], "is the start of station")
-        w.assert_refused([B + "call-pickup code 12"], "code 12: is already the retrieve-code")
+        w.assert_refused([B + "feature-codes pickup 200"], "is the start of station")
+        w.assert_refused([B + "feature-codes pickup 12"], "already the code of retrieve")
         assert "no pickup group" in w.cli("show call-server pickup-groups")
     finally:
         w.close()
