@@ -244,8 +244,11 @@ class Baresip:
                 self._responses[msg.get("token")] = msg
         return True
 
-    def command(self, command, params=None, timeout_s=5):
-        """Run a menu command; returns its response data; raises unless ok."""
+    def command(self, command, params=None, timeout_s=15):
+        """Run a menu command; returns its response data; raises unless ok.
+        (15 s: baresip 1.0's mwi module keeps its loop busy logging
+        "subscribing" lines, and on a loaded 2-core machine ctrl_tcp answers
+        late; the deadline only bounds the wait.)"""
         self._token += 1
         token = "t%d" % self._token
         msg = {"command": command, "token": token}
