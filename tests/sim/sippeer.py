@@ -7,6 +7,9 @@ simulated network when given one (tests/sim/simnet.py), else on loopback:
     peer.start()                     # binds host:<ephemeral>; peer.port
     peer.gateways.append(("9", "127.0.0.1", app.sip_port))   # PSTN prefix routing
 
+domains: SIP domains it is the authority for besides its own address (a
+branch's phones use the enterprise domain and the appliance as their
+outbound proxy).
 Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
 MD5/SHA-256, qop=auth); bindings[user] = contact URI, honouring expires
 (0 removes).  Optionally INVITEs are challenged too (challenge_invites:
@@ -34,13 +37,14 @@ MAGIC = "z9hG4bK"
 
 class SipPeer:
     def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
-                 challenge_invites=False, rng=None, network=None):
+                 challenge_invites=False, rng=None, network=None, domains=()):
         self.sched = sched
         self.network = network   # a SimNetwork, or None: a loopback socket
         self.users = dict(users or {})
         self.realm = realm
         self.host = host
         self.challenge_invites = challenge_invites
+        self.domains = tuple(d.lower() for d in domains)   # SIP domains it serves too
         self.bindings = {}       # user -> (contact uri str, expires)
         self.gateways = []       # (prefix, host, port)
         self.log = []
@@ -99,6 +103,8 @@ class SipPeer:
         return "%s:%d" % (self.host, self.port)
 
     def _is_me(self, uri):
+        if (uri.host or "").lower() in self.domains and uri.port is None:
+            return True
         return uri.host == self.host and (uri.port or 5060) == self.port
 
     # -- dispatch
