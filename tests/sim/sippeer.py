@@ -31,6 +31,7 @@ from sip.transport import stateless_response
 from sip.digest import DigestServer, ha1, OK, STALE
 from sip.errors import SipError
 from firmware.sched import RESTART
+from firmware.compat import hexlify
 
 MAGIC = "z9hG4bK"
 
@@ -184,7 +185,8 @@ class SipPeer:
 
     def _branch(self, req):
         b = req.top_via.branch or ""
-        return MAGIC + hashlib.md5(("%s|%s" % (b, self.port)).encode()).hexdigest()[:16]
+        # hexlify: MicroPython's md5 has no hexdigest()
+        return MAGIC + hexlify(hashlib.md5(("%s|%s" % (b, self.port)).encode()).digest())[:16]
 
     def _proxy(self, req, addr):
         m = req.method

@@ -1,3 +1,5 @@
+# portable: micropython
+# mpy-heapsize: 8M
 """The outbound proxy with shadow registrations (firmware/proxy/outbound.py)
 on the virtual clock and the simulated network: branch SIP phones register
 through the appliance to a peer registrar that challenges them (the peer
@@ -7,14 +9,13 @@ control to the local call server which calls the phones on the bindings it
 holds (no phone re-registers), a REGISTER during survival is authenticated
 locally and gets the short expiry, failback sends new calls through the peer
 again, 911 stays local in both modes, and bad input gets precise statuses."""
-import os
-
 from sip.message import parse
 from tests.sim.appliance import simulated, network, APPLIANCE_HOST
 from tests.sim.cs_world import CsWorld, B, DOMAIN, password
 from tests.sim.sipphone import PhoneNet
 from tests.sim.sippeer import SipPeer
 from tests.sim.test_survivability import RECOMMENDED
+from tests.portable import tmpdir, rmtree
 
 PEER_HOST = "192.0.2.10"
 HQ_HOST = "192.0.2.20"
@@ -26,8 +27,9 @@ class ProxyWorld(CsWorld):
     digest registrar for DOMAIN) in control, an HQ phone registered at it,
     and the branch phones pointed at the appliance."""
 
-    def __init__(self, tmp_path, seed=1, extra=(), exts=BRANCH):
+    def __init__(self, seed=1, extra=(), exts=BRANCH):
         self.seed = seed
+        self.dir = tmp_path = tmpdir("outbound-proxy")
         self.network = net = network(seed)
         net.add_host("peer", PEER_HOST)
         users = dict((e, password(e)) for e in exts + ("3001",))
@@ -42,10 +44,10 @@ class ProxyWorld(CsWorld):
             lines.append(B + "station s%s extension %s" % (ext, ext))
             lines.append(B + "station s%s password %s" % (ext, password(ext)))
         lines.extend(extra)
-        path = os.path.join(str(tmp_path), "px.conf")
+        path = tmp_path + "/px.conf"
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self.app = simulated(os.path.join(str(tmp_path), "state"), seed,
+        self.app = simulated(tmp_path + "/state", seed,
                              args=("--config", path), net=net)
         self.peer.start(self.app.sched)
         self.peer.gateways.append(("9", APPLIANCE_HOST, self.app.sip_port))
@@ -64,6 +66,7 @@ class ProxyWorld(CsWorld):
     def close(self):
         self.peer.close()
         CsWorld.close(self)
+        rmtree(self.dir)
 
     def assert_no_leaks(self, bindings=None):
         """As CsWorld's, but the monitor's OPTIONS probes are always in flight."""
@@ -108,8 +111,8 @@ def _spy(phone):
     return seen
 
 
-def test_register_through_the_appliance_to_a_challenging_peer_is_shadowed(tmp_path):
-    w = ProxyWorld(tmp_path, seed=131)
+def test_register_through_the_appliance_to_a_challenging_peer_is_shadowed():
+    w = ProxyWorld(seed=131)
     try:
         w.register_all(["2001", "2002"])
         assert w.peer.counters["challenges"] >= 2, w.peer.counters      # the peer's 401s
@@ -142,8 +145,8 @@ def test_register_through_the_appliance_to_a_challenging_peer_is_shadowed(tmp_pa
         w.close()
 
 
-def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route(tmp_path):
-    w = ProxyWorld(tmp_path, seed=132)
+def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route():
+    w = ProxyWorld(seed=132)
     try:
         w.register_all(["2001", "2002"])
         w.hq.register()
@@ -177,8 +180,8 @@ def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route(tmp
         w.close()
 
 
-def test_wan_cut_local_calls_on_shadow_bindings_short_local_registration_failback(tmp_path):
-    w = ProxyWorld(tmp_path, seed=133)
+def test_wan_cut_local_calls_on_shadow_bindings_short_local_registration_failback():
+    w = ProxyWorld(seed=133)
     try:
         w.register_all(["2001", "2002"])
         regs = dict((e, w.phones[e].counters["reg_sent"]) for e in ("2001", "2002"))
@@ -232,8 +235,8 @@ def _finals(w, sock, text):
     return out
 
 
-def test_bad_input_gets_precise_statuses(tmp_path):
-    w = ProxyWorld(tmp_path, seed=134)
+def test_bad_input_gets_precise_statuses():
+    w = ProxyWorld(seed=134)
     try:
         st = "sip:2001@" + DOMAIN
         hq = "sip:3001@" + DOMAIN
@@ -268,8 +271,8 @@ def test_bad_input_gets_precise_statuses(tmp_path):
         w.close()
 
 
-def test_911_from_a_sip_phone_goes_out_locally_in_both_modes(tmp_path):
-    w = ProxyWorld(tmp_path, seed=135)
+def test_911_from_a_sip_phone_goes_out_locally_in_both_modes():
+    w = ProxyWorld(seed=135)
     try:
         w.register_all(["2001"])
         line = w.app.hardware.sim.lines[1]
