@@ -9,7 +9,9 @@ simulated network when given one (tests/sim/simnet.py), else on loopback:
 
 domains: SIP domains it is the authority for besides its own address (a
 branch's phones use the enterprise domain and the appliance as their
-outbound proxy).
+outbound proxy).  max_registers_per_s: an overloaded registrar's limit,
+503 with Retry-After beyond it; register_times: (ms, status) of every
+REGISTER answered (the benchmark's upstream rate).
 Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
 MD5/SHA-256, qop=auth); bindings[user] = contact URI, honouring expires
 (0 removes).  Optionally INVITEs are challenged too (challenge_invites:
@@ -38,7 +40,8 @@ MAGIC = "z9hG4bK"
 
 class SipPeer:
     def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
-                 challenge_invites=False, rng=None, network=None, domains=()):
+                 challenge_invites=False, rng=None, network=None, domains=(),
+                 max_registers_per_s=None):
         self.sched = sched
         self.network = network   # a SimNetwork, or None: a loopback socket
         self.users = dict(users or {})
@@ -46,12 +49,15 @@ class SipPeer:
         self.host = host
         self.challenge_invites = challenge_invites
         self.domains = tuple(d.lower() for d in domains)   # SIP domains it serves too
+        self.max_registers_per_s = max_registers_per_s     # overload: 503 beyond
+        self.register_times = []     # (ms, status) of every REGISTER answered
+        self._second = (None, 0)
         self.bindings = {}       # user -> (contact uri str, expires)
         self.gateways = []       # (prefix, host, port)
         self.log = []
         self.responses = []      # (status, cseq method) relayed
         self.counters = {"registers_ok": 0, "challenges": 0, "forwarded": 0, "not_found": 0,
-                         "responses_relayed": 0, "dropped": 0}
+                         "responses_relayed": 0, "dropped": 0, "overloaded": 0}
         from firmware.compat import Random
         self.digest = DigestServer(realm, "peer-secret", rng or Random(7))
         self.sock = None
@@ -160,9 +166,24 @@ class SipPeer:
         return None
 
     def _register(self, req, addr):
+        now = self.now()
+        sec, n = self._second
+        if sec != now // 1000:
+            sec, n = now // 1000, 0
+        self._second = (sec, n + 1)
+        if self.max_registers_per_s is not None and n >= self.max_registers_per_s:
+            self.counters["overloaded"] += 1
+            self.register_times.append((now, 503))
+            self._reply(req, 503, None, (("Retry-After", "30"),))
+            return
         user = self._auth(req, "authorization", "WWW-Authenticate", 401)
         if user is None:
+            self.register_times.append((now, 401))
             return
+        self.register_times.append((now, 200))
+        self._register_ok(req, user)
+
+    def _register_ok(self, req, user):
         aor = req.to.uri.user
         if aor != user:
             self._reply(req, 403, "Wrong User")
