@@ -21,10 +21,11 @@ class ProxyWorld(CsWorld):
     digest registrar for DOMAIN) in control, an HQ phone registered at it,
     and the branch phones pointed at the appliance."""
 
-    def __init__(self, seed=1, extra=(), exts=BRANCH, peer_rate=None, register=None):
-        """exts: the branch stations (one phone each); peer_rate: REGISTERs
-        per second the peer accepts (503 beyond); register: phones that
-        register at once, the others later by hand."""
+    def __init__(self, seed=1, extra=(), exts=BRANCH, peer_rate=None, devices=1):
+        """exts: the branch stations; devices: phones per station (keys ext,
+        then ext + "-2", ...: a desk phone and a softphone share the
+        station's credentials); peer_rate: REGISTERs per second the peer
+        accepts (503 beyond)."""
         self.seed = seed
         self.dir = tmp_path = tmpdir("outbound-proxy")
         self.network = net = network(seed)
@@ -38,8 +39,8 @@ class ProxyWorld(CsWorld):
                  B + "peer-call-server hq port %d" % port,
                  B + "trunk pstn fxo-port 1", B + "trunk pstn prefix 9"]
         lines += list(RECOMMENDED)
-        if len(exts) > 100:
-            lines.append(B + "call-server max-registrations %d" % (len(exts) + 10))
+        if len(exts) * devices > 100:
+            lines.append(B + "call-server max-registrations %d" % (len(exts) * devices + 10))
         for ext in exts:
             lines.append(B + "station s%s extension %s" % (ext, ext))
             lines.append(B + "station s%s password %s" % (ext, password(ext)))
@@ -56,10 +57,16 @@ class ProxyWorld(CsWorld):
         self.net = PhoneNet(self.app.sched, seed=seed, trace=64 if len(exts) < 50 else 0,
                             network=net)
         self.phones = {}
-        for i, ext in enumerate(exts):
-            # 127.0.1.x, then 10.1.y.x: one host per phone, as on a LAN
-            host = None if len(exts) < 250 else "10.1.%d.%d" % (i // 250, i % 250 + 1)
-            self.phones[ext] = self.net.add(ext, password(ext), DOMAIN, self.server, host=host)
+        n = len(exts) * devices
+        i = 0
+        for d in range(devices):
+            for ext in exts:
+                # 127.0.1.x, then 10.1.y.x: one host per phone, as on a LAN
+                host = None if n < 250 else "10.1.%d.%d" % (i // 250, i % 250 + 1)
+                key = ext if d == 0 else "%s-%d" % (ext, d + 1)
+                self.phones[key] = self.net.add(ext, password(ext), DOMAIN, self.server,
+                                                host=host)
+                i += 1
         self.hq = self.net.add("3001", password("3001"), DOMAIN, (PEER_HOST, port), host=HQ_HOST)
         self.app.sched.max_tasks += self.net.tasks_needed() + 1
         self.net.start()
