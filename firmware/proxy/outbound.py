@@ -419,9 +419,14 @@ class OutboundProxy:
         self.core.kick()
 
     # -- responses
+    def peer_answered(self, addr, resp):
+        """A response from addr (a relayed request's, or the monitor's probe):
+        a peer that advertises path (RFC 3327) gets Path from now on."""
+        if "path" in _supported(resp) and self.from_peer_addr(addr):
+            self.path_peers[addr[0]] = True
+
     def _response(self, r, resp, now):
-        if self.from_peer_addr(r.dest) and "path" in _supported(resp):
-            self.path_peers[r.dest[0]] = True
+        self.peer_answered(r.dest, resp)
         status = resp.status
         if status < 200:
             r.provisional = True

@@ -21,18 +21,18 @@ class ProxyWorld(CsWorld):
     digest registrar for DOMAIN) in control, an HQ phone registered at it,
     and the branch phones pointed at the appliance."""
 
-    def __init__(self, seed=1, extra=(), exts=BRANCH, peer_rate=None, devices=1):
+    def __init__(self, seed=1, extra=(), exts=BRANCH, peer_rate=None, devices=1, path=False):
         """exts: the branch stations; devices: phones per station (keys ext,
         then ext + "-2", ...: a desk phone and a softphone share the
         station's credentials); peer_rate: REGISTERs per second the peer
-        accepts (503 beyond)."""
+        accepts (503 beyond); path: the peer supports RFC 3327 Path."""
         self.seed = seed
         self.dir = tmp_path = tmpdir("outbound-proxy")
         self.network = net = network(seed)
         net.add_host("peer", PEER_HOST)
         users = dict((e, password(e)) for e in tuple(exts) + ("3001",))
         self.peer = SipPeer(None, users, host=PEER_HOST, network=net, domains=(DOMAIN,),
-                            max_registers_per_s=peer_rate)
+                            max_registers_per_s=peer_rate, path=path)
         port = self.peer.bind()
         lines = [B + "sip domain " + DOMAIN,
                  B + "peer-call-server hq address " + PEER_HOST,

@@ -11,7 +11,9 @@ domains: SIP domains it is the authority for besides its own address (a
 branch's phones use the enterprise domain and the appliance as their
 outbound proxy).  max_registers_per_s: an overloaded registrar's limit,
 503 with Retry-After beyond it; register_times: (ms, status) of every
-REGISTER answered (the benchmark's upstream rate).
+REGISTER answered (the benchmark's upstream rate).  path=True: RFC 3327,
+Supported: path in every answer, a binding's Path headers become the Route
+of requests to it.
 Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
 MD5/SHA-256, qop=auth); bindings[user] = contact URI, honouring expires
 (0 removes).  Optionally INVITEs are challenged too (challenge_invites:
@@ -41,7 +43,7 @@ MAGIC = "z9hG4bK"
 class SipPeer:
     def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
                  challenge_invites=False, rng=None, network=None, domains=(),
-                 max_registers_per_s=None):
+                 max_registers_per_s=None, path=False):
         self.sched = sched
         self.network = network   # a SimNetwork, or None: a loopback socket
         self.users = dict(users or {})
@@ -50,6 +52,8 @@ class SipPeer:
         self.challenge_invites = challenge_invites
         self.domains = tuple(d.lower() for d in domains)   # SIP domains it serves too
         self.max_registers_per_s = max_registers_per_s     # overload: 503 beyond
+        self.path = path             # RFC 3327: Supported: path; Path kept per binding
+        self.paths = {}              # user -> [Path header values] of its binding
         self.register_times = []     # (ms, status) of every REGISTER answered
         self._second = (None, 0)
         self.bindings = {}       # user -> (contact uri str, expires)
@@ -141,6 +145,8 @@ class SipPeer:
         if req.method == "ACK":
             return
         r = stateless_response(req, status, reason, headers)
+        if self.path:
+            r.add("Supported", "path")
         v = req.top_via
         host = v.received or v.host
         port = v.rport or v.port or 5060
@@ -197,9 +203,12 @@ class SipPeer:
             e = int(e) if e and e.isdigit() else exp
             if e == 0:
                 self.bindings.pop(aor, None)
+                self.paths.pop(aor, None)
             else:
                 e = min(e, 3600)
                 self.bindings[aor] = (str(c.uri), e)
+                if self.path:
+                    self.paths[aor] = req.get_all("path")
                 hdrs.append(("Contact", "<%s>;expires=%d" % (c.uri, e)))
         self.counters["registers_ok"] += 1
         self._reply(req, 200, None, hdrs)
@@ -232,6 +241,11 @@ class SipPeer:
             if b is not None:
                 from sip.uri import parse_uri
                 target = parse_uri(b[0])
+                path = self.paths.get(user)
+                if path:          # RFC 3327: the Path becomes the Route set
+                    for v in reversed(path):
+                        req.add("Route", v, True)
+                    routes = req.route
             else:
                 for prefix, host, port in self.gateways:
                     if user.startswith(prefix):
@@ -247,6 +261,8 @@ class SipPeer:
                 return
             req.uri = target
             dest = (target.host, target.port or 5060)
+            if routes:
+                dest = (routes[0].uri.host, routes[0].uri.port or 5060)
         else:
             dest = (req.uri.host, req.uri.port or 5060)
         req.set("Max-Forwards", str((mf if mf is not None else 70) - 1))

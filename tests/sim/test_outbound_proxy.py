@@ -53,6 +53,31 @@ def test_register_through_the_appliance_to_a_challenging_peer_is_shadowed():
         w.close()
 
 
+def test_a_peer_that_supports_path_gets_path_and_the_phones_own_contacts():
+    w = ProxyWorld(seed=136, path=True)
+    try:
+        w.run(3000)                         # the monitor's probes: Supported: path
+        w.register_all(["2001"])
+        p = w.phones["2001"]
+        contact, granted = w.peer.bindings["2001"]
+        assert contact == "sip:2001@%s:%d" % (p.host, p.port), contact   # untouched
+        assert w.peer.paths["2001"] == ["<sip:%s:%d;lr>" % w.server], w.peer.paths
+        assert w.px.counters["path_used"] >= 1 and w.cs.registrar.contacts("s2001")[0].shadow
+        assert "Path (RFC 3327): yes" in w.cli("show sip outbound-proxy")
+        # HQ calls the phone: the peer routes along the Path, we to the binding
+        w.hq.register()
+        w.run_until(lambda: w.hq.registered, 3000)
+        c = w.hq.call("2001")
+        w.run_until(lambda: c.state == "connected", 8000)
+        w.hq.hangup(c)
+        w.run_until(lambda: c.state == "terminated", 8000)
+        w.run(1000)
+        assert c.bye_status == 200, c
+        w.assert_no_leaks(bindings=1)
+    finally:
+        w.close()
+
+
 def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route():
     w = ProxyWorld(seed=132)
     try:
