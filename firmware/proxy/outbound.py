@@ -240,6 +240,8 @@ class OutboundProxy:
         """A request whose Request-URI is not ours or that carries our Route
         on top (and every ACK): True when relayed or answered here."""
         req = sreq.request
+        if not self._peers():
+            return False                   # no peer: nothing is relayed (the core's 404)
         routes = req.route
         mine = bool(routes) and self._is_me(routes[0].uri)
         if not mine and self.core.is_local_uri(req.uri):
