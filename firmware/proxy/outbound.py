@@ -412,7 +412,8 @@ class OutboundProxy:
         r.cancel_pending = False
         now = self.app.clock.now()
         try:
-            self.core.layer.send_request(create_cancel(r.req), r.dest, r.transport, now)
+            t = self.core.layer.send_request(create_cancel(r.req), r.dest, r.transport, now)
+            t.user = _ignore          # its 200 ends here; the INVITE's 487 goes back
             self.core.layer.cancel_sent(r.txn, now)
         except TransactionError:
             self.counters["overflow"] += 1
@@ -604,6 +605,10 @@ def _show(app, args):
     if px is None:
         return "Outbound proxy: off (no SIP station is configured)"
     return px.show()
+
+
+def _ignore(resp, now):
+    pass
 
 
 def _supported(msg):

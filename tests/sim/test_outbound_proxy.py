@@ -149,6 +149,33 @@ def test_wan_cut_local_calls_on_shadow_bindings_short_local_registration_failbac
         w.close()
 
 
+def test_cancel_and_a_busy_answer_are_relayed_hop_by_hop():
+    w = ProxyWorld(seed=137)
+    try:
+        w.register_all(["2001"])
+        w.hq.register()
+        w.run_until(lambda: w.hq.registered, 3000)
+        w.hq.ring_ms = None                  # rings until cancelled
+        c = w.phones["2001"].call("3001")
+        w.run_until(lambda: c.state == "ringing", 5000)
+        inc = [x for x in w.hq.calls if x.role == "uas"][0]
+        w.phones["2001"].hangup(c)           # CANCEL: the core answers it, we pass it on
+        w.run_until(lambda: inc.state == "terminated", 5000)
+        w.run(1000)
+        assert inc.end_reason == "cancelled_by_remote" and c.status == 487, (inc, c, c.status)
+        assert w.px.counters["cancels_relayed"] == 1
+        assert len([m for m, u in w.peer.log if m == "CANCEL"]) == 1
+        # a busy HQ phone: the 486 comes back, each hop ACKs its own
+        w.hq.busy = True
+        c = w.phones["2001"].call("3001")
+        w.run_until(lambda: c.state == "terminated", 5000)
+        assert c.status == 486, c.status
+        w.assert_no_leaks(bindings=1)
+        assert w.app.sip.counters["stray_responses"] == 0, w.app.sip.counters
+    finally:
+        w.close()
+
+
 def _raw_request(w, sock, method, ruri, frm, extra=(), mf=70, n=0):
     here = "%s:%d" % sock.getsockname()
     lines = ["%s %s SIP/2.0" % (method, ruri),
