@@ -300,14 +300,17 @@ def _show_registrations(app, args):
         return "no station is configured"
     from firmware.textfmt import table
     now = cs.now()
-    rows = [("Station", "Contact", "Source", "Expires", "Held", "User agent")]
+    n = cs.registrar.shadow_count()
+    # the Held column only while the outbound proxy holds shadow bindings
+    rows = [("Station", "Contact", "Source", "Expires") + (("Held",) if n else ()) +
+            ("User agent",)]
     for b in cs.registrar.all():
         rows.append((b.station, b.contact, "%s:%d/%s%s" % (b.host, b.port, b.transport.lower(),
                                                             " nat" if b.nat else ""),
-                     "%ds" % max(0, (b.expires_at - now) // 1000),
-                     "shadow" if b.shadow else "local", b.user_agent or "-"))
+                     "%ds" % max(0, (b.expires_at - now) // 1000)) +
+                    ((("shadow" if b.shadow else "local"),) if n else ()) +
+                    (b.user_agent or "-",))
     s = cs.settings
-    n = cs.registrar.shadow_count()
     head = "Registrations: %d (licensed %d%s), stations %d" % (
         cs.registrar.count, min(s.max_registrations, cs.max_bindings),
         ", %d shadow: granted by the peer" % n if n else "", len(s.stations))
