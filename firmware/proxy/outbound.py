@@ -152,11 +152,7 @@ class OutboundProxy:
         return g.peers if g is not None else ()
 
     def from_peer(self, src):
-        h = src.addr[0]
-        for p in self._peers():
-            if h == p["address"] or h == p["registrar"]:
-                return True
-        return False
+        return self.from_peer_addr(src.addr)
 
     def _phone_source(self, src):
         """A phone with a binding sends from src (scan: bounded by the table)."""
@@ -361,10 +357,14 @@ class OutboundProxy:
         self._send(sreq, req, lh, dest, transport)
         self.counters["requests_relayed"] += 1
 
-    def _send(self, sreq, req, lh, dest, transport, relay=None):
+    def _hop(self, req, lh, transport):
+        """§16.6 steps 3 and 8: one hop less, our Via on top."""
         mf = req.max_forwards
         req.set("Max-Forwards", str((70 if mf is None else mf) - 1))
         req.add("Via", self._via(lh, transport), True)
+
+    def _send(self, sreq, req, lh, dest, transport, relay=None):
+        self._hop(req, lh, transport)
         r = relay or Relay(sreq, req, dest, transport)
         r.req = req
         now = self.app.clock.now()
@@ -396,9 +396,7 @@ class OutboundProxy:
         if t is None:
             self.counters["no_binding"] += 1
             return
-        mf = req.max_forwards
-        req.set("Max-Forwards", str((70 if mf is None else mf) - 1))
-        req.add("Via", self._via(lh, t[1]), True)
+        self._hop(req, lh, t[1])
         self.core.layer.send_stateless(req, t[0], t[1])
         self.core.kick()
         self.counters["acks_relayed"] += 1
