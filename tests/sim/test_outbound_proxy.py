@@ -7,8 +7,11 @@ authenticates, the appliance holds a shadow binding), calls between branch
 phones and from HQ go through the peer with Record-Route, a WAN cut gives
 control to the local call server which calls the phones on the bindings it
 holds (no phone re-registers), a REGISTER during survival is authenticated
-locally and gets the short expiry, failback sends new calls through the peer
-again, 911 stays local in both modes, and bad input gets precise statuses."""
+locally and gets the short expiry, a call set up in survival outlives
+failback, failback sends new calls (and the survival registration) through
+the peer again, a peer that supports Path gets it, CANCEL and a 486 are
+relayed hop by hop, 911 stays local in both modes, and bad input gets
+precise statuses."""
 from sip.message import parse
 from tests.sim.cs_world import DOMAIN
 from tests.sim.proxy_world import ProxyWorld, PEER_HOST
@@ -123,7 +126,6 @@ def test_wan_cut_local_calls_on_shadow_bindings_short_local_registration_failbac
         invites = w.peer_invites()
         c = w.connect("2001", "2002")
         assert len(w.cs.b2b.calls) == 1                # the local B2BUA
-        w.hang_up("2001", c)
         assert w.peer_invites() == invites
         for e in ("2001", "2002"):
             assert w.phones[e].counters["reg_sent"] == regs[e], (e, w.seed)
@@ -138,6 +140,10 @@ def test_wan_cut_local_calls_on_shadow_bindings_short_local_registration_failbac
         assert "2003" not in w.peer.bindings
         # failback: the survival registration comes back through us within its expiry
         w.heal()
+        # the call set up in survival goes on after failback and ends cleanly
+        assert c.state == "connected"
+        w.hang_up("2001", c)
+        assert c.bye_status == 200 and w.cs.b2b.calls == [], (c, c.bye_status)
         w.run_until(lambda: "2003" in w.peer.bindings, 125000, step=500)
         assert w.cs.registrar.contacts("s2003")[0].shadow
         invites = w.peer_invites()
