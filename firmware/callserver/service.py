@@ -308,7 +308,7 @@ def _show_registrations(app, args):
         rows.append((b.station, b.contact, "%s:%d/%s%s" % (b.host, b.port, b.transport.lower(),
                                                             " nat" if b.nat else ""),
                      "%ds" % max(0, (b.expires_at - now) // 1000)) +
-                    ((("shadow" if b.shadow else "local"),) if n else ()) +
+                    ((("shadow" if cs.registrar.is_shadow(b) else "local"),) if n else ()) +
                     (b.user_agent or "-",))
     s = cs.settings
     head = "Registrations: %d (licensed %d%s), stations %d" % (

@@ -131,6 +131,7 @@ class OutboundProxy:
         self.relays = {}            # branch -> Relay in progress (MAX_RELAYS)
         self.peak = 0
         self.path_peers = {}        # peer host -> True once it advertised path
+        self.keys = {}              # ob= key -> Binding (bounded: _remember)
         self.counters = {}
         for c in COUNTERS:
             self.counters[c] = 0
@@ -174,15 +175,30 @@ class OutboundProxy:
         ident = self.app.identity
         return self.core.is_local_uri(uri) and (uri.port or 5060) == ident.port
 
-    def _key_of(self, b):
-        if b.key is None:
-            b.key = binding_key(b.station, b.contact)
-        return b.key
+    def _remember(self, key, b):
+        """key -> binding, at most one entry per live binding: entries of
+        bindings that are gone are dropped when the map reaches the table's
+        bound."""
+        keys = self.keys
+        if key not in keys and len(keys) >= self.cs.max_bindings:
+            reg = self.cs.registrar
+            for k in list(keys):
+                v = keys[k]
+                if reg.find(v.station, v.contact) is not v:
+                    del keys[k]
+        keys[key] = b
 
     def _binding_by_key(self, key):
-        for lst in self.cs.registrar.by_station.values():
+        """The binding the peer's request names (our ob= contact): the map,
+        else a scan (a binding made locally in survival, same key)."""
+        reg = self.cs.registrar
+        b = self.keys.get(key)
+        if b is not None and reg.find(b.station, b.contact) is b:
+            return b
+        for lst in reg.by_station.values():
             for b in lst:
-                if self._key_of(b) == key:
+                if binding_key(b.station, b.contact) == key:
+                    self._remember(key, b)
                     return b
         return None
 
@@ -536,7 +552,7 @@ class OutboundProxy:
             had = reg.find(st.name, text) is not None
             b = reg.shadow(st, text, uri, sreq.source, life, req.call_id, req.cseq.num, ua, now)
             if b is not None:
-                b.key = key
+                self._remember(key, b)
                 self.counters["shadowed"] += 1
             elif life > 0:
                 self.counters["shadow_full"] += 1
