@@ -87,6 +87,10 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
                 "unknown sources): how far out they may be forwarded or transferred"),
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
            help="How long a call rings before it ends with 480"),
+    S.Leaf("survival-registration-expiry", S.Integer(30, 3600, "seconds"), default=120,
+           help="Survival mode: phones registering get 50-100 % of this, so that after "
+                "failback they re-register through the outbound proxy to the peer within "
+                "this window, spread over it"),
 )))
 
 # session timers, max-call-duration, music-on-hold, conference-extension (issue 14)
@@ -185,6 +189,7 @@ class CallServerSettings:
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
         self.cutoff = _media.CutoffSettings(cfg)
         self.conference_ext = _media.conference_extension_of(cfg)
+        self.survival_expiry = cfg.get(c + "survival-registration-expiry")
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)
