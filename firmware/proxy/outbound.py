@@ -132,6 +132,8 @@ class OutboundProxy:
         self.peak = 0
         self.path_peers = {}        # peer host -> True once it advertised path
         self.keys = {}              # ob= key -> Binding (bounded: _remember)
+        from firmware.cdr.proxy import ProxyCalls
+        self.cdr = ProxyCalls(app)  # call accounting of relayed calls (docs/cdr.md)
         self.counters = {}
         for c in COUNTERS:
             self.counters[c] = 0
@@ -364,13 +366,15 @@ class OutboundProxy:
         t = self._target(req, upstream)
         if t is None:
             self.counters["no_binding"] += 1
+            self.cdr.refused(req, 480, "not registered")
             sreq.respond(480, "Temporarily Unavailable (Not Registered)")
             return
         dest, transport = t
         if req.method in _DIALOG_FORMING and (req.to is None or not req.to.tag):
             req.add("Record-Route", "<sip:%s;lr;%s=%s>" % (
                 self.app.identity.hostport(), RR_PARAM, "u" if upstream else "d"), True)
-        self._send(sreq, req, lh, dest, transport)
+        if self._send(sreq, req, lh, dest, transport) is not None:
+            self.cdr.request(req, upstream)
         self.counters["requests_relayed"] += 1
 
     def _hop(self, req, lh, transport):
@@ -388,6 +392,7 @@ class OutboundProxy:
             txn = self.core.layer.send_request(req, dest, transport, now)
         except TransactionError:
             self.counters["overflow"] += 1
+            self.cdr.refused(req, 503, "transaction table full")
             sreq.respond(503, None, (("Retry-After", str(RETRY_AFTER_S)),))
             return None
         r.txn = txn
@@ -461,6 +466,7 @@ class OutboundProxy:
             return
         if r.station is not None:
             self._restore_contacts(r, resp)
+        self.cdr.response(r.req, resp)
         self.counters["responses_relayed"] += 1
         r.sreq.forward(resp)
 

@@ -84,6 +84,18 @@ def test_a_peer_that_supports_path_gets_path_and_the_phones_own_contacts():
 
 def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route():
     w = ProxyWorld(seed=132)
+    ended = []
+
+    class Cdrs:
+        def call_started(self, rec):
+            pass
+
+        def call_answered(self, rec):
+            pass
+
+        def call_ended(self, rec):
+            ended.append(rec.as_dict())
+    w.app.calls.subscribe(Cdrs())
     try:
         w.register_all(["2001", "2002"])
         w.hq.register()
@@ -112,6 +124,12 @@ def test_branch_to_branch_and_hq_calls_go_through_the_peer_with_record_route():
         c = w.connect("2002", "3001")
         w.hang_up("2002", c)
         assert w.px.counters["acks_relayed"] >= 4 and w.px.counters["loops"] == 0, w.px.counters
+        # each relayed call is one record of the outbound proxy (firmware/cdr/proxy.py)
+        got = [(r["calling"], r["called"], r["disposition"], r["src_kind"], r["dst_kind"])
+               for r in ended]
+        assert got == [("2001", "2002", "answered", "station", "peer"),
+                       ("3001", "2001", "answered", "peer", "station"),
+                       ("2002", "3001", "answered", "station", "peer")], got
         w.assert_no_leaks(bindings=2)
     finally:
         w.close()
