@@ -54,6 +54,14 @@ What is relayed, and where to:
   phones naming a SIP station and the peer's addresses get relayed: the
   appliance is no open relay.
 
+A dialog relayed through the peer between two phones of this appliance
+(the peer a proxy: one Call-ID end to end) must still end cleanly when the
+peer dies: for each relayed initial INVITE the phone ends are remembered by
+Call-ID (MAX_DIALOG_ENDS, oldest forgotten), and while the peer is not in
+control an in-dialog request whose next hop is the peer goes straight to the
+other phone instead (the remaining Route set dropped), so a BYE from either
+side reaches the other ("bypassed").
+
 Bounds: MAX_RELAYS transactions relayed at once; beyond, and when the
 transaction table is full: 503 with Retry-After RETRY_AFTER_S.  Shadow
 bindings live in the registrar's table (call-server max-registrations).
@@ -78,6 +86,8 @@ from sip.dialog import create_cancel
 from sip.errors import SipError
 
 MAX_RELAYS = const(256)        # relayed transactions at once (503 + Retry-After beyond)
+MAX_DIALOG_ENDS = const(64)    # relayed INVITE dialogs whose phone ends are remembered
+                               # for a release after the peer died (oldest forgotten)
 RETRY_AFTER_S = const(5)
 DEFAULT_PEER_EXPIRES = const(3600)   # a 2xx that states no lifetime (RFC 3261 §10.2.4 default)
 KEY_PARAM = "ob"               # our Contact upstream for a phone's contact
@@ -91,7 +101,7 @@ _DIALOG_FORMING = ("INVITE", "SUBSCRIBE", "REFER")
 COUNTERS = ("registers_relayed", "shadowed", "shadow_removed", "shadow_full",
             "requests_relayed", "acks_relayed", "cancels_relayed", "responses_relayed",
             "unknown_station", "analog_station", "loops", "too_many_hops", "overflow",
-            "no_binding", "path_used")
+            "no_binding", "path_used", "bypassed")
 
 
 def _hash(text):
@@ -132,6 +142,8 @@ class OutboundProxy:
         self.peak = 0
         self.path_peers = {}        # peer host -> True once it advertised path
         self.keys = {}              # ob= key -> Binding (bounded: _remember)
+        self.ends = {}              # Call-ID -> [caller phone (dest, tp), callee phone]
+        self.ends_order = []        # Call-IDs, oldest first (MAX_DIALOG_ENDS)
         from firmware.cdr.proxy import ProxyCalls
         self.cdr = ProxyCalls(app)  # call accounting of relayed calls (docs/cdr.md)
         self.counters = {}
@@ -363,7 +375,10 @@ class OutboundProxy:
         lh = self._check(sreq, req)
         if lh is None or self._full(sreq):
             return
-        t = self._target(req, upstream)
+        t = self._bypass(sreq, req) if not self.active() else None
+        if t is None:
+            t = self._target(req, upstream)
+        self._note_end(sreq, req, upstream, t)
         if t is None:
             self.counters["no_binding"] += 1
             self.cdr.refused(req, 480, "not registered")
@@ -375,7 +390,51 @@ class OutboundProxy:
                 self.app.identity.hostport(), RR_PARAM, "u" if upstream else "d"), True)
         if self._send(sreq, req, lh, dest, transport) is not None:
             self.cdr.request(req, upstream)
+        if req.method == "BYE":
+            self._forget(req.call_id)
         self.counters["requests_relayed"] += 1
+
+    # -- dialogs through the peer, after it died
+    def _note_end(self, sreq, req, upstream, t):
+        """Remember a relayed initial INVITE's phone end: the caller (its
+        source) going up, the callee (the target) coming down."""
+        if req.method != "INVITE" or (req.to is not None and req.to.tag):
+            return
+        cid = req.call_id
+        ends = self.ends.get(cid)
+        if ends is None:
+            if len(self.ends_order) >= MAX_DIALOG_ENDS:
+                self.ends.pop(self.ends_order.pop(0), None)
+            ends = self.ends[cid] = [None, None]
+            self.ends_order.append(cid)
+        if upstream:
+            ends[0] = (sreq.source.addr, sreq.source.transport)
+        elif t is not None:
+            ends[1] = t
+
+    def _bypass(self, sreq, req):
+        """(dest, transport) of the other phone of a dialog relayed through the
+        peer, for an in-dialog request from one of them; None otherwise."""
+        if req.to is None or not req.to.tag:
+            return None
+        ends = self.ends.get(req.call_id)
+        if ends is None or ends[0] is None or ends[1] is None:
+            return None
+        src = sreq.source.addr
+        other = ends[1] if src == ends[0][0] else (
+            ends[0] if src == ends[1][0] else None)
+        if other is None:
+            return None
+        while req.route:            # the way through the dead peer: gone
+            req.remove_first("route")
+        self.counters["bypassed"] += 1
+        if req.method == "BYE":
+            self._forget(req.call_id)
+        return other
+
+    def _forget(self, cid):
+        if self.ends.pop(cid, None) is not None:
+            self.ends_order.remove(cid)
 
     def _hop(self, req, lh, transport):
         """§16.6 steps 3 and 8: one hop less, our Via on top."""

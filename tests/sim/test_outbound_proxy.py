@@ -274,3 +274,27 @@ def test_911_from_a_sip_phone_goes_out_locally_in_both_modes():
             w.run(2000)
     finally:
         w.close()
+
+
+def test_a_call_through_the_peer_ends_cleanly_from_either_side_after_the_wan_died():
+    """Issue 13 point 5: calls already up keep their media and can be hung
+    up from either side; the BYE cannot go the recorded way (the dead peer),
+    so the proxy sends it straight to the other phone."""
+    w = ProxyWorld(seed=134)
+    try:
+        w.register_all(["2001", "2002"])
+        for caller, callee, hanger in (("2001", "2002", "2001"), ("2002", "2001", "2001")):
+            c = w.connect(caller, callee)
+            other = [x for x in w.phones[callee].calls if x.role == "uas"][-1]
+            assert w.cs.b2b.calls == []                      # relayed, not the local B2BUA
+            w.cut()
+            assert c.state == "connected" and other.state == "connected"
+            mine = c if hanger == caller else other
+            theirs = other if mine is c else c
+            w.hang_up(hanger, mine)
+            w.run_until(lambda: theirs.state == "terminated", 5000)
+            assert mine.bye_status == 200, mine
+            w.heal()
+        assert w.px.counters["bypassed"] == 2 and w.px.ends == {}, w.px.counters
+    finally:
+        w.close()
