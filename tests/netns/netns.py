@@ -102,9 +102,9 @@ class Topology:
             return
         rules = ("table inet %(t)s {\n"
                  " chain wan_in { type filter hook input priority 0; policy accept;\n"
-                 "  iifname \"%(d)s\" numgen random mod 100 < %(p)d counter drop }\n"
+                 "  iifname \"%(d)s\" numgen random mod 100 < %(p)d counter drop\n }\n"
                  " chain wan_out { type filter hook output priority 0; policy accept;\n"
-                 "  oifname \"%(d)s\" numgen random mod 100 < %(p)d counter drop }\n"
+                 "  oifname \"%(d)s\" numgen random mod 100 < %(p)d counter drop\n }\n"
                  "}\n" % {"t": NFT_TABLE, "d": self.wan_hq, "p": percent})
         r = subprocess.run(self.exec_args(self.hq, ["nft", "-f", "-"]), input=rules,
                            capture_output=True, text=True, timeout=20)
