@@ -1,4 +1,15 @@
+import signal
+
 import pytest
+
+
+def pytest_configure(config):
+    """tools/test-all bounds this tier with `timeout` (SIGTERM): turned into
+    KeyboardInterrupt, it lets the fixtures delete their namespaces and end
+    Kamailio, SIPp and the appliance instead of leaving them behind."""
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+    signal.signal(signal.SIGTERM, interrupted)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
