@@ -19,3 +19,13 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(autouse=True)
+def _explain(rig, request):
+    """On a failure, the appliance's and Kamailio's view go in the report
+    (every test module here has a `rig` fixture: tests/netns/rig.py Rig)."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(rig.diagnostics())

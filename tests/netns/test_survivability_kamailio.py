@@ -19,174 +19,13 @@ restarted; 50 % loss for 2 minutes changes control at most once.
 This tier is real time by nature: every wait polls observable state (the
 console, Kamailio's ul.dump and statistics) up to a deadline.
 """
-import os
 import re
-import tempfile
 import time
 
 import pytest
 
-from tests.interop.sipprun import credentials
-from tests.netns.netns import HQ_WAN, Topology, until
-from tests.netns.rig import DOMAIN, SIP_PORT, HqKamailio, NsSipp, boot_appliance, password
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-B = "set services convergence-services "
-STATIONS = (("alice", "1001", 1), ("bob", "1002", 2), ("carol", "1003", 3), ("dave", "1004", 4))
-WINDOW_S, HOLD_DOWN_S, FAILURE_S = 16, 10, 3
-CONFIG = [
-    B + "sip domain " + DOMAIN,           # Kamailio's realm: the station passwords answer it
-    B + "peer-call-server hq address " + HQ_WAN,
-    B + "peer-call-server hq port %d" % SIP_PORT,
-    B + "survivability probe-interval 1",
-    B + "survivability failure-timeout %d" % FAILURE_S,
-    B + "survivability failback-window %d" % WINDOW_S,
-    B + "survivability failback-threshold 80",
-    B + "survivability hold-down %d" % HOLD_DOWN_S,
-    B + "trunk pstn1 fxo-port 1",
-    B + "trunk pstn1 prefix 9",
-    B + "trunk pstn1 did-target 1001",
-    B + "trunk pstn1 priority 10",
-    B + "trunk pstn2 fxo-port 2",
-    B + "trunk pstn2 prefix 9",
-    B + "trunk pstn2 priority 20",
-] + [B + "station %s %s" % (name, kv) for name, ext, port in STATIONS
-     for kv in ("extension " + ext, "fxs-port %d" % port, "password " + password(ext))]
-
-
-class Rig:
-    def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="netns-rig-")
-        self.net = Topology()
-        self.kamailio = self.app = None
-        try:
-            self.kamailio = HqKamailio(self.net)
-            self.app = boot_appliance(self.net, self.tmp, CONFIG)
-        except BaseException:
-            self.close()
-            raise
-
-    # -- the appliance's console
-    def cmd(self, line):
-        return self.app.command(line)
-
-    def control(self):
-        """The first line of show survivability: who is in control."""
-        return self.cmd("show survivability").split("\n", 1)[0]
-
-    def changes(self):
-        m = re.search(r"Changes of control by the monitor: (\d+)", self.cmd("show survivability"))
-        assert m, self.cmd("show survivability")
-        return int(m.group(1))
-
-    def row(self, port):
-        """A `show ports` row as a dict of its columns."""
-        text = self.cmd("show ports")
-        for line in text.split("\n"):
-            if line.startswith(port + " "):
-                w = line.split()
-                return {"state": w[4], "hook": w[5], "line": w[6], "call": w[7],
-                        "text": line}
-        raise AssertionError("no row %s in\n%s" % (port, text))
-
-    def wait_row(self, port, timeout_s=10, **want):
-        return until("%s %r" % (port, want),
-                     lambda: (lambda r: all(r[k] == v for k, v in want.items()) and r)(
-                         self.row(port)), timeout_s)[0]
-
-    def gw_counter(self, name):
-        m = re.search(r"^  %s\s+(\d+)$" % name, self.cmd("show gateway"), re.M)
-        assert m, self.cmd("show gateway")
-        return int(m.group(1))
-
-    def mark_calls(self):
-        """Counters that show a call between two stations went through
-        Kamailio: the INVITE it received, the one the gateway got back."""
-        return self.kamailio.stat("rcv_requests_invite"), self.gw_counter("invites in")
-
-    def assert_through_kamailio(self, mark):
-        now = self.mark_calls()
-        assert now[0] >= mark[0] + 1 and now[1] >= mark[1] + 1, \
-            "not through Kamailio: INVITEs at Kamailio, into the gateway %r -> %r" % (mark, now)
-
-    def log_since(self, mark):
-        """show log lines that were not there at `mark` (a previous line count)."""
-        return self.cmd("show log").split("\n")[mark:]
-
-    def log_mark(self):
-        return len(self.cmd("show log").split("\n"))
-
-    def wait_peer(self, timeout_s):
-        return until("Kamailio in control", lambda: self.control().startswith(
-            "Control: peer call server hq"), timeout_s)[1]
-
-    def wait_local(self, timeout_s):
-        return until("local call server in control", lambda: self.control().startswith(
-            "Control: the local call server"), timeout_s)[1]
-
-    def registered(self):
-        """Kamailio's bindings of the branch stations (AOR -> contacts)."""
-        return {a: c for a, c in self.kamailio.aors().items() if a.startswith("100")}
-
-    # -- the simulated board's hands
-    def phone(self, n, action):
-        out = self.cmd("request sim phone %d %s" % (n, action))
-        assert out.startswith("phone %d: " % n), out
-        return out
-
-    def hang_up_all(self):
-        for _, _, port in STATIONS:
-            if self.row("fxs %d" % port)["hook"] == "off-hook":
-                self.phone(port, "on-hook")
-        for _, _, port in STATIONS:
-            self.wait_row("fxs %d" % port, call="idle")
-        for port in (1, 2):
-            self.wait_row("fxo %d" % port, hook="idle")
-
-    def call(self, caller, number, callee_port):
-        """Off-hook, dial, the callee rings, answers: both ports in talk."""
-        self.phone(caller, "off-hook")
-        self.wait_row("fxs %d" % caller, line="forward-active")
-        self.phone(caller, "dial " + number)
-        t0 = time.monotonic()
-        self.wait_row("fxs %d" % callee_port, line="ringing")
-        ring_s = time.monotonic() - t0
-        self.phone(callee_port, "off-hook")
-        self.wait_row("fxs %d" % caller, call="talk")
-        self.wait_row("fxs %d" % callee_port, call="talk")
-        return ring_s
-
-    def break_out(self, port, digits, line_no, dialled):
-        """A call out of an FXO line: it is seized and the gateway logs the
-        digits it dials (exactly `dialled`)."""
-        mark = self.log_mark()
-        self.phone(port, "off-hook")
-        self.wait_row("fxs %d" % port, line="forward-active")
-        self.phone(port, "dial " + digits)
-        self.wait_row("fxo %d" % line_no, hook="seized")
-        until("fxo %d dials %s" % (line_no, dialled),
-              lambda: any("fxo %d: outbound call to %s" % (line_no, dialled) in ln
-                          for ln in self.log_since(mark)), 5)
-
-    def diagnostics(self):
-        out = []
-        if self.app is not None and self.app.alive():
-            for c in ("show survivability", "show gateway", "show ports", "show log"):
-                out.append("--- %s\n%s" % (c, self.cmd(c)))
-        if self.kamailio is not None:
-            out.append("--- kamailio log\n" + self.kamailio.tail())
-        return "\n".join(out)
-
-    def close(self):
-        import shutil
-        try:
-            if self.app is not None:
-                self.app.stop()
-            if self.kamailio is not None:
-                self.kamailio.close()
-        finally:
-            self.net.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+from tests.netns.netns import HQ_WAN, until
+from tests.netns.rig import HOLD_DOWN_S, SIP_PORT, STATIONS, WINDOW_S, Rig, hq_phone
 
 
 @pytest.fixture(scope="module")
@@ -196,24 +35,6 @@ def rig():
         yield r
     finally:
         r.close()
-
-
-@pytest.fixture(autouse=True)
-def _explain(rig, request):
-    """On a failure, the appliance's and Kamailio's view go in the report."""
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        print(rig.diagnostics())
-
-
-def _hq_phone(rig, user, callee, hold_ms):
-    inf = os.path.join(rig.tmp, "hq-%s.csv" % user)
-    with open(inf, "w") as f:
-        f.write("SEQUENTIAL\n%s;%s;%s\n" % (user, credentials(user, password(user)), callee))
-    return NsSipp(rig.net, rig.net.hq, HQ_WAN, os.path.join(HERE, "scenarios", "hq_phone_call.xml"),
-                  "%s:%d" % (HQ_WAN, SIP_PORT), rig.tmp, inf=inf, timeout_s=30,
-                  extra=("-d", str(hold_ms)))
 
 
 def test_fxs_stations_register_to_kamailio_and_calls_go_through_it(rig):
@@ -234,7 +55,7 @@ def test_fxs_stations_register_to_kamailio_and_calls_go_through_it(rig):
     rig.hang_up_all()
     # an HQ phone (SIPp in the HQ namespace, registered with digest) calls alice
     invites = rig.kamailio.stat("rcv_requests_invite")
-    hq = _hq_phone(rig, "2001", "1001", 3000)
+    hq = hq_phone(rig, "2001", "1001", 3000)
     try:
         rig.wait_row("fxs 1", 15, line="ringing")
     except AssertionError as e:

@@ -1,0 +1,140 @@
+"""Issue 13 point 7, SIP phones: SIPp phones in the branch LAN namespace
+register THROUGH the appliance (its outbound proxy, firmware/proxy/outbound.py)
+to the real Kamailio at HQ, which challenges them; calls between two branch
+phones and from an HQ phone go through Kamailio; at a WAN cut the local call
+server calls them on the shadow bindings it holds (no phone re-registers);
+911 from a SIP phone leaves through the FXO line in both modes.
+
+The rig is the one of test_survivability_kamailio.py with three SIP stations
+added (2001 calls; 2002 and 2102 answer from one SIPp port, as
+tests/interop/test_callserver_sipp.py pairs them: a call to 21xx is hung up by
+the called side); the SIPp scenarios are tests/interop/scenarios/.
+"""
+import os
+import re
+
+import pytest
+
+from tests.interop import sipprun
+from tests.netns.netns import APPLIANCE, PHONES, until
+from tests.netns.rig import B, HOLD_DOWN_S, SIP_PORT, WINDOW_S, NsSipp, Rig, hq_phone, password
+
+SCENARIOS = sipprun.SCENARIOS
+HERE = os.path.dirname(os.path.abspath(__file__))
+SIP_STATIONS = ("2001", "2002", "2102")
+CALLER_PORT, CALLEE_PORT = 5081, 5082
+EXTRA = [B + "station s%s %s" % (e, kv) for e in SIP_STATIONS
+         for kv in ("extension " + e, "password " + password(e))] + [
+    # uac_call.xml answers no 407: in survival mode the local call server
+    # trusts the caller by the source of its (shadow) binding
+    B + "station s2001 caller-authentication registered-source"]
+
+
+@pytest.fixture(scope="module")
+def rig():
+    r = Rig(extra=EXTRA)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _sipp(rig, scenario, port, inf, calls=1, extra=(), timeout_s=30):
+    return NsSipp(rig.net, rig.net.lan, PHONES, os.path.join(SCENARIOS, scenario + ".xml"),
+                  "%s:%d" % (APPLIANCE, SIP_PORT), rig.tmp, calls=calls, inf=inf,
+                  local_port=port, timeout_s=timeout_s, extra=extra)
+
+
+def _ok(res, n, what):
+    assert res.rc == 0 and res.successful == n and res.failed == 0, \
+        "%s: expected %d successful\n%s" % (what, n, res.describe())
+
+
+def _register(rig):
+    inf_a = sipprun.users_csv(os.path.join(rig.tmp, "caller.csv"), ["2001"])
+    inf_b = sipprun.users_csv(os.path.join(rig.tmp, "callees.csv"), ["2002", "2102"])
+    a = _sipp(rig, "reg_station", CALLER_PORT, inf_a)
+    _ok(a.wait(), 1, "2001 registers through the appliance")
+    b = _sipp(rig, "reg_station", CALLEE_PORT, inf_b, calls=2)
+    _ok(b.wait(), 2, "2002 and 2102 register through the appliance")
+
+
+def _call(rig, callee_hangs):
+    """2001 calls 2002 (the caller hangs up) or 2102 (the called side does)."""
+    callee = "2102" if callee_hangs else "2002"
+    calls = sipprun.calls_csv(os.path.join(rig.tmp, "calls.csv"), ["2001"], [callee], [callee])
+    uas = _sipp(rig, "uas_call", CALLEE_PORT, None, extra=("-d", "500"))
+    uac = _sipp(rig, "uac_call", CALLER_PORT, calls, extra=("-users", "1", "-d", "500"))
+    _ok(uac.wait(), 1, "2001 calls " + callee)
+    _ok(uas.wait(), 1, callee + " answers 2001")
+
+
+def test_sip_phones_register_through_the_appliance_and_call_through_kamailio(rig):
+    rig.wait_peer(10)
+    regs = rig.kamailio.stat("rcv_requests_register")
+    _register(rig)
+    # Kamailio challenged them (the appliance relays, it does not authenticate)
+    assert rig.kamailio.stat("rcv_requests_register") >= regs + 6
+    aors, _ = until("the SIP phones bound at Kamailio", lambda: (
+        lambda a: all(e in a for e in SIP_STATIONS) and a)(rig.kamailio.aors()), 10)
+    for e in SIP_STATIONS:
+        # the contact Kamailio holds leads to the appliance, not to the LAN
+        assert all(APPLIANCE in c for c in aors[e]), aors
+    for callee_hangs in (False, True):
+        mark = rig.mark_calls()
+        _call(rig, callee_hangs)
+        assert rig.kamailio.stat("rcv_requests_invite") >= mark[0] + 1, "not through Kamailio"
+    # an HQ phone calls a branch SIP phone
+    mark = rig.kamailio.stat("rcv_requests_invite")
+    uas = _sipp(rig, "uas_call", CALLEE_PORT, None, extra=("-d", "500"))
+    hq = hq_phone(rig, "3001", "2002", 500)
+    _ok(hq.wait(), 1, "HQ 3001 calls 2002")
+    _ok(uas.wait(), 1, "2002 answers HQ")
+    assert rig.kamailio.stat("rcv_requests_invite") >= mark + 1
+
+
+def test_wan_cut_sip_phones_call_on_their_shadow_bindings(rig):
+    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    if not all(e in rig.kamailio.aors() for e in SIP_STATIONS):
+        _register(rig)
+    regs = rig.kamailio.stat("rcv_requests_register")
+    rig.net.cut()
+    rig.wait_local(10)
+    # no phone registers again: the SIPp phones only call
+    for callee_hangs in (False, True):
+        _call(rig, callee_hangs)
+    rig.net.restore()
+    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    mark = rig.mark_calls()
+    _call(rig, False)
+    assert rig.kamailio.stat("rcv_requests_invite") >= mark[0] + 1, "not through Kamailio"
+    assert rig.kamailio.stat("rcv_requests_register") >= regs
+
+
+def _sip_911(rig):
+    """2001 dials 911: the FXO line is seized and dials exactly 911."""
+    mark = rig.log_mark()
+    inf = os.path.join(rig.tmp, "e911.csv")
+    with open(inf, "w") as f:
+        f.write("SEQUENTIAL\n2001;911\n")
+    s = NsSipp(rig.net, rig.net.lan, PHONES, os.path.join(HERE, "scenarios", "sip_911.xml"),
+               "%s:%d" % (APPLIANCE, SIP_PORT), rig.tmp, inf=inf, local_port=CALLER_PORT,
+               timeout_s=30, extra=("-d", "1000"))
+    rig.wait_row("fxo 1", hook="seized")
+    until("fxo 1 dials 911", lambda: any("fxo 1: outbound call to 911" in ln
+                                         for ln in rig.log_since(mark)), 5)
+    _ok(s.wait(), 1, "911 from a SIP phone")
+    rig.wait_row("fxo 1", hook="idle")
+
+
+def test_911_from_a_sip_phone_leaves_through_fxo_in_both_modes(rig):
+    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    if not all(e in rig.kamailio.aors() for e in SIP_STATIONS):
+        _register(rig)
+    invites = rig.kamailio.stat("rcv_requests_invite")
+    _sip_911(rig)
+    assert rig.kamailio.stat("rcv_requests_invite") == invites, "911 went to Kamailio"
+    rig.net.cut()
+    rig.wait_local(10)
+    _sip_911(rig)
+    rig.net.restore()
