@@ -3,11 +3,14 @@ Kamailio at HQ (bench/refs/kamailio.cfg: registrar and proxy, digest on
 REGISTER with the password rule Secret-<user>, calls only from registered
 AORs), the appliance booted with tests/harness.py in the branch namespace
 (`python -m firmware --board sim`, as ./flash.sh sim does, console on pipes),
-and SIPp phones in any namespace.
+and SIPp phones in any namespace; Rig puts them together for the tests.
 
     k = HqKamailio(net); k.kill(); k.start(); k.aors(); k.stat("rcv_requests_invite")
     app = boot_appliance(net, tmp, CONFIG_LINES)     # a tests.harness.Booted
     s = NsSipp(net, net.hq, HQ_WAN, scenario_path, target, cwd, inf=...); s.wait()
+    rig = Rig(extra=LINES)          # Topology + HqKamailio + the appliance with CONFIG
+    rig.control(); rig.row("fxs 1"); rig.call(1, "1002", 2); rig.break_out(3, "911", 1, "911")
+    hq_phone(rig, "2001", "1001", hold_ms).wait()    # SIPp at HQ: register, call, hang up
 """
 import os
 import re
