@@ -186,3 +186,41 @@ def until(what, check, timeout_s, poll_s=0.05):
         if time.monotonic() - t0 > timeout_s:
             raise AssertionError("%s: not within %.1f s; last %r" % (what, timeout_s, last))
         select.select([], [], [], poll_s)
+
+
+class inside:
+    """Run this thread inside namespace `ns` for the `with` block: sockets
+    it creates and processes it starts (they inherit it) live there, and stay
+    there after the block.  For helpers that bind 127.0.0.1 and talk to their
+    child on it (tests/interop/baresip.py's ctrl_tcp): inside the namespace,
+    that loopback is the namespace's.  setns(2) through ctypes: os.setns is
+    Python 3.12+; CLONE_NEWNET moves only the calling thread."""
+    CLONE_NEWNET = 0x40000000
+
+    def __init__(self, ns):
+        self.path = "/var/run/netns/" + ns
+
+    def _setns(self, fd):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, self.CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, "setns(%s): %s" % (self.path, os.strerror(e)))
+
+    def __enter__(self):
+        self.home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self._setns(fd)
+        except BaseException:
+            os.close(self.home)
+            raise
+        finally:
+            os.close(fd)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._setns(self.home)
+        finally:
+            os.close(self.home)

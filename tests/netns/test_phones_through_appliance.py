@@ -16,14 +16,16 @@ import re
 import pytest
 
 from tests.interop import sipprun
-from tests.netns.netns import APPLIANCE, PHONES, until
+from tests.interop.baresip import Baresip
+from tests.netns.netns import APPLIANCE, PHONES, inside, until
 from tests.netns.rig import B, HOLD_DOWN_S, SIP_PORT, WINDOW_S, NsSipp, Rig, hq_phone, password
 
 SCENARIOS = sipprun.SCENARIOS
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIP_STATIONS = ("2001", "2002", "2102")
+BARESIP = ("2201", "2202")
 CALLER_PORT, CALLEE_PORT = 5081, 5082
-EXTRA = [B + "station s%s %s" % (e, kv) for e in SIP_STATIONS
+EXTRA = [B + "station s%s %s" % (e, kv) for e in SIP_STATIONS + BARESIP
          for kv in ("extension " + e, "password " + password(e))] + [
     # uac_call.xml answers no 407: in survival mode the local call server
     # trusts the caller by the source of its (shadow) binding
@@ -138,3 +140,33 @@ def test_911_from_a_sip_phone_leaves_through_fxo_in_both_modes(rig):
     rig.wait_local(10)
     _sip_911(rig)
     rig.net.restore()
+
+
+def test_baresip_phones_register_through_the_appliance_and_call_through_kamailio(rig):
+    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    phones = []
+    try:
+        # started inside the LAN namespace: baresip and its ctrl_tcp socket live there
+        with inside(rig.net.lan):
+            for e in BARESIP:
+                phones.append(Baresip(e, password(e), SIP_PORT, domain=rig.kamailio.domain,
+                                      registrar_host=APPLIANCE, host=PHONES))
+        a, b = phones
+        a.wait_registered()
+        b.wait_registered()
+        aors, _ = until("baresip bound at Kamailio", lambda: (
+            lambda x: all(e in x for e in BARESIP) and x)(rig.kamailio.aors()), 10)
+        assert all(APPLIANCE in c for e in BARESIP for c in aors[e]), aors
+        mark = rig.mark_calls()
+        a.dial("sip:2202@" + rig.kamailio.domain)
+        b.wait_event("CALL_INCOMING")
+        b.answer()
+        a.wait_event("CALL_ESTABLISHED")
+        b.wait_event("CALL_ESTABLISHED")
+        assert rig.kamailio.stat("rcv_requests_invite") >= mark[0] + 1, "not through Kamailio"
+        b.hangup()
+        a.wait_event("CALL_CLOSED")
+        b.wait_event("CALL_CLOSED")
+    finally:
+        for p in phones:
+            p.close()
