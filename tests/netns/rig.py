@@ -1,11 +1,11 @@
 """The parts of the netns tier on a Topology (tests/netns/netns.py): a real
 Kamailio at HQ (bench/refs/kamailio.cfg: registrar and proxy, digest on
 REGISTER with the password rule Secret-<user>, calls only from registered
-AORs), the appliance booted with tests/harness.py in the branch namespace
+AORs, and with invite_auth a proxy digest challenge on every new INVITE), the appliance booted with tests/harness.py in the branch namespace
 (`python -m firmware --board sim`, as ./flash.sh sim does, console on pipes),
 and SIPp phones in any namespace; Rig puts them together for the tests.
 
-    k = HqKamailio(net); k.kill(); k.start(); k.aors(); k.stat("rcv_requests_invite")
+    k = HqKamailio(net); k.kill(); k.start(); k.aors(); k.stat("core:rcv_requests_invite")
     app = boot_appliance(net, tmp, CONFIG_LINES)     # a tests.harness.Booted
     s = NsSipp(net, net.hq, HQ_WAN, scenario_path, target, cwd, inf=...); s.wait()
     rig = Rig(extra=LINES)          # Topology + HqKamailio + the appliance with CONFIG
@@ -42,9 +42,10 @@ class HqKamailio:
     group: kill() takes the main process and its workers down at once, as a
     crash would), with a ctl socket for kamcmd in its run directory."""
 
-    def __init__(self, net, domain=DOMAIN):
+    def __init__(self, net, domain=DOMAIN, invite_auth=True):
         self.net = net
         self.domain = domain
+        self.invite_auth = invite_auth
         self.dir = tempfile.mkdtemp(prefix="netns-kamailio-")
         self.ctl = "unix:%s/ctl" % self.dir
         self.proc = None
@@ -56,6 +57,8 @@ class HqKamailio:
         argv = [path, "-f", KAMAILIO_CFG, "-DD", "-E", "-n", "2", "-m", "64", "-M", "8",
                 "-Y", self.dir, "-l", "udp:%s:%d" % (HQ_WAN, SIP_PORT),
                 "-A", 'DOMAIN="%s"' % self.domain, "-A", 'CTL_SOCK="%s"' % self.ctl]
+        if self.invite_auth:      # new INVITEs challenged too (407)
+            argv += ["-A", "INVITE_AUTH"]
         self.log_path = os.path.join(self.dir, "kamailio.log")
         self.proc = self.net.spawn(self.net.hq, argv, self.log_path, cwd=self.dir)
         until("kamailio bound %s:%d" % (HQ_WAN, SIP_PORT),
@@ -100,11 +103,11 @@ class HqKamailio:
         return out
 
     def stat(self, name):
-        """One core statistic (e.g. rcv_requests_invite, rcv_requests_register)."""
+        """One statistic, e.g. core:rcv_requests_invite, sl:407_replies."""
         out = self.rpc("stats.get_statistics", "all")
         for line in out.splitlines():
             key, _, value = line.partition("=")
-            if key.strip() == "core:" + name:
+            if key.strip() == name:
                 return int(value)
         raise AssertionError("no statistic %s in %r" % (name, out))
 
@@ -206,12 +209,12 @@ class Rig:
     """The story's rig: namespaces, Kamailio, the appliance configured with
     CONFIG (+ extra lines) and helpers on its console."""
 
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), invite_auth=True):
         self.tmp = tempfile.mkdtemp(prefix="netns-rig-")
         self.net = Topology()
         self.kamailio = self.app = None
         try:
-            self.kamailio = HqKamailio(self.net)
+            self.kamailio = HqKamailio(self.net, invite_auth=invite_auth)
             self.app = boot_appliance(self.net, self.tmp, CONFIG + list(extra))
         except BaseException:
             self.close()
@@ -253,12 +256,16 @@ class Rig:
     def mark_calls(self):
         """Counters that show a call between two stations went through
         Kamailio: the INVITE it received, the one the gateway got back."""
-        return self.kamailio.stat("rcv_requests_invite"), self.gw_counter("invites in")
+        return (self.kamailio.stat("core:rcv_requests_invite"), self.gw_counter("invites in"),
+                self.kamailio.stat("sl:407_replies"))
 
     def assert_through_kamailio(self, mark):
+        """...and the caller answered Kamailio's 407 when it challenges INVITEs."""
         now = self.mark_calls()
         assert now[0] >= mark[0] + 1 and now[1] >= mark[1] + 1, \
             "not through Kamailio: INVITEs at Kamailio, into the gateway %r -> %r" % (mark, now)
+        if self.kamailio.invite_auth:
+            assert now[2] >= mark[2] + 1, "Kamailio did not challenge the INVITE: %r" % (now,)
 
     def log_since(self, mark):
         """show log lines that were not there at `mark` (a previous line count)."""
