@@ -268,11 +268,16 @@ class Rig:
             assert now[2] >= mark[2] + 1, "Kamailio did not challenge the INVITE: %r" % (now,)
 
     def log_since(self, mark):
-        """show log lines that were not there at `mark` (a previous line count)."""
-        return self.cmd("show log").split("\n")[mark:]
+        """show log lines after `mark` (log_mark(): the last line then, unique
+        by its uptime stamp); all of them once the bounded log (200 entries)
+        has dropped it."""
+        lines = self.cmd("show log").split("\n")
+        if mark in lines:
+            return lines[len(lines) - lines[::-1].index(mark):]
+        return lines
 
     def log_mark(self):
-        return len(self.cmd("show log").split("\n"))
+        return self.cmd("show log").rstrip("\n").split("\n")[-1]
 
     def wait_peer(self, timeout_s):
         return until("Kamailio in control", lambda: self.control().startswith(
@@ -321,6 +326,11 @@ class Rig:
         self.phone(port, "off-hook")
         self.wait_row("fxs %d" % port, line="forward-active")
         self.phone(port, "dial " + digits)
+        self.wait_dialled(mark, line_no, dialled)
+
+    def wait_dialled(self, mark, line_no, dialled):
+        """FXO line line_no seized, and the gateway logged (after log mark)
+        that it dials exactly `dialled` on it."""
         self.wait_row("fxo %d" % line_no, hook="seized")
         until("fxo %d dials %s" % (line_no, dialled),
               lambda: any("fxo %d: outbound call to %s" % (line_no, dialled) in ln
