@@ -22,10 +22,11 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
-def _explain(rig, request):
+def _explain(request):
     """On a failure, the appliance's and Kamailio's view go in the report
-    (every test module here has a `rig` fixture: tests/netns/rig.py Rig)."""
+    (for tests that use a `rig` fixture: tests/netns/rig.py Rig)."""
+    rig = request.getfixturevalue("rig") if "rig" in request.fixturenames else None
     yield
     rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
+    if rig is not None and rep is not None and rep.failed:
         print(rig.diagnostics())
