@@ -173,7 +173,10 @@ def test_half_the_wan_packets_lost_for_2_minutes_changes_control_at_most_once(ri
     finally:
         rig.net.loss(0)
     n = rig.changes() - changes
-    print("netns: 50 %% WAN loss for 120 s: %d change(s) of control; seen %r" % (n, seen))
+    probes = [ln.strip() for ln in rig.cmd("show survivability").split("\n")
+              if ln.strip().startswith(HQ_WAN)]
+    print("netns: 50 %% WAN loss for 120 s: %d change(s) of control; seen %r; probes "
+          "(address sent answered failures skipped rtt) %r" % (n, seen, probes))
     assert n <= 1, (n, rig.cmd("show log"))
     m = re.search(r"counter packets (\d+)", dropped)
     assert m and int(m.group(1)) > 0, dropped
