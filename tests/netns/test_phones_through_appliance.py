@@ -12,6 +12,7 @@ tests/interop/test_callserver_sipp.py pairs them: a call to 21xx is hung up by
 the called side); the SIPp scenarios are tests/interop/scenarios/.
 """
 import os
+import re
 
 import pytest
 
@@ -24,8 +25,9 @@ SCENARIOS = sipprun.SCENARIOS
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIP_STATIONS = ("2001", "2002", "2102")
 BARESIP = ("2201", "2202")
-CALLER_PORT, CALLEE_PORT = 5081, 5082
-EXTRA = [B + "station s%s %s" % (e, kv) for e in SIP_STATIONS + BARESIP
+LATE = "2003"           # registers for the first time during survival
+CALLER_PORT, CALLEE_PORT, LATE_PORT = 5081, 5082, 5083
+EXTRA = [B + "station s%s %s" % (e, kv) for e in SIP_STATIONS + BARESIP + (LATE,)
          for kv in ("extension " + e, "password " + password(e))] + [
     # uac_call.xml answers no 407: in survival mode the local call server
     # trusts the caller by the source of its (shadow) binding
@@ -106,6 +108,14 @@ def test_wan_cut_sip_phones_call_on_their_shadow_bindings(rig):
     invites = rig.kamailio.stat("core:rcv_requests_invite")
     _calls(rig, 4)
     assert rig.kamailio.stat("core:rcv_requests_invite") == invites
+    # a phone that registers during survival: its local password, a short grant
+    # (50-100 % of call-server survival-registration-expiry, 120 s by default)
+    inf = sipprun.users_csv(os.path.join(rig.tmp, "late.csv"), [LATE])
+    _ok(_sipp(rig, "reg_station", LATE_PORT, inf).wait(), 1, LATE + " registers locally")
+    row = [ln for ln in rig.cmd("show sip registrations").split("\n")
+           if ln.strip().startswith("s" + LATE + " ")]
+    m = re.search(r"\s(\d+)s\s", row[0]) if row else None
+    assert m and 50 <= int(m.group(1)) <= 120, rig.cmd("show sip registrations")
     rig.net.restore()
     rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
     mark = rig.mark_calls()
