@@ -23,7 +23,8 @@ import time
 
 from tests.harness import Booted, PYTHON
 from tests.interop.sipprun import Result, _read_stats, credentials, sipp_binary
-from tests.netns.netns import APPLIANCE, HQ_WAN, Topology, kill_group, udp_bound, until
+from tests.interop.tshark_check import SEVERITY_ERROR, Capture, count
+from tests.netns.netns import APPLIANCE, HQ_WAN, Topology, inside, kill_group, udp_bound, until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -212,8 +213,12 @@ class Rig:
     def __init__(self, extra=(), invite_auth=True):
         self.tmp = tempfile.mkdtemp(prefix="netns-rig-")
         self.net = Topology()
-        self.kamailio = self.app = None
+        self.kamailio = self.app = self.capture = None
         try:
+            # every SIP packet on the WAN, at the branch's end (it stays up at a cut)
+            self.pcap = os.path.join(self.tmp, "wan.pcap")
+            with inside(self.net.branch):
+                self.capture = Capture(SIP_PORT, self.pcap, iface=self.net.wan_branch)
             self.kamailio = HqKamailio(self.net, invite_auth=invite_auth)
             self.app = boot_appliance(self.net, self.tmp, CONFIG + list(extra))
         except BaseException:
@@ -345,9 +350,28 @@ class Rig:
             out.append("--- kamailio log\n" + self.kamailio.tail())
         return "\n".join(out)
 
+    def wan_problems(self):
+        """What is wrong with the SIP the appliance sent over the WAN so far
+        (tshark: not SIP, malformed, expert errors); [] when all is well."""
+        self.capture.stop()
+        mine = "ip.src == %s && udp.srcport == %d" % (APPLIANCE, SIP_PORT)
+        out = []
+        n = count(self.pcap, "%s && (_ws.malformed || _ws.expert.severity >= %s)" % (
+            mine, SEVERITY_ERROR))
+        if n:
+            out.append("%d malformed or with expert errors" % n)
+        n = count(self.pcap, "%s && !sip" % mine)
+        if n:
+            out.append("%d not decoded as SIP" % n)
+        if not count(self.pcap, "%s && sip" % mine):
+            out.append("no SIP from the appliance was captured")
+        return out
+
     def close(self):
         import shutil
         try:
+            if self.capture is not None:
+                self.capture.stop()
             if self.app is not None:
                 self.app.stop()
             if self.kamailio is not None:

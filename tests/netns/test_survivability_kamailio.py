@@ -180,3 +180,8 @@ def test_half_the_wan_packets_lost_for_2_minutes_changes_control_at_most_once(ri
     assert n <= 1, (n, rig.cmd("show log"))
     m = re.search(r"counter packets (\d+)", dropped)
     assert m and int(m.group(1)) > 0, dropped
+
+
+def test_the_sip_the_appliance_sent_over_the_wan_is_well_formed(rig):
+    """Last: tshark read every packet of the tests above at the branch's end."""
+    assert rig.wan_problems() == []
