@@ -163,6 +163,8 @@ def test_kamailio_killed_failover_and_restarted_failback(rig):
 def test_half_the_wan_packets_lost_for_2_minutes_changes_control_at_most_once(rig):
     rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
     changes = rig.changes()
+    probes_before = [ln.strip() for ln in rig.cmd("show survivability").split("\n")
+                     if ln.strip().startswith(HQ_WAN)]
     rig.net.loss(50)
     try:
         t_end = time.monotonic() + 120
@@ -177,7 +179,9 @@ def test_half_the_wan_packets_lost_for_2_minutes_changes_control_at_most_once(ri
     probes = [ln.strip() for ln in rig.cmd("show survivability").split("\n")
               if ln.strip().startswith(HQ_WAN)]
     print("netns: 50 %% WAN loss for 120 s: %d change(s) of control; seen %r; probes "
-          "(address sent answered failures skipped rtt) %r" % (n, seen, probes))
+          "(address sent answered failures skipped rtt) %r before, %r after; nft: %s" % (
+              n, seen, probes_before, probes,
+              re.findall(r"counter packets \d+", dropped)))
     assert n <= 1, (n, rig.cmd("show log"))
     m = re.search(r"counter packets (\d+)", dropped)
     assert m and int(m.group(1)) > 0, dropped
