@@ -50,6 +50,8 @@ class Topology:
         self.lan_branch, self.lan_phones = self.tag + "-lb", self.tag + "-lp"
         self.made = []
         self.procs = []
+        self.wan_cut = False
+        self.loss_percent = 0
         try:
             self._create()
         except BaseException:
@@ -87,17 +89,20 @@ class Topology:
         """The WAN cable pulled at HQ: the branch end stays up (no carrier),
         packets to HQ vanish without an ICMP error."""
         self.ip(self.hq, "link", "set", self.wan_hq, "down")
+        self.wan_cut = True
 
     def restore(self):
         self.ip(self.hq, "link", "set", self.wan_hq, "up")
         # setting the link down removed HQ's route to the appliance with it
         self.ip(self.hq, "route", "replace", APPLIANCE + "/32", "via", BRANCH_WAN)
+        self.wan_cut = False
 
     def loss(self, percent):
         """Drop `percent` % of the WAN's packets in each direction, at HQ's end.
         This kernel has no sch_netem (nor act_gact), so `tc netem loss` is not
         available: nftables' numgen random does the same per packet."""
         self.run(self.hq, "nft", "delete", "table", "inet", NFT_TABLE, check=False)
+        self.loss_percent = percent
         if not percent:
             return
         rules = ("table inet %(t)s {\n"
@@ -111,9 +116,9 @@ class Topology:
         assert r.returncode == 0, "nft: %s%s\n%s" % (r.stdout, r.stderr, rules)
 
     def dropped(self):
-        """Packets the loss rules dropped so far (their counters)."""
-        out = self.run(self.hq, "nft", "list", "table", "inet", NFT_TABLE, check=False)
-        return out
+        """The loss table as nft lists it, with its rules' counters
+        ("counter packets N bytes M")."""
+        return self.run(self.hq, "nft", "list", "table", "inet", NFT_TABLE, check=False)
 
     def spawn(self, ns, argv, log_path, cwd=None):
         """A process inside `ns` in its own process group (so that it and
@@ -151,7 +156,7 @@ def kill_group(proc, sig=None):
     except ProcessLookupError:
         return
     try:
-        proc.wait(0 if sig else 10)
+        proc.wait(10)
     except subprocess.TimeoutExpired:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

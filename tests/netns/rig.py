@@ -284,6 +284,18 @@ class Rig:
     def log_mark(self):
         return self.cmd("show log").rstrip("\n").split("\n")[-1]
 
+    def start_with_peer(self):
+        """A test's starting point: the phones on-hook, the WAN whole, Kamailio
+        running, and in control (after the monitor's window if it was not)."""
+        self.hang_up_all()
+        if self.net.wan_cut:
+            self.net.restore()
+        if self.net.loss_percent:
+            self.net.loss(0)
+        if self.kamailio.proc.poll() is not None:
+            self.kamailio.start()
+        self.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+
     def wait_peer(self, timeout_s):
         return until("Kamailio in control", lambda: self.control().startswith(
             "Control: peer call server hq"), timeout_s)[1]

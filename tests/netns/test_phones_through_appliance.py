@@ -75,7 +75,7 @@ def _calls(rig, n):
 
 
 def test_sip_phones_register_through_the_appliance_and_call_through_kamailio(rig):
-    rig.wait_peer(10)
+    rig.start_with_peer()
     regs = rig.kamailio.stat("core:rcv_requests_register")
     _register(rig)
     # Kamailio challenged them (the appliance relays, it does not authenticate)
@@ -98,7 +98,7 @@ def test_sip_phones_register_through_the_appliance_and_call_through_kamailio(rig
 
 
 def test_wan_cut_sip_phones_call_on_their_shadow_bindings(rig):
-    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    rig.start_with_peer()
     if not all(e in rig.kamailio.aors() for e in SIP_STATIONS):
         _register(rig)
     regs = rig.kamailio.stat("core:rcv_requests_register")
@@ -139,7 +139,7 @@ def _sip_911(rig):
 
 
 def test_911_from_a_sip_phone_leaves_through_fxo_in_both_modes(rig):
-    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    rig.start_with_peer()
     if not all(e in rig.kamailio.aors() for e in SIP_STATIONS):
         _register(rig)
     invites = rig.kamailio.stat("core:rcv_requests_invite")
@@ -152,7 +152,7 @@ def test_911_from_a_sip_phone_leaves_through_fxo_in_both_modes(rig):
 
 
 def test_baresip_phones_register_through_the_appliance_and_call_through_kamailio(rig):
-    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    rig.start_with_peer()
     phones = []
     try:
         # started inside the LAN namespace: baresip and its ctrl_tcp socket live there

@@ -74,7 +74,7 @@ def test_fxs_stations_register_to_kamailio_and_calls_go_through_it(rig):
 
 
 def test_911_leaves_through_fxo_while_kamailio_is_in_control(rig):
-    rig.wait_peer(5)
+    rig.start_with_peer()
     invites = rig.kamailio.stat("core:rcv_requests_invite")
     rig.break_out(3, "911", 1, "911")
     assert rig.kamailio.stat("core:rcv_requests_invite") == invites, "911 went to the peer"
@@ -84,7 +84,7 @@ def test_911_leaves_through_fxo_while_kamailio_is_in_control(rig):
 
 
 def test_wan_cut_gives_survival_mode_within_5_s_and_local_calls_at_once(rig):
-    rig.wait_peer(5)
+    rig.start_with_peer()
     registers = rig.kamailio.stat("core:rcv_requests_register")
     changes = rig.changes()
     mark = rig.log_mark()
@@ -137,7 +137,7 @@ def test_restore_gives_control_back_after_the_window_and_the_survival_call_conti
 
 
 def test_kamailio_killed_failover_and_restarted_failback(rig):
-    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    rig.start_with_peer()
     rig.kamailio.kill()
     t_kill = time.monotonic()
     rig.wait_local(10)
@@ -161,7 +161,7 @@ def test_kamailio_killed_failover_and_restarted_failback(rig):
 
 
 def test_half_the_wan_packets_lost_for_2_minutes_changes_control_at_most_once(rig):
-    rig.wait_peer(WINDOW_S + HOLD_DOWN_S + 10)
+    rig.start_with_peer()
     changes = rig.changes()
     probes_before = [ln.strip() for ln in rig.cmd("show survivability").split("\n")
                      if ln.strip().startswith(HQ_WAN)]
