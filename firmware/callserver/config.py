@@ -86,6 +86,10 @@ S.register(BASE, S.Container("call-server", "The branch call server: registrar a
                 "unknown sources): how far out they may be forwarded or transferred"),
     S.Leaf("no-answer-timeout", S.Integer(5, 600, "seconds"), default=60,
            help="How long a call rings before it ends with 480"),
+    S.Leaf("survival-registration-expiry", S.Integer(30, 3600, "seconds"), default=120,
+           help="Survival mode: phones registering get 50-100 % of this, so that after "
+                "failback they re-register through the outbound proxy to the peer within "
+                "this window, spread over it"),
 )))
 
 # on the station list of firmware/voice/config.py: only the call server reads it
@@ -176,6 +180,7 @@ class CallServerSettings:
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
+        self.survival_expiry = cfg.get(c + "survival-registration-expiry")
         algs = cfg.get(c + "digest-algorithm") or ("md5",)
         self.algorithms = tuple(a.upper() for a in algs)
         self.realm = realm_of(app, cfg)

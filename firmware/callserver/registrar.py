@@ -102,6 +102,9 @@ class Registrar:
         self._ua_strings = {}
         self._deadline = None
         self.listeners = []
+        # the bindings the peer granted through the outbound proxy: a set, not an
+        # attribute (a 13th attribute costs every Binding 96 bytes on MicroPython)
+        self.shadows = set()
         self.counters = {"registers": 0, "registered": 0, "refreshed": 0, "unregistered": 0,
                          "expired": 0, "auth_challenges": 0, "auth_failures": 0,
                          "stale_nonces": 0, "too_brief": 0, "out_of_order": 0,
@@ -241,44 +244,105 @@ class Registrar:
                 cs.security_record(src, st.user_id, "registration: licence limit %d reached" % limit)
                 sreq.respond(403, "Registration Limit Reached (%d licensed)" % limit)
                 return
-        host, port = src.addr[0], src.addr[1]
         ua_text = self._intern(req.get("user-agent"))
         added = []
+        cap = cs.survival_expiry()       # survival mode: short, so phones follow the peer back
         for old, text, life, uri in changes:
             if life == 0:
                 if old is not None:
                     self._remove(st.name, old, "unregistered")
                 continue
-            if src.transport == "TCP":
-                # the phone's connection is the only way back to it (the
-                # transport opens no connections): requests reuse it
-                dest, nat = (host, port), False
-            else:
-                dest, nat = _nat_dest(uri, host, port, st.nat_port)
+            if cap is not None and life > cap:
+                life = cap
+            b = self._put(st, old, text, uri, src, life, call_id, cseq, ua_text, now)
             if old is None:
-                b = Binding(st.name, text, host, port, src.transport, now + life * 1000,
-                            call_id, cseq, ua_text, dest, nat, now)
-                mine.append(b)
                 added.append(b)
-                self.by_station[st.name] = mine
-                self.count += 1
-                if self.count > self.peak:
-                    self.peak = self.count
-                self.counters["registered"] += 1
-            else:
-                old.host, old.port, old.transport = host, port, src.transport
-                old.expires_at = now + life * 1000
-                old.call_id, old.cseq, old.user_agent, old.dest = call_id, cseq, ua_text, dest
-                old.nat = nat
-                self.counters["refreshed"] += 1
-            # no scan of every binding per REGISTER: the deadline only moves earlier
-            # here; a refresh or removal leaves it early, and on_timer() rescans then
-            exp = now + life * 1000
-            if self._deadline is None or exp < self._deadline:
-                self._deadline = exp
         self._ok(sreq, st, now)
         for b in added:
             self._changed(st.name, b)
+
+    def _put(self, st, old, text, uri, src, life, call_id, cseq, ua_text, now, shadow=False):
+        """Add (old None) or refresh a binding of st for `life` seconds."""
+        host, port = src.addr[0], src.addr[1]
+        if src.transport == "TCP":
+            # the phone's connection is the only way back to it (the
+            # transport opens no connections): requests reuse it
+            dest, nat = (host, port), False
+        else:
+            dest, nat = _nat_dest(uri, host, port, st.nat_port)
+        if old is None:
+            mine = self.by_station.get(st.name) or []
+            b = Binding(st.name, text, host, port, src.transport, now + life * 1000,
+                        call_id, cseq, ua_text, dest, nat, now)
+            mine.append(b)
+            self.by_station[st.name] = mine
+            self.count += 1
+            if self.count > self.peak:
+                self.peak = self.count
+            self.counters["registered"] += 1
+        else:
+            b = old
+            b.host, b.port, b.transport = host, port, src.transport
+            b.expires_at = now + life * 1000
+            b.call_id, b.cseq, b.user_agent, b.dest = call_id, cseq, ua_text, dest
+            b.nat = nat
+            self.counters["refreshed"] += 1
+        if shadow:
+            self.shadows.add(b)
+        else:
+            self.shadows.discard(b)
+        # no scan of every binding per REGISTER: the deadline only moves earlier
+        # here; a refresh or removal leaves it early, and on_timer() rescans then
+        exp = now + life * 1000
+        if self._deadline is None or exp < self._deadline:
+            self._deadline = exp
+        return b
+
+    # -- shadow bindings (firmware/proxy/outbound.py)
+    def find(self, station_name, contact):
+        for b in self.by_station.get(station_name) or ():
+            if b.contact == contact:
+                return b
+        return None
+
+    def room_for(self, st, contacts):
+        """None when the contacts (URI texts) not yet bound fit the station's
+        max-contacts and the licence; else (status, reason) as _update answers."""
+        mine = self.by_station.get(st.name) or []
+        adds = len([c for c in contacts if self.find(st.name, c) is None])
+        if adds == 0:
+            return None
+        if len(mine) + adds > st.max_contacts:
+            self.counters["too_many_contacts"] += 1
+            return (403, "Too Many Contacts (max %d)" % st.max_contacts)
+        limit = min(self.cs.settings.max_registrations, self.cs.max_bindings)
+        if self.count + adds > limit:
+            self.counters["licence_limit"] += 1
+            return (403, "Registration Limit Reached (%d licensed)" % limit)
+        return None
+
+    def shadow(self, st, text, uri, src, life, call_id, cseq, user_agent, now):
+        """The peer granted st the contact `text` for life seconds through the
+        outbound proxy: hold it (a shadow binding) so that the local call
+        server has it at failover; life 0 removes it."""
+        old = self.find(st.name, text)
+        if life <= 0:
+            if old is not None:
+                self._remove(st.name, old, "unregistered")
+            return None
+        if old is None and self.room_for(st, (text,)) is not None:
+            return None       # full: counted by room_for; the peer still has it
+        b = self._put(st, old, text, uri, src, life, call_id, cseq, self._intern(user_agent),
+                      now, True)
+        if old is None:
+            self._changed(st.name, b)
+        return b
+
+    def is_shadow(self, b):
+        return b in self.shadows
+
+    def shadow_count(self):
+        return len(self.shadows)
 
     def listen(self, fn):
         if fn not in self.listeners and len(self.listeners) < MAX_LISTENERS:
@@ -316,6 +380,7 @@ class Registrar:
         if lst is None or b not in lst:
             return
         lst.remove(b)
+        self.shadows.discard(b)
         if not lst:
             del self.by_station[name]
         self.count -= 1

@@ -68,6 +68,8 @@ class CallServer:
         self.configure(app.callserver_settings)
         self.core.router.add(Module("registrar", REGISTRAR, ("REGISTER",), take=self._register))
         self.core.router.add(Module("call-server", CALL_SERVER, ("INVITE",), take=self._route))
+        from firmware.proxy.outbound import OutboundProxy
+        self.outbound = app.outbound = OutboundProxy(app, self)   # router slot 50
         self.core.stat_sections.append(("Registrar", self.registrar.statistics))
         self.core.stat_sections.append(("Calls", self._call_stats))
         register_commands(app)
@@ -95,6 +97,17 @@ class CallServer:
 
     def now(self):
         return self.app.clock.now()
+
+    def survival_expiry(self):
+        """Seconds to grant a phone registering while the local call server
+        stands in for a configured peer (None: no cap), drawn uniformly from
+        the upper half of survival-registration-expiry so that the phones'
+        refreshes after failback are spread over that window."""
+        g = getattr(self.app, "gateway_settings", None)
+        if not self.in_control or g is None or not g.peers:
+            return None
+        top = self.settings.survival_expiry
+        return top - self.app.rng.randbelow(top // 2 + 1)
 
     def emergency(self):
         g = getattr(self.app, "gateway_settings", None)
@@ -130,12 +143,16 @@ class CallServer:
 
     # -- SIP handlers
     def _register(self, sreq):
+        if self.outbound.claims(sreq):
+            return False        # a peer is in control: relayed upstream (slot 50)
         self.registrar.handle(sreq)
         self._rearm()
         return True
 
     def _route(self, sreq):
         req = sreq.request
+        if self.outbound.claims(sreq):
+            return False        # to or from a phone through the peer (slot 50)
         if not self.in_control and _number(req) not in self.emergency():
             return False        # a station's emergency call is ours even while a peer is
         src = sreq.source
@@ -218,6 +235,11 @@ class CallServer:
         return leg
 
     # -- timers: binding expiry and security blocks on one TU timer
+    def rearm(self):
+        """Bindings changed outside a REGISTER of ours (the outbound proxy's
+        shadow bindings): move the expiry timer."""
+        self._rearm()
+
     def _rearm(self):
         if not self.started:
             return
@@ -278,14 +300,20 @@ def _show_registrations(app, args):
         return "no station is configured"
     from firmware.textfmt import table
     now = cs.now()
-    rows = [("Station", "Contact", "Source", "Expires", "User agent")]
+    n = cs.registrar.shadow_count()
+    # the Held column only while the outbound proxy holds shadow bindings
+    rows = [("Station", "Contact", "Source", "Expires") + (("Held",) if n else ()) +
+            ("User agent",)]
     for b in cs.registrar.all():
         rows.append((b.station, b.contact, "%s:%d/%s%s" % (b.host, b.port, b.transport.lower(),
                                                             " nat" if b.nat else ""),
-                     "%ds" % max(0, (b.expires_at - now) // 1000), b.user_agent or "-"))
+                     "%ds" % max(0, (b.expires_at - now) // 1000)) +
+                    ((("shadow" if cs.registrar.is_shadow(b) else "local"),) if n else ()) +
+                    (b.user_agent or "-",))
     s = cs.settings
-    head = "Registrations: %d (licensed %d), stations %d" % (
-        cs.registrar.count, min(s.max_registrations, cs.max_bindings), len(s.stations))
+    head = "Registrations: %d (licensed %d%s), stations %d" % (
+        cs.registrar.count, min(s.max_registrations, cs.max_bindings),
+        ", %d shadow: granted by the peer" % n if n else "", len(s.stations))
     if len(rows) == 1:
         return head
     return head + "\n" + table(rows)

@@ -248,6 +248,9 @@ class GatewayService:
                 and _ruri_user(sreq.request) in self.settings.emergency
                 and getattr(self.app, "callserver", None) is not None):
             return False        # a branch phone's emergency call: the local call server's
+        px = getattr(self.app, "outbound", None)
+        if px is not None and px.claims(sreq):
+            return False        # a branch phone's call, or the peer's call to one: relayed
         return self.incoming(sreq)
 
     def from_call_server(self, src):

@@ -143,6 +143,9 @@ class Survival:
             if resp.status < 200 or self.monitor is not m:
                 return
             m.answered(pid, resp.status, now)
+            px = getattr(self.app, "outbound", None)
+            if px is not None:
+                px.peer_answered(addr, resp)      # does the peer take Path (RFC 3327)?
             self._decide(now)
 
         self.counters["probes"] += 1

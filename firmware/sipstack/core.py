@@ -55,8 +55,11 @@ Request dispatch order for a new request (RFC 3261 §8.2; documented choices):
      with Allow
   3. Request-URI scheme other than sip (and tel) → 416
      (sips is refused too: there is no TLS transport)
-  4. Request-URI host not one of ours (domain, host name, bound and loopback
-     addresses, add_local_host()): there is no proxy routing yet, so
+  4. core.relay (the outbound proxy, firmware/proxy/outbound.py, when a peer
+     is configured) may take a request routed through us (our Route on top,
+     or a Request-URI not ours) from a phone or the peer; ACKs are offered
+     to it first too.  Otherwise a Request-URI host not one of ours (domain,
+     host name, bound and loopback addresses, add_local_host()):
      Max-Forwards 0 → 483, otherwise 404.  Requests addressed to us are
      answered even with Max-Forwards 0 (RFC 4475 zeromf).
   5. Require (and Proxy-Require: the appliance is also the phones' first-hop
@@ -128,6 +131,7 @@ class ServerRequest:
         self.on_no_ack = None     # fn() when our 2xx was never ACKed (Timer H)
         self.timers = []          # TU timers tied to this request (cancelled at final)
         self.stateless = False    # answered without a transaction (branch collision)
+        self.proxied = False      # relayed by the outbound proxy: downstream answers it
         self.ident = _ident(request)
         if txn is not None:
             txn.user = self
@@ -177,6 +181,34 @@ class ServerRequest:
         core._flush()
         return r
 
+    def forward(self, resp):
+        """A proxy relays resp (from downstream, its own Via removed) through
+        this server transaction; a 2xx after the final (an INVITE's 2xx
+        retransmitted by the UAS) goes statelessly, as §16.7 step 10 asks."""
+        core = self.core
+        done = resp.status >= 200
+        if self.txn is None or (self.final_sent and done):
+            if self.method == "INVITE" and resp.status // 100 == 2:
+                core.count("responses_sent")
+                core.transports.send(resp.serialize(), core.response_dest(resp, self.source))
+                return resp
+            core.count("late_responses")
+            return None
+        try:
+            events = core.layer.respond(self.txn, resp, core.app.clock.now(), False)
+        except TransactionError:
+            core.count("late_responses")
+            return None
+        core.count("responses_sent")
+        if done:
+            self.final_sent = True
+            for t in self.timers:
+                t.cancel()
+            self.timers = []
+        core._events(events)
+        core._flush()
+        return resp
+
     def __repr__(self):
         return "<ServerRequest %s %s>" % (self.method, self.ident[0])
 
@@ -193,6 +225,7 @@ class SipCore:
         self.supported = []
         self.stat_sections = []   # (title, fn() -> [(name, value)]) for show sip statistics
         self.watchers = []        # fn(kind, dest, now): client transaction outcomes
+        self.relay = None         # the outbound proxy: foreign(sreq) -> bool, before step 4
         self.domain = (getattr(app, "sip_domain", None) or "localdomain").lower()
         self.local_hosts = set()
         self.server_header = "branch-voice"
@@ -443,9 +476,12 @@ class SipCore:
                         type(e).__name__, e))
 
     def _ack(self, req, src, txn):
-        if self.router.handles("ACK"):
+        relay = self.relay
+        if relay is not None or self.router.handles("ACK"):
             sreq = ServerRequest(self, req, src, None)
             sreq.final_sent = True
+            if relay is not None and relay.foreign(sreq):
+                return          # an ACK for a 2xx the outbound proxy relayed
             try:
                 if self.router.route(sreq) is not None:
                     return
@@ -500,6 +536,9 @@ class SipCore:
             if uri.scheme not in ("sip", "tel"):
                 tx.respond(416)
                 return
+            relay = self.relay
+            if relay is not None and relay.foreign(tx):
+                return          # the outbound proxy relays it (routed through us)
             if uri.scheme == "sip" and not self.is_local_uri(uri):
                 mf = req.max_forwards
                 tx.respond(483 if mf == 0 else 404)
@@ -530,7 +569,7 @@ class SipCore:
         except Exception as e:
             self._tu_error(tx, e)
             return
-        if not tx.final_sent:
+        if not tx.final_sent and not tx.proxied:
             try:
                 tx.timers.append(self.call_later(
                     PROCEEDING_LIMIT_MS if method == "INVITE" else NON_INVITE_LIMIT_MS,

@@ -20,7 +20,10 @@ The table of a full appliance (`show sip modules` lists it with counters):
     42 events          new SUBSCRIBEs to the local call server: message-summary,
                        dialog (BLF), presence (firmware/voice/events_config.py)
     45 call-server     new INVITEs while the local call server is in control
-    50 outbound-proxy  (slot: the survivability work fills it)
+    50 outbound-proxy  while a peer is in control: the branch SIP phones'
+                       REGISTERs and calls, relayed to the peer, and the
+                       peer's requests to them (firmware/proxy/outbound.py;
+                       built with the call server, standby without a peer)
     90 built-in        OPTIONS 200; until a service takes them: REGISTER 401,
                        INVITE 480, BYE 481
 

@@ -7,6 +7,13 @@ simulated network when given one (tests/sim/simnet.py), else on loopback:
     peer.start()                     # binds host:<ephemeral>; peer.port
     peer.gateways.append(("9", "127.0.0.1", app.sip_port))   # PSTN prefix routing
 
+domains: SIP domains it is the authority for besides its own address (a
+branch's phones use the enterprise domain and the appliance as their
+outbound proxy).  max_registers_per_s: an overloaded registrar's limit,
+503 with Retry-After beyond it; register_times: (ms, status) of every
+REGISTER answered (the benchmark's upstream rate).  path=True: RFC 3327,
+Supported: path in every answer, a binding's Path headers become the Route
+of requests to it.
 Registrar: REGISTER needs digest credentials (sip.digest.DigestServer,
 MD5/SHA-256, qop=auth); bindings[user] = contact URI, honouring expires
 (0 removes).  Optionally INVITEs are challenged too (challenge_invites:
@@ -28,25 +35,33 @@ from sip.transport import stateless_response
 from sip.digest import DigestServer, ha1, OK, STALE
 from sip.errors import SipError
 from firmware.sched import RESTART
+from firmware.compat import hexlify
 
 MAGIC = "z9hG4bK"
 
 
 class SipPeer:
     def __init__(self, sched, users=None, realm="hq.example", host="127.0.0.1",
-                 challenge_invites=False, rng=None, network=None):
+                 challenge_invites=False, rng=None, network=None, domains=(),
+                 max_registers_per_s=None, path=False):
         self.sched = sched
         self.network = network   # a SimNetwork, or None: a loopback socket
         self.users = dict(users or {})
         self.realm = realm
         self.host = host
         self.challenge_invites = challenge_invites
+        self.domains = tuple(d.lower() for d in domains)   # SIP domains it serves too
+        self.max_registers_per_s = max_registers_per_s     # overload: 503 beyond
+        self.path = path             # RFC 3327: Supported: path; Path kept per binding
+        self.paths = {}              # user -> [Path header values] of its binding
+        self.register_times = []     # (ms, status) of every REGISTER answered
+        self._second = (None, 0)
         self.bindings = {}       # user -> (contact uri str, expires)
         self.gateways = []       # (prefix, host, port)
         self.log = []
         self.responses = []      # (status, cseq method) relayed
         self.counters = {"registers_ok": 0, "challenges": 0, "forwarded": 0, "not_found": 0,
-                         "responses_relayed": 0, "dropped": 0}
+                         "responses_relayed": 0, "dropped": 0, "overloaded": 0}
         from firmware.compat import Random
         self.digest = DigestServer(realm, "peer-secret", rng or Random(7))
         self.sock = None
@@ -99,6 +114,8 @@ class SipPeer:
         return "%s:%d" % (self.host, self.port)
 
     def _is_me(self, uri):
+        if (uri.host or "").lower() in self.domains and uri.port is None:
+            return True
         return uri.host == self.host and (uri.port or 5060) == self.port
 
     # -- dispatch
@@ -128,6 +145,8 @@ class SipPeer:
         if req.method == "ACK":
             return
         r = stateless_response(req, status, reason, headers)
+        if self.path:
+            r.add("Supported", "path")
         v = req.top_via
         host = v.received or v.host
         port = v.rport or v.port or 5060
@@ -153,9 +172,24 @@ class SipPeer:
         return None
 
     def _register(self, req, addr):
+        now = self.now()
+        sec, n = self._second
+        if sec != now // 1000:
+            sec, n = now // 1000, 0
+        self._second = (sec, n + 1)
+        if self.max_registers_per_s is not None and n >= self.max_registers_per_s:
+            self.counters["overloaded"] += 1
+            self.register_times.append((now, 503))
+            self._reply(req, 503, None, (("Retry-After", "30"),))
+            return
         user = self._auth(req, "authorization", "WWW-Authenticate", 401)
         if user is None:
+            self.register_times.append((now, 401))
             return
+        self.register_times.append((now, 200))
+        self._register_ok(req, user)
+
+    def _register_ok(self, req, user):
         aor = req.to.uri.user
         if aor != user:
             self._reply(req, 403, "Wrong User")
@@ -169,16 +203,20 @@ class SipPeer:
             e = int(e) if e and e.isdigit() else exp
             if e == 0:
                 self.bindings.pop(aor, None)
+                self.paths.pop(aor, None)
             else:
                 e = min(e, 3600)
                 self.bindings[aor] = (str(c.uri), e)
+                if self.path:
+                    self.paths[aor] = req.get_all("path")
                 hdrs.append(("Contact", "<%s>;expires=%d" % (c.uri, e)))
         self.counters["registers_ok"] += 1
         self._reply(req, 200, None, hdrs)
 
     def _branch(self, req):
         b = req.top_via.branch or ""
-        return MAGIC + hashlib.md5(("%s|%s" % (b, self.port)).encode()).hexdigest()[:16]
+        # hexlify: MicroPython's md5 has no hexdigest()
+        return MAGIC + hexlify(hashlib.md5(("%s|%s" % (b, self.port)).encode()).digest())[:16]
 
     def _proxy(self, req, addr):
         m = req.method
@@ -203,6 +241,11 @@ class SipPeer:
             if b is not None:
                 from sip.uri import parse_uri
                 target = parse_uri(b[0])
+                path = self.paths.get(user)
+                if path:          # RFC 3327: the Path becomes the Route set
+                    for v in reversed(path):
+                        req.add("Route", v, True)
+                    routes = req.route
             else:
                 for prefix, host, port in self.gateways:
                     if user.startswith(prefix):
@@ -218,6 +261,8 @@ class SipPeer:
                 return
             req.uri = target
             dest = (target.host, target.port or 5060)
+            if routes:
+                dest = (routes[0].uri.host, routes[0].uri.port or 5060)
         else:
             dest = (req.uri.host, req.uri.port or 5060)
         req.set("Max-Forwards", str((mf if mf is not None else 70) - 1))
