@@ -20,7 +20,7 @@ outbound proxy URI instead of sip:registrar_host:registrar_port (e.g.
 
 One account per instance: AOR sip:USER@DOMAIN, digest password PASSWORD,
 every request routed to 127.0.0.1:registrar_port (outbound proxy), REGISTER
-every `regint` seconds.  SIP listens on 127.0.0.1 at a free UDP port (also
+every `regint` seconds.  SIP listens on `host` (127.0.0.1) at a free UDP port (also
 TCP, baresip's default), RTP on a small free range.  No sound card: the audio
 source is `ausine` (a 440 Hz tone), the player is `aubridge` (a device nobody
 reads), codecs G.711 only.  Incoming calls ring until answer() (answermode
@@ -124,7 +124,7 @@ class Baresip:
     def __init__(self, user, password, registrar_port, domain="branch.example.com",
                  registrar_host="127.0.0.1", regint=600, answermode="manual",
                  binary="baresip", display_name=None, start_timeout_s=20, extra_config=(),
-                 account_params="", contacts="", outbound=None):
+                 account_params="", contacts="", outbound=None, host="127.0.0.1"):
         self.binary = shutil.which(binary)
         if not self.binary:
             raise BaresipError("baresip not found: install the Debian package baresip-core")
@@ -152,8 +152,8 @@ class Baresip:
                        regint, answermode, account_params))
         config = [
             "poll_method\t\tepoll",
-            "sip_listen\t\t127.0.0.1:%d" % self.sip_port,
-            "net_interface\t\t127.0.0.1",
+            "sip_listen\t\t%s:%d" % (host, self.sip_port),
+            "net_interface\t\t%s" % host,
             "call_local_timeout\t120",
             "call_max_calls\t\t4",
             "audio_source\t\tausine,440",
