@@ -44,6 +44,7 @@ from firmware.compat import const
 from firmware.media.leg import Leg, ServerAgent
 from firmware.media.mixer import ConferenceMixer, MAX_MEMBERS
 from firmware.callserver import features
+from firmware.callserver.config import callserver_view, no_args
 from firmware.media import inactivity
 
 MAX_CONFERENCES = const(3)       # conferences at once (x MAX_MEMBERS RTP sessions)
@@ -522,21 +523,10 @@ def _claims(cs, number):
 features.register("conference", _code, features.ARG_NONE, claims=_claims)
 
 
-def _show(app, args):
-    from firmware.commands import CommandError
-    if [a for a in args if not a.startswith("|")]:
-        raise CommandError("syntax error: 'show call-server conferences' takes no argument")
-    cs = getattr(app, "callserver", None)
-    if cs is None:
-        return "no station is configured"
-    return of(cs).show()
-
-
-def _no_args(app, args, partial):
-    return []
+_show = callserver_view(lambda cs: of(cs).show())
 
 
 def register_commands(app):
     app.commands.register("show call-server conferences", _show,
                           "Show the conferences the appliance mixes and their parties",
-                          args=_no_args)
+                          args=no_args)

@@ -440,3 +440,22 @@ def apply(app, old, new):
 S.on_commit("callserver", apply, check=check)
 
 from firmware.callserver import feature_config  # noqa: E402,F401  (feature-codes, after the call server)
+
+
+def callserver_view(show):
+    """A `show call-server ...` command that takes no argument and prints
+    show(cs) of the running call server."""
+    def run(app, args):
+        from firmware.commands import CommandError
+        words = [a for a in args if not a.startswith("|")]
+        if words:
+            raise CommandError("syntax error: unexpected word '%s'" % words[0])
+        cs = getattr(app, "callserver", None)
+        if cs is None:
+            return "no station is configured"
+        return show(cs)
+    return run
+
+
+def no_args(app, args, partial):
+    return []

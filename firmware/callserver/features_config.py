@@ -29,6 +29,7 @@ from firmware.compat import const
 from firmware.config import schema as S
 from firmware.config.schema import ConfigError
 from firmware.voice.config import BASE
+from firmware.callserver.config import callserver_view
 
 MAX_PARK_SLOTS = const(50)
 MAX_PICKUP_GROUPS = const(32)
@@ -171,16 +172,7 @@ def check(app, old, new):
 
 
 def _show(name):
-    def run(app, args, name=name):
-        from firmware.commands import CommandError
-        words = [a for a in args if not a.startswith("|")]
-        if words:
-            raise CommandError("syntax error: unexpected word '%s'" % words[0])
-        cs = getattr(app, "callserver", None)
-        if cs is None:
-            return "no station is configured"
-        return cs.b2b.features(name).show()
-    return run
+    return callserver_view(lambda cs, name=name: cs.b2b.features(name).show())
 
 
 def apply(app, old, new):

@@ -31,6 +31,7 @@ open prompt per hold; the tone generator and frame buffer are shared.
 from firmware.compat import const
 from firmware.media.leg import Leg, ServerAgent
 from sip import sdp as _sdp
+from firmware.callserver.config import callserver_view, no_args
 
 NOT_MINE = object()          # offer(): the re-INVITE is the B2BUA's to relay
 
@@ -283,20 +284,9 @@ class MusicOnHold:
         return "\n".join(out)
 
 
-def _show_holds(app, args):
-    from firmware.commands import CommandError
-    if [a for a in args if not a.startswith("|")]:
-        raise CommandError("syntax error: 'show call-server holds' takes no argument")
-    cs = getattr(app, "callserver", None)
-    if cs is None:
-        return "no station is configured"
-    return of(cs).show()
-
-
-def _no_args(app, args, partial):
-    return []
+_show_holds = callserver_view(lambda cs: of(cs).show())
 
 
 def register_commands(app):
     app.commands.register("show call-server holds", _show_holds,
-                          "Show the held calls hearing music or tone on hold", args=_no_args)
+                          "Show the held calls hearing music or tone on hold", args=no_args)
