@@ -131,14 +131,17 @@ class Park:
         if slot is None:
             sub.final(err[0], now, phrase=err[1])
             return
-        self._take_from(call, other)
+        self._take_from(call, other, slot)
         self.park(slot, other, other_st, me, now)
         sub.final(200, now, phrase="Parked At " + slot)
         if s.state == CONFIRMED:
             _Leaving(self.b2b, s)
 
-    def _take_from(self, call, other):
-        """call ends; its party `other` is left alone (it goes to a slot)."""
+    def _take_from(self, call, other, slot):
+        """call ends; its party `other` is left alone (it goes to `slot`)."""
+        # call accounting: the record ends as parked at the slot (docs/cdr.md)
+        self.b2b.cs.app.calls.redirected(getattr(call, "cdr", None), "parked", slot)
+        call.cdr_pinned = True
         call.xfer = None
         call.legs = []
         if other is call.a:
@@ -166,7 +169,7 @@ class Park:
             mine, other, other_st = held.a, held.b, held.callee
         else:
             mine, other, other_st = held.b, held.a, held.caller
-        self._take_from(held, other)
+        self._take_from(held, other, slot)
         self.park(slot, other, other_st, caller, self.b2b.cs.now())
         mine.hangup(self.b2b.cs.now())     # the parker's held leg: the party is in the slot
         return 480, "Parked At " + slot

@@ -176,6 +176,9 @@ def start_blind(tm, call, s, transferee, transferee_st, transferor_st, number, s
     tm.counters["blind"] += 1
     t = XferCall(b2b, call, s, transferee, transferee_st, transferor_st, sub)
     call.xfer = t
+    # call accounting: the REFERred call's record names the transfer target
+    b2b.cs.app.calls.redirected(getattr(call, "cdr", None), "transferred", number)
+    call.cdr_pinned = True
     route = b2b._resolve(number, transferor_st, False)
     if route[0] not in ("station", "trunk", "group"):
         t.fail(route[0], route[1])

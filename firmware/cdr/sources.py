@@ -111,6 +111,8 @@ def _follow(calls, rec, call):
     """The number the call went on to: the attendant's transfer changes
     call.number and the To URI, a group's no-answer target only the To URI
     (forward-unreachable is seen at setup: the dialled number differs)."""
+    if getattr(call, "cdr_pinned", False):
+        return        # park or a REFER transfer named where the call went
     # a station's forward (firmware/callserver/forward.py) keeps the number
     # dialled in call.number and the To URI: where it went is call.fwd_target
     target = getattr(call, "fwd_target", None) or _user(getattr(call, "to_uri", "")) \

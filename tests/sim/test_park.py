@@ -48,6 +48,18 @@ def _park_by_transfer(w, parker, inc, lot="700"):
 
 def test_park_by_transfer_to_the_lot_and_retrieve_by_calling_the_slot(tmp_path):
     w = CsWorld(tmp_path, seed=61, extra=PARK)
+    ended = []
+
+    class Cdrs:
+        def call_started(self, rec):
+            pass
+
+        def call_answered(self, rec):
+            pass
+
+        def call_ended(self, rec):
+            ended.append(rec.as_dict())
+    w.app.calls.subscribe(Cdrs())
     try:
         w.register_all()
         c12, inc2 = _connect(w, "2001", "2002")
@@ -70,6 +82,10 @@ def test_park_by_transfer_to_the_lot_and_retrieve_by_calling_the_slot(tmp_path):
         assert empty.status == 404, empty.status
         w.phones["2003"].hangup(c3)
         w.run_until(lambda: c12.state == "terminated", 3000)
+        # the parked call's record: called 701 (parked), 2002 the number first called
+        parked = [r for r in ended if r["redirect"] == "parked"]
+        assert [(r["calling"], r["called"], r["original_called"]) for r in parked] == \
+            [("2001", "701", "2002")], ended
         w.assert_no_leaks(bindings=3)
     finally:
         w.close()

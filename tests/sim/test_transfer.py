@@ -32,8 +32,24 @@ def _incoming(w, ext):
     return [x for x in w.phones[ext].calls if x.role == "uas" and x.state != "terminated"]
 
 
+class _Cdrs:
+    def __init__(self, w):
+        self.ended = []
+        w.app.calls.subscribe(self)
+
+    def call_started(self, rec):
+        pass
+
+    def call_answered(self, rec):
+        pass
+
+    def call_ended(self, rec):
+        self.ended.append(rec.as_dict())
+
+
 def test_blind_transfer_connects_the_transferee_to_the_target(tmp_path):
     w = CsWorld(tmp_path, seed=51)
+    cdrs = _Cdrs(w)
     try:
         w.register_all()
         p1, p2, p3 = (w.phones[e] for e in ("2001", "2002", "2003"))
@@ -57,6 +73,10 @@ def test_blind_transfer_connects_the_transferee_to_the_target(tmp_path):
         assert w.cs.b2b.features("transfer").counters["completed"] == 1
         p3.hangup(inc3)
         w.run_until(lambda: c12.state == "terminated", 3000)
+        # call accounting: the REFERred call's record says where it went
+        got = [(r["calling"], r["called"], r["original_called"], r["redirect"])
+               for r in cdrs.ended]
+        assert ("2001", "2003", "2002", "transferred") in got, got
         w.assert_no_leaks(bindings=3)
     finally:
         w.close()
