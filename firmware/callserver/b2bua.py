@@ -73,6 +73,7 @@ from firmware.voice.handover import accept, local_pair, is_local
 from firmware.voice.trunks import OVERFLOW_STATUSES
 from firmware.callserver.config import MAX_HUNT_GROUPS
 from firmware.cdr import sources as cdr
+from firmware.callserver import srtp_policy
 from firmware.callserver import sessiontimer, hold, conference
 from firmware.media import dtmf
 
@@ -160,6 +161,7 @@ class Call:
         self.hops = 0                 # forwards taken (no-answer targets)
         self.aa = None                # AaCall while the auto attendant holds the caller
         self.delayed = False          # the caller sent no offer: its ACK answers the callee's
+        self.secure = False           # the caller's offer came over TLS (srtp_policy.py)
         self.cutoff = None            # sessiontimer.Cutoff once connected
         self.chain = None             # diversions [(Station, kind)] (firmware/callserver/forward.py)
         self.fwd_target = None        # where the last diversion sent the call
@@ -607,6 +609,14 @@ class B2bua:
             call.fwd_target = call.number
             call.number = number
         call.body = fix_sdp(a.remote_body, _public_of(flow))
+        call.secure = src is not None and src.transport == "TLS"   # SDES keys came over TLS
+        bad = srtp_policy.admit(caller, callee, call.body, call.secure)
+        if bad is not None:
+            self.counters["srtp_refused"] = self.counters.get("srtp_refused", 0) + 1
+            cdr.callserver_refused(cs, sreq, caller, caller_num, number, bad[0], bad[1])
+            a.reject(bad[0], bad[1])
+            call.state = "ended"
+            return
         call.delayed = not call.body      # delayed offer: the callee's 2xx will offer
         if call.delayed:
             self.counters["delayed_offers"] += 1
@@ -737,7 +747,12 @@ class B2bua:
                 continue
             transport = getattr(b, "transport", "UDP")
             tcp = is_reliable(transport)
-            leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, call.body, call,
+            body = srtp_policy.for_leg(call.body, member or call.callee, transport,
+                                       getattr(call, "secure", False))
+            if body is False:      # keys may not reach this contact, and plain RTP is no option
+                self.counters["srtp_unreachable"] = self.counters.get("srtp_unreachable", 0) + 1
+                continue
+            leg = cs.ua.invite(b.contact, call.from_uri, call.to_uri, b.dest, body, call,
                                cs.now(), display=call.caller_name,
                                headers=cs.forwarding.headers(call),
                                contact_user=call.caller_num or "anonymous",

@@ -104,6 +104,12 @@ S.register(BASE + " station", S.Leaf(
          "comes from a registered contact's address and port; only for phones that cannot "
          "answer a challenge: whoever can forge that address can call as the station)"))
 
+S.register(BASE + " station", S.Leaf(
+    "srtp", S.Enum(("disable", "prefer", "require")), default="prefer",
+    help="SRTP keys (SDES) of this SIP station's calls: prefer (passed on where they can "
+         "travel over TLS), require (a call without a usable key gets 488; needs the TLS "
+         "listener, security tls), disable (keys removed, plain RTP)"))
+
 S.register(BASE, S.List(
     "hunt-group", "Stations answering one extension together (ring group) or in turn (hunt group)",
     key=S.Name(), max_entries=MAX_HUNT_GROUPS, key_help="Group name", children=(
@@ -185,6 +191,7 @@ class CallServerSettings:
         self.max_expires = cfg.get(c + "registration max-expires")
         self.unknown_trunk = cfg.get(c + "unknown-source") == "trunk"
         self.trusted = parse_trusted(cfg)     # firmware/voice/trusted.py
+        self.tls = cfg.get(BASE + " security tls certificate") is not None   # sipstack/tlsconfig.py
         self.trunk_cor = cfg.get(c + "trunk-call-class")
         self.no_answer_ms = cfg.get(c + "no-answer-timeout") * 1000
         self.cutoff = _media.CutoffSettings(cfg)
@@ -204,6 +211,7 @@ class CallServerSettings:
             st.trust_source = cfg.get("%s station %s caller-authentication" % (
                 BASE, st.name)) == "registered-source"
             st.music_on_hold = _media.hold_source_of(cfg, st.name)
+            st.srtp = cfg.get("%s station %s srtp" % (BASE, st.name))
             self.by_ext[st.extension] = st
             self.by_user[st.user_id] = st
             if st.did:
@@ -270,6 +278,12 @@ def _check_station(s, st, dids):
         if st.type == "fxs" and st.trust_source:
             raise ConfigError(path + " caller-authentication", "registered-source",
                               "only for SIP stations (an FXS station calls from the appliance)")
+        if st.srtp == "require" and (st.type != "sip" or not s.tls):
+            raise ConfigError(path + " srtp", "require",
+                              "SRTP keys travel only over TLS: %s" % (
+                                  "an FXS station's media is not encrypted yet"
+                                  if st.type != "sip" else
+                                  "configure security tls certificate first"))
         if st.type == "sip" and not st.has_credentials():
             raise ConfigError(path + " password", None,
                               "a SIP station needs a password (there is no default)")

@@ -5,6 +5,7 @@ and no simulation test may open an OS socket (everything runs on the
 SimNetwork: tests that mean to use real sockets belong in tests/system,
 tests/interop or tests/unit/test_transport.py)."""
 import socket
+import ssl  # noqa: F401  (imported before socket.socket is replaced: it subclasses it)
 
 import pytest
 
