@@ -150,6 +150,7 @@ class Baresip:
                    "answermode=%s;audio_codecs=PCMU,PCMA%s\n" % (
                        name, self.aor, user, password, outbound,
                        regint, answermode, account_params))
+        self.account_line = account.strip()      # for uanew (see test_baresip_mwi.py)
         config = [
             "poll_method\t\tepoll",
             "sip_listen\t\t%s:%d" % (host, self.sip_port),

@@ -67,11 +67,21 @@ def rig():
     try:
         phones["2001"] = Baresip("2001", "Secret-2001", app.port, domain=DOMAIN)
         phones["2001"].wait_registered()
-        phones["2000"] = Baresip(
+        # baresip 1.0's mwi module has a start-up race: its 1 ms timer walks
+        # its subscription list while subscribing appends to it, so a
+        # registration answered before that timer fired (a fast registrar)
+        # spins it forever.  The UA starts unregistered (regint 0), mwi.so is
+        # loaded once the timer can only find an empty list, and the UA is
+        # then made anew with registration: its REGISTER_OK subscribes once.
+        a = phones["2000"] = Baresip(
             "2000", "Secret-2000", app.port, domain=DOMAIN, account_params=";mwi=yes",
-            extra_config=["module_app\t\tmwi.so", "module_app\t\tcontact.so",
+            regint=0,
+            extra_config=["module_app\t\tdebug_cmd.so", "module_app\t\tcontact.so",
                           "module_app\t\tpresence.so"],
             contacts='"Two" <sip:2001@%s>;presence=p2p\n' % DOMAIN)
+        a.command("insmod", "mwi.so")
+        a.command("uadel", a.aor)
+        a.command("uanew", a.account_line.replace(";regint=0;", ";regint=600;"))
         yield {"app": app, "a": phones["2000"], "b": phones["2001"]}
     finally:
         for ph in phones.values():
