@@ -127,8 +127,14 @@ class GatewayService:
         each at a random moment of REREGISTER_SPREAD_MS (a failback must not
         send the peer a burst of REGISTERs)."""
         if self.started:
+            # to the local call server (the peer unreachable): no un-REGISTER,
+            # the peer keeps the bindings until they expire or we fail back
+            dead = self.app.control.local
             for r in self.registrations.values():
-                r.stop(self.app.clock.now())
+                if dead:
+                    r.abandon(self.app.clock.now())
+                else:
+                    r.stop(self.app.clock.now())
             self.registrations = {}
             self._sync_registrations(REREGISTER_SPREAD_MS)
 

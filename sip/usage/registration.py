@@ -90,6 +90,14 @@ class Registration:
             self._send(None, 0, now)
         self.state = "idle"
 
+    def abandon(self, now):
+        """Stop without unregistering: the registrar is unreachable, and an
+        un-REGISTER retransmitted until after the link returns would remove
+        a binding it should keep until it expires."""
+        self._cancel_timer()
+        self.tries = 0
+        self.state = "idle"
+
     def _cancel_timer(self):
         if self.timer is not None:
             self.timer.cancel()
