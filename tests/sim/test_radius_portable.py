@@ -1,4 +1,5 @@
 # portable: micropython
+# mpy-heapsize: 4M
 """RADIUS accounting in a whole simulated appliance on both interpreters
 (the proof that firmware/radius runs on MicroPython): a call's Start and
 Stop reach a server on the simulated network; with the server silent the

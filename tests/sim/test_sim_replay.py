@@ -1,4 +1,5 @@
 # portable: micropython
+# mpy-heapsize: 4M
 """A whole-appliance simulation replays exactly from its seed: the call
 server, two simulated phones and a lossy, jittery, reordering, duplicating
 network run a registration, a call and its hang-up twice with the same seed,

@@ -1,4 +1,5 @@
 # portable: micropython
+# mpy-heapsize: 4M
 """TCP starvation (issue 12 item 5) on the whole appliance, on the virtual
 clock and the simulated network (tests/sim/simnet.py): idle connections from
 outside the allow list are refused at accept, idle connections from sources
